@@ -1,0 +1,47 @@
+# slmc: `make demo` and `make test` set everything up on a fresh Debian/Ubuntu machine.
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+SLMC := $(VENV)/bin/slmc
+JOBS ?= 2
+APT_TOOLCHAINS := gcc-arm-none-eabi picolibc-arm-none-eabi gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf \
+                  qemu-system-arm qemu-system-misc
+
+.PHONY: setup toolchains demo test test-fast bench train-default clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[dev]'
+	touch $@
+
+# Cross compilers, picolibc and QEMU for the MCU targets (Debian packages, no recommends: 2.7 GB, not 5).
+toolchains:
+	@if command -v arm-none-eabi-gcc >/dev/null && command -v riscv64-unknown-elf-gcc >/dev/null \
+	    && command -v qemu-system-arm >/dev/null && command -v qemu-system-riscv32 >/dev/null \
+	    && [ -f /usr/lib/picolibc/arm-none-eabi/picolibc.specs -o -d /usr/lib/picolibc/arm-none-eabi ]; then \
+	  echo "toolchains: present"; \
+	else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends $(APT_TOOLCHAINS); \
+	fi
+
+demo: setup
+	$(VPY) -m slmc.demo
+
+test: setup toolchains
+	$(VPY) -m pytest -q -n $(JOBS) tests
+
+test-fast: setup
+	$(VPY) -m pytest -q -n $(JOBS) -m "not slow" tests
+
+bench: setup
+	$(VPY) benchmarks/run.py
+
+train-default: setup
+	$(VPY) -m slmc.train.train_default --out models/default
+
+clean:
+	rm -rf out build benchmarks/work

@@ -1,0 +1,1 @@
+"""Code generation: the bound, planned graphs become a plain C project."""

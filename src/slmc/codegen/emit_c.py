@@ -1,0 +1,197 @@
+"""model.h / model.c: llama2.c-like C over one static arena (DESIGN.md rule 5).
+
+Every graph becomes one function that reads like a forward pass: pointers into the arena with
+their shapes, then one kernel call per node with a comment giving the op and the shapes. Language
+models get the llama2.c-style API on top: slmc_reset, slmc_decode, slmc_prefill.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from slmc.codegen.weights import WeightsLayout, c_ident
+from slmc.ir import DType, Graph, Node, Value, ValueKind
+from slmc.ir.ops import VIEWS
+from slmc.kernels.registry import KernelSpec
+from slmc.plan.lifetimes import scratch_name, storage_root
+from slmc.plan.plan import MemoryPlan
+
+
+@dataclass(frozen=True)
+class LlmInfo:
+    """What the language-model API in model.h needs to know."""
+
+    dim: int
+    hidden_dim: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    vocab_size: int
+    seq_len: int
+    prefill_chunk: int
+
+
+class _Ctx:
+    def __init__(self, fn: "_Function", node: Node) -> None:
+        self.fn, self.node = fn, node
+
+    def ref(self, i: int) -> str:
+        v = self.node.inputs[i] if i < len(self.node.inputs) else None
+        return "NULL" if v is None else self.fn.expr(v)
+
+    def out(self, i: int = 0) -> str:
+        return self.fn.expr(self.node.outputs[i])
+
+    def scratch(self) -> str:
+        return f"(void *)(slmc_arena + {self.fn.plan.offset_of(scratch_name(self.node))})"
+
+    @property
+    def rows(self) -> str:
+        return "n" if self.fn.graph.dynamic_rows else str(self.node.outputs[0].shape[0])
+
+    @property
+    def pos(self) -> str:
+        return "pos"
+
+
+class _Function:
+    def __init__(self, graph: Graph, plan: MemoryPlan, weights: WeightsLayout, binding: dict[int, KernelSpec]):
+        self.graph, self.plan, self.weights, self.binding = graph, plan, weights, binding
+        self.params = {id(v): c_ident(v.name) for v in graph.inputs + graph.outputs}
+        self.locals: dict[str, tuple[str, Value]] = {}
+
+    def expr(self, v: Value) -> str:
+        if id(v) in self.params:
+            return self.params[id(v)]
+        root = storage_root(v)
+        if id(root) in self.params:
+            return self.params[id(root)]
+        if root.kind == ValueKind.CONST:
+            return self.weights.entry(root).symbol
+        name = c_ident(root.name)
+        self.locals.setdefault(name, (name, root))
+        return name
+
+    def signature(self) -> str:
+        ps = []
+        for v in self.graph.inputs:
+            if self.graph.dynamic_rows and v.name == "pos":
+                ps.append("int pos")
+            else:
+                ps.append(f"const {v.dtype.c} *{self.params[id(v)]}")
+        if self.graph.dynamic_rows:
+            ps.append("int n")
+        ps += [f"{v.dtype.c} *{self.params[id(v)]}" for v in self.graph.outputs]
+        return f"static void slmc_graph_{c_ident(self.graph.name)}({', '.join(ps)})"
+
+    def body(self) -> list[str]:
+        calls: list[str] = []
+        for node in self.graph.nodes:
+            if node.op in VIEWS:
+                continue
+            ins = ", ".join(str(v.type) for v in node.inputs if v is not None)
+            outs = ", ".join(str(v.type) for v in node.outputs)
+            calls.append(f"    /* {node.name}: {node.op}({ins}) -> {outs} */")
+            calls.append("    " + self.binding[id(node)].emit(node, _Ctx(self, node)))
+        decls = []
+        for name, root in self.locals.values():
+            off = self.plan.offset_of(root.name)
+            decls.append(f"    {root.dtype.c} *const {name} = ({root.dtype.c} *)(slmc_arena + {off}); /* {root.type} */")
+        return decls + ([""] if decls else []) + calls
+
+
+_PROTO = re.compile(r"^((?:void|int|float|int32_t)\s+slmc_\w+\([^)]*\))\s*\{", re.M | re.S)
+
+
+def prototypes(spec_files: list[str], sources: dict[str, str]) -> list[str]:
+    out = []
+    for f in spec_files:
+        for m in _PROTO.finditer(sources[f]):
+            out.append(" ".join(m.group(1).split()) + ";")
+    return out
+
+
+def emit_model(graphs: list[Graph], plan: MemoryPlan, weights: WeightsLayout, binding: dict[int, KernelSpec],
+               kernel_protos: list[str], banner: str, llm: LlmInfo | None) -> tuple[str, str]:
+    """Returns (model.h, model.c)."""
+    h = [f"/* {banner} */", "#ifndef SLMC_MODEL_H", "#define SLMC_MODEL_H", "#include <stdint.h>", "",
+         f"#define SLMC_ARENA_BYTES {plan.arena_bytes}", f"#define SLMC_WEIGHTS_BYTES {len(weights.blob)}"]
+    c = [f"/* {banner} */", '#include "model.h"', '#include "slmc_kernels.h"', "",
+         "/* kernels, one C file each in kernels/ */", *kernel_protos, "",
+         "/* every constant lives in weights.bin, linked read-only (weights.S) */",
+         "extern const uint8_t slmc_weights[];"]
+    for e in weights.entries:
+        t = e.dtype.c
+        c.append(f"static const {t} *const {e.symbol} = (const {t} *)(slmc_weights + {e.offset}); /* {e.dtype.short}"
+                 f"[{','.join(map(str, e.shape))}] */")
+    c += ["", "/* one static arena: activations, scratch and state at offsets fixed by the memory plan */",
+          "static uint8_t slmc_arena[SLMC_ARENA_BYTES] __attribute__((aligned(16)));", ""]
+    for g in graphs:
+        fn = _Function(g, plan, weights, binding)
+        body = fn.body()
+        c += [f"/* {g.name}: " + ", ".join(f"{v.name} {v.type}" for v in g.inputs) + " -> "
+              + ", ".join(f"{v.name} {v.type}" for v in g.outputs) + " */", fn.signature() + " {", *body, "}", ""]
+    if llm is not None:
+        h += _llm_header(llm)
+        c += _llm_api(graphs, plan, llm)
+    else:
+        h += _generic_header(graphs[0])
+        c += _generic_api(graphs[0])
+    h += ["", "#endif", ""]
+    return "\n".join(h), "\n".join(c) + "\n"
+
+
+def _llm_header(m: LlmInfo) -> list[str]:
+    return [
+        f"#define SLMC_DIM {m.dim}", f"#define SLMC_HIDDEN_DIM {m.hidden_dim}", f"#define SLMC_N_LAYERS {m.n_layers}",
+        f"#define SLMC_N_HEADS {m.n_heads}", f"#define SLMC_N_KV_HEADS {m.n_kv_heads}",
+        f"#define SLMC_VOCAB_SIZE {m.vocab_size}", f"#define SLMC_SEQ_LEN {m.seq_len}",
+        f"#define SLMC_PREFILL_CHUNK {m.prefill_chunk} /* tokens per prompt step; 0: prompts go through decode */",
+        "",
+        "typedef struct { int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len, prefill_chunk; } SlmcConfig;",
+        "extern const SlmcConfig slmc_config;",
+        "",
+        "/* Forget every position: zeroes the KV cache. */",
+        "void slmc_reset(void);",
+        "/* Process `token` at position `pos` (0 <= pos < SLMC_SEQ_LEN); writes SLMC_VOCAB_SIZE logits. */",
+        "void slmc_decode(int token, int pos, float *logits);",
+        "/* Process n tokens at positions pos .. pos+n-1; writes n rows of SLMC_VOCAB_SIZE logits. */",
+        "void slmc_prefill(const int32_t *tokens, int n, int pos, float *logits);",
+    ]
+
+
+def _llm_api(graphs: list[Graph], plan: MemoryPlan, m: LlmInfo) -> list[str]:
+    states = sorted({(v.name, v.nbytes) for g in graphs for v in g.states()})
+    out = [f"const SlmcConfig slmc_config = {{{m.dim}, {m.hidden_dim}, {m.n_layers}, {m.n_heads}, {m.n_kv_heads}, "
+           f"{m.vocab_size}, {m.seq_len}, {m.prefill_chunk}}};", "", "void slmc_reset(void) {"]
+    out += [f"    memset(slmc_arena + {plan.offset_of(n)}, 0, {b}); /* {n} */" for n, b in states]
+    out += ["}", "", "void slmc_decode(int token, int pos, float *logits) {", "    int32_t t = token;",
+            "    slmc_graph_decode(&t, pos, 1, logits);", "}", "",
+            "void slmc_prefill(const int32_t *tokens, int n, int pos, float *logits) {"]
+    if m.prefill_chunk:
+        out += ["    for (int i = 0; i < n; i += SLMC_PREFILL_CHUNK) {",
+                "        int c = n - i < SLMC_PREFILL_CHUNK ? n - i : SLMC_PREFILL_CHUNK;",
+                "        slmc_graph_prefill(tokens + i, pos + i, c, logits + (size_t)i * SLMC_VOCAB_SIZE);", "    }"]
+    else:
+        out += ["    for (int i = 0; i < n; i++) slmc_decode(tokens[i], pos + i, logits + (size_t)i * SLMC_VOCAB_SIZE);"]
+    return out + ["}"]
+
+
+def _generic_header(g: Graph) -> list[str]:
+    ps = [f"const {v.dtype.c} *{c_ident(v.name)}" for v in g.inputs] + [f"{v.dtype.c} *{c_ident(v.name)}" for v in g.outputs]
+    lines = ["", "/* inputs: " + ", ".join(f"{v.name} {v.type}" for v in g.inputs) + " */",
+             "/* outputs: " + ", ".join(f"{v.name} {v.type}" for v in g.outputs) + " */",
+             f"void slmc_run({', '.join(ps)});"]
+    for i, v in enumerate(g.inputs):
+        lines.append(f"#define SLMC_INPUT_{i}_NUMEL {v.type.numel}")
+    for i, v in enumerate(g.outputs):
+        lines.append(f"#define SLMC_OUTPUT_{i}_NUMEL {v.type.numel}")
+    return lines
+
+
+def _generic_api(g: Graph) -> list[str]:
+    ps = [f"const {v.dtype.c} *{c_ident(v.name)}" for v in g.inputs] + [f"{v.dtype.c} *{c_ident(v.name)}" for v in g.outputs]
+    args = ", ".join(c_ident(v.name) for v in g.inputs + g.outputs)
+    return [f"void slmc_run({', '.join(ps)}) {{", f"    slmc_graph_{c_ident(g.name)}({args});", "}"]
+

@@ -1,0 +1,98 @@
+/* Generation loop around model.c, as in llama2.c's run.c: feed the prompt, then sample.
+ * Prints one line per event so a driver can stream it:
+ *   T <id>          a generated token id
+ *   S <key> <value> a statistic at the end
+ * Arguments: -n steps  -t temperature  -p top-p  -s seed  -i id,id,...  -l logits.f32
+ * (positions processed, prompt included; the prompt ids are fed as given). */
+#ifdef SLMC_HOST
+#define _POSIX_C_SOURCE 199309L
+#endif
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdint.h>
+#include "model.h"
+#ifdef SLMC_HOST
+#include <time.h>
+static double now_s(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+#endif
+
+int slmc_sample(const float *logits, int n, float temperature, float topp, uint64_t *rng, float *probs, int *idx);
+
+#define MAX_PROMPT SLMC_SEQ_LEN
+#define LOGIT_ROWS (SLMC_PREFILL_CHUNK > 0 ? SLMC_PREFILL_CHUNK : 1)
+static float logits[LOGIT_ROWS * SLMC_VOCAB_SIZE];
+static float probs[SLMC_VOCAB_SIZE];
+static int sort_idx[SLMC_VOCAB_SIZE];
+static int32_t prompt[MAX_PROMPT];
+
+static int parse_ids(const char *s, int32_t *out, int max) {
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s) return -1;
+        if (v < 0 || v >= SLMC_VOCAB_SIZE) return -2;
+        out[n++] = (int32_t)v;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return n;
+}
+
+int main(int argc, char **argv) {
+    int steps = 256;
+    float temperature = 0.0f, topp = 0.9f;
+    unsigned long long seed = 42;
+    const char *ids = NULL, *logits_path = NULL;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "-n")) steps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-t")) temperature = (float)atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "-p")) topp = (float)atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "-s")) seed = strtoull(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "-i")) ids = argv[i + 1];
+        else if (!strcmp(argv[i], "-l")) logits_path = argv[i + 1];
+        else { fprintf(stderr, "E unknown argument %s\n", argv[i]); return 2; }
+    }
+    if (steps <= 0 || steps > SLMC_SEQ_LEN) steps = SLMC_SEQ_LEN;
+    int n_prompt = 1;
+    prompt[0] = 1; /* BOS */
+    if (ids) {
+        n_prompt = parse_ids(ids, prompt, MAX_PROMPT);
+        if (n_prompt <= 0) { fprintf(stderr, "E bad prompt ids (each must be in 0..%d)\n", SLMC_VOCAB_SIZE - 1); return 2; }
+    }
+    if (n_prompt > steps) n_prompt = steps;
+    FILE *lf = NULL;
+    if (logits_path && !(lf = fopen(logits_path, "wb"))) { fprintf(stderr, "E cannot write %s\n", logits_path); return 2; }
+    uint64_t rng = seed ? seed : 1;
+    slmc_reset();
+#ifdef SLMC_HOST
+    double t0 = now_s();
+#endif
+    /* the prompt: every position but the last through prompt steps (all logits rows kept for -l) */
+    int pos = 0;
+    while (pos < n_prompt - 1) {
+        int c = n_prompt - 1 - pos;
+        if (c > LOGIT_ROWS) c = LOGIT_ROWS;
+        slmc_prefill(prompt + pos, c, pos, logits);
+        if (lf) fwrite(logits, sizeof(float), (size_t)c * SLMC_VOCAB_SIZE, lf);
+        pos += c;
+    }
+    int token = prompt[n_prompt - 1];
+    for (; pos < steps; pos++) {
+        slmc_decode(token, pos, logits);
+        if (lf) fwrite(logits, sizeof(float), SLMC_VOCAB_SIZE, lf);
+        int next = slmc_sample(logits, SLMC_VOCAB_SIZE, temperature, topp, &rng, probs, sort_idx);
+        if (next == 1) { pos++; break; } /* BOS ends a story, as in llama2.c */
+        printf("T %d\n", next);
+        fflush(stdout);
+        token = next;
+    }
+#ifdef SLMC_HOST
+    double dt = now_s() - t0;
+    printf("S positions %d\nS seconds %.6f\n", pos, dt);
+#else
+    printf("S positions %d\n", pos);
+#endif
+    if (lf) fclose(lf);
+    return 0;
+}

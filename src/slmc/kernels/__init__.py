@@ -1,0 +1,1 @@
+"""The kernel library: hand-written C files composed by code generation (registry.py)."""

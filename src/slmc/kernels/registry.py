@@ -1,0 +1,71 @@
+"""One registry entry per C kernel (DESIGN.md rule 3): the op and dtypes it implements, the ISA it
+needs, its C file, how a call is written, the scratch it needs and the MACs it performs.
+
+Adding an operator touches three places: a C file in kernels/c, an entry here (or in a sibling
+module that calls `register`), and a numpy twin in reference/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+from slmc.errors import SlmcError
+from slmc.ir import DType, Node
+
+C_DIR = Path(__file__).parent / "c"
+
+
+class CallContext(Protocol):
+    """What a kernel's emitter may ask of the code generator."""
+
+    def ref(self, i: int) -> str: ...          # C expression for input i (pointer, or "NULL")
+    def out(self, i: int = 0) -> str: ...      # C expression for output i
+    def scratch(self) -> str: ...              # C expression for this node's scratch
+    @property
+    def rows(self) -> str: ...                 # valid rows at run time (token count)
+    @property
+    def pos(self) -> str: ...                  # position of the first token
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    op: str
+    dtype: DType                                # element type of the first input
+    c_file: str
+    emit: Callable[[Node, CallContext], str]
+    isa: str = "any"                            # "any", or an ISA feature the target must have
+    scratch: Callable[[Node], int] = field(default=lambda n: 0)
+    macs: Callable[[Node], int] = field(default=lambda n: 0)
+    deps: tuple[str, ...] = ()                  # other C files it calls into
+
+    @property
+    def path(self) -> Path:
+        return C_DIR / self.c_file
+
+
+REGISTRY: list[KernelSpec] = []
+
+
+def register(spec: KernelSpec) -> KernelSpec:
+    REGISTRY.append(spec)
+    return spec
+
+
+def select(node: Node, isa_features: frozenset[str]) -> KernelSpec:
+    """The most specific kernel for this node on a target with these ISA features."""
+    first = next((v for v in node.inputs if v is not None), None)
+    dtype = first.dtype if first is not None else node.outputs[0].dtype
+    cands = [k for k in REGISTRY if k.op == node.op and k.dtype == dtype and (k.isa == "any" or k.isa in isa_features)]
+    if not cands:
+        raise SlmcError(f"no C kernel for operator '{node.op}' on {dtype.short} data",
+                        "this operator/type combination is not supported yet")
+    return max(cands, key=lambda k: k.isa != "any")
+
+
+def _load_all() -> None:
+    from slmc.kernels import llm  # noqa: F401
+
+
+_load_all()

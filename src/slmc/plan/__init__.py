@@ -1,0 +1,1 @@
+"""Planning: lifetimes, memory offsets (greedy, and later CP-SAT), and their independent checker."""

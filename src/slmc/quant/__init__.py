@@ -1,0 +1,1 @@
+"""Quantization: q8 group quantization (llama2.c runq semantics); integer-only PTQ comes later."""

@@ -1,0 +1,156 @@
+"""numpy twins of the language-model kernels (kernels/c/*.c). float32 throughout, like the C."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from slmc.quant.q8 import quantize_activations
+from slmc.reference.registry import reference_op
+
+f32 = np.float32
+
+
+@reference_op("embedding")
+def embedding(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    table, ids = ins
+    return [table[ids.astype(np.int64)].astype(f32)]
+
+
+@reference_op("embedding_q8")
+def embedding_q8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    q, s, ids = ins
+    g = a["group"]
+    rows = q[ids.astype(np.int64)].astype(f32).reshape(len(ids), -1, g)
+    return [(rows * s[ids.astype(np.int64)][:, :, None]).reshape(len(ids), -1).astype(f32)]
+
+
+@reference_op("pos_embedding")
+def pos_embedding(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    table, pos = ins
+    p = int(pos[0])
+    return [table[p:p + a["_out_shapes"][0][0]].astype(f32)]
+
+
+@reference_op("rmsnorm")
+def rmsnorm(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    x, w = ins
+    ss = np.mean(x.astype(f32) * x, axis=-1, keepdims=True, dtype=f32) + f32(a["eps"])
+    return [(w * (x * (f32(1.0) / np.sqrt(ss)))).astype(f32)]
+
+
+@reference_op("layernorm")
+def layernorm(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    x, w, b = ins
+    mean = np.mean(x, axis=-1, keepdims=True, dtype=f32)
+    var = np.mean((x - mean) ** 2, axis=-1, keepdims=True, dtype=f32)
+    return [((x - mean) / np.sqrt(var + f32(a["eps"])) * w + b).astype(f32)]
+
+
+@reference_op("linear")
+def linear(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    x, w = ins[0], ins[1]
+    y = (x.astype(np.float64) @ w.astype(np.float64).T)
+    if len(ins) > 2 and ins[2] is not None:
+        y = y + ins[2]
+    return [y.astype(f32)]
+
+
+@reference_op("quantize_q8")
+def quantize_q8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    q, s = quantize_activations(ins[0], a["group"])
+    return [q, s]
+
+
+@reference_op("linear_q8")
+def linear_q8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    xq, xs, wq, ws = ins[:4]
+    g = a["group"]
+    S, K = xq.shape
+    N = wq.shape[0]
+    # integer dot product per group (exact), then rescaled by both scales, summed in group order
+    xi = xq.astype(np.int32).reshape(S, 1, K // g, g)
+    wi = wq.astype(np.int32).reshape(1, N, K // g, g)
+    dots = (xi * wi).sum(axis=-1, dtype=np.int32)  # [S, N, G]
+    terms = dots.astype(f32) * ws[None, :, :] * xs[:, None, :]
+    y = np.zeros((S, N), dtype=f32)
+    for gi in range(K // g):
+        y = (y + terms[:, :, gi]).astype(f32)
+    if len(ins) > 4 and ins[4] is not None:
+        y = (y + ins[4]).astype(f32)
+    return [y]
+
+
+@reference_op("rope")
+def rope(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    x, pos, cos, sin = ins
+    S, F = x.shape
+    hd = a["head_dim"]
+    p0 = int(pos[0])
+    c = cos[p0:p0 + S][:, None, :]
+    s = sin[p0:p0 + S][:, None, :]
+    v = x.reshape(S, F // hd, hd)
+    if a["interleaved"]:
+        x0, x1 = v[..., 0::2], v[..., 1::2]
+    else:
+        x0, x1 = v[..., : hd // 2], v[..., hd // 2:]
+    y0 = x0 * c - x1 * s
+    y1 = x0 * s + x1 * c
+    out = np.empty_like(v)
+    if a["interleaved"]:
+        out[..., 0::2], out[..., 1::2] = y0, y1
+    else:
+        out[..., : hd // 2], out[..., hd // 2:] = y0, y1
+    return [out.reshape(S, F).astype(f32)]
+
+
+@reference_op("kv_write")
+def kv_write(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    cache, x, pos = ins
+    p = int(pos[0])
+    cache[p:p + x.shape[0]] = x  # in place: the output aliases the cache state
+    return [cache]
+
+
+@reference_op("attention")
+def attention(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    q, kc, vc, pos = ins
+    S = q.shape[0]
+    nh, nkv, hd = a["n_heads"], a["n_kv_heads"], a["head_dim"]
+    p0 = int(pos[0])
+    out = np.zeros((S, nh * hd), dtype=f32)
+    for s in range(S):
+        T = p0 + s + 1
+        for h in range(nh):
+            kvh = h // (nh // nkv)
+            qh = q[s, h * hd:(h + 1) * hd]
+            k = kc[:T, kvh * hd:(kvh + 1) * hd]
+            v = vc[:T, kvh * hd:(kvh + 1) * hd]
+            sc = (k @ qh) / np.sqrt(f32(hd))
+            e = np.exp(sc - sc.max())
+            out[s, h * hd:(h + 1) * hd] = (e / e.sum()) @ v
+    return [out]
+
+
+@reference_op("add")
+def add(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    return [(ins[0] + ins[1]).astype(f32)]
+
+
+@reference_op("swiglu")
+def swiglu(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    g, u = ins
+    return [(g * (f32(1.0) / (f32(1.0) + np.exp(-g))) * u).astype(f32)]
+
+
+@reference_op("gelu")
+def gelu(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    x = ins[0].astype(np.float64)
+    if a.get("approximate"):
+        y = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+    else:
+        from math import erf
+
+        y = 0.5 * x * (1 + np.vectorize(erf)(x / np.sqrt(2)))
+    return [y.astype(f32)]

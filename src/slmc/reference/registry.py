@@ -1,0 +1,28 @@
+"""name -> numpy function. Each takes the input arrays (None for an absent optional input) and the
+node's attributes, and returns the output arrays."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+RefFn = Callable[[list["np.ndarray | None"], dict[str, Any]], list[np.ndarray]]
+REFERENCE: dict[str, RefFn] = {}
+
+
+def reference_op(*names: str) -> Callable[[RefFn], RefFn]:
+    def deco(fn: RefFn) -> RefFn:
+        for n in names:
+            REFERENCE[n] = fn
+        return fn
+
+    return deco
+
+
+def _load_all() -> None:
+    # importing the modules registers their operators
+    from slmc.reference import llm_ops  # noqa: F401
+
+
+_load_all()

@@ -1,0 +1,32 @@
+"""Shared test helpers.
+
+External ground truth lives in ../shared (read-only). Locally it may be missing, so tests that need it
+skip with a reason; in CI it must be there, so a missing file is a failure rather than a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(os.environ.get("SLMC_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+
+
+def shared_path(rel: str) -> Path:
+    """Path of `rel` under ../shared; skips the calling test when absent (fails when CI=true)."""
+    p = SHARED / rel
+    if not p.exists():
+        msg = f"{p} is absent (external ground truth in ../shared; set SLMC_SHARED to its location)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return p
+
+
+@pytest.fixture
+def shared() -> Callable[[str], Path]:
+    """`shared_path` as a fixture, for test modules that cannot import conftest directly."""
+    return shared_path
