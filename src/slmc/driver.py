@@ -80,16 +80,19 @@ def _report(model: "DecoderModel | Graph", graphs: list[Graph], binding: dict[in
     return rep
 
 
-def compile_model(opts: CompileOptions, progress: Progress = lambda s: None) -> dict:
+def compile_model(opts: CompileOptions, progress: Progress = lambda s: None,
+                  model: "DecoderModel | Graph | None" = None) -> dict:
+    """Compile `opts.model` (or an already loaded `model`) into the folder `opts.out`."""
     t0 = time.perf_counter()
     target = get_target(opts.target)
     progress("loading model")
-    model = load_model(opts.model)
+    if model is None:
+        model = load_model(opts.model)
     tok_path = None
     if isinstance(model, DecoderModel):
         from slmc.frontend.tokenizer import check_vocab, find_tokenizer, load_tokenizer
 
-        tok_path = opts.tokenizer or find_tokenizer(opts.model)
+        tok_path = opts.tokenizer or (find_tokenizer(opts.model) if Path(opts.model).exists() else None)
         if tok_path is not None:
             check_vocab(load_tokenizer(tok_path), model.config.vocab_size)
         chunk = target.prefill_chunk if opts.prefill_chunk is None else opts.prefill_chunk

@@ -1,0 +1,76 @@
+"""stories260K through the whole pipeline on the host, against llama2.c's own outputs."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import shared_path
+
+pytestmark = pytest.mark.slow
+SLMC = [sys.executable, "-m", "slmc.cli"]
+
+
+def _ids() -> list[int]:
+    return [int(x) for x in shared_path("models/stories260K/greedy_ids_from_bos.txt").read_text().split()]
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory):
+    ckpt = shared_path("models/stories260K/stories260K.bin")
+    out = {}
+    for q in ("fp32", "q8"):
+        d = tmp_path_factory.mktemp(q) / "out"
+        subprocess.run([*SLMC, "compile", str(ckpt), "-t", "host", "-q", q, "-o", str(d)], check=True)
+        out[q] = d
+    return out
+
+
+def test_fp32_greedy_ids_and_logits_match_llama2c(builds, tmp_path):
+    logits = tmp_path / "logits.f32"
+    r = subprocess.run([*SLMC, "run", str(builds["fp32"]), "--steps", "256", "--temperature", "0", "--ids",
+                        "--dump-logits", str(logits)], check=True, capture_output=True, text=True)
+    assert [int(x) for x in r.stdout.split()] == _ids()
+    got = np.fromfile(logits, np.float32).reshape(-1, 512)
+    ref = np.fromfile(shared_path("models/stories260K/logits_first16.f32"), np.float32).reshape(16, 512)
+    assert got.shape == (256, 512)
+    assert np.abs(got[:16] - ref).max() < 1e-4
+
+
+def test_report_has_the_interface_fields(builds):
+    rep = json.loads((builds["fp32"] / "report.json").read_text())
+    for key in ("arena_bytes", "lower_bound_bytes", "weights_bytes", "kv_cache_bytes", "macs_per_token", "planner"):
+        assert key in rep
+    assert rep["macs_per_token"] == 259_328  # DESIGN.md: MACs per token in the matrix products
+    assert rep["kv_cache_bytes"] == 2 * 5 * 512 * 32 * 4
+    assert rep["arena_bytes"] >= rep["lower_bound_bytes"]
+
+
+def test_prompt_ids_through_prefill_continue_the_greedy_run(builds, tmp_path):
+    ids = _ids()
+    prompt = [1] + ids[:40]  # 40 prompt positions: two full prompt chunks of 16 and a partial one
+    logits = tmp_path / "l.f32"
+    r = subprocess.run([*SLMC, "run", str(builds["fp32"]), "--steps", "256", "--prompt-ids", ",".join(map(str, prompt)),
+                        "--ids", "--dump-logits", str(logits)], check=True, capture_output=True, text=True)
+    assert [int(x) for x in r.stdout.split()] == ids[40:]
+    ref = np.fromfile(shared_path("models/stories260K/logits_first16.f32"), np.float32).reshape(16, 512)
+    assert np.abs(np.fromfile(logits, np.float32).reshape(-1, 512)[:16] - ref).max() < 1e-4
+
+
+def test_q8_teacher_forced_agreement_with_fp32(builds, tmp_path):
+    ids = _ids()
+    logits = tmp_path / "q.f32"
+    subprocess.run([*SLMC, "run", str(builds["q8"]), "--steps", "256", "--prompt-ids", ",".join(map(str, [1] + ids[:255])),
+                    "--ids", "--dump-logits", str(logits)], check=True, capture_output=True)
+    got = np.fromfile(logits, np.float32).reshape(256, 512)
+    agree = float((got.argmax(axis=1) == np.array(ids)).mean())
+    print(f"\nq8 top-1 agreement with fp32 on stories260K (256 teacher-forced positions): {agree:.1%}")
+    assert agree >= Q8_AGREEMENT_FLOOR
+
+
+# The issue hoped for 98%. runq semantics reach 89.5% on this 260K-parameter model, whose top-2 logit gap
+# is under 0.3 at 36 of the 256 positions: quantizing only the activations (fp32 weights) already gives
+# 94.5%, only the weights 92.2%, and even 4-wide weight groups 96.5% (README, "q8 accuracy").
+Q8_AGREEMENT_FLOOR = 0.89
