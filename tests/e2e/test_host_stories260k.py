@@ -74,3 +74,14 @@ def test_q8_teacher_forced_agreement_with_fp32(builds, tmp_path):
 # is under 0.3 at 36 of the 256 positions: quantizing only the activations (fp32 weights) already gives
 # 94.5%, only the weights 92.2%, and even 4-wide weight groups 96.5% (README, "q8 accuracy").
 Q8_AGREEMENT_FLOOR = 0.89
+
+
+def test_same_input_gives_byte_identical_files(builds, tmp_path):
+    again = tmp_path / "again"
+    subprocess.run([*SLMC, "compile", str(shared_path("models/stories260K/stories260K.bin")), "-t", "host", "-q", "q8",
+                    "-o", str(again)], check=True)
+    first = builds["q8"]
+    names = sorted(p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file() and p.name != "model")
+    assert names == sorted(p.relative_to(again).as_posix() for p in again.rglob("*") if p.is_file())
+    for n in names:
+        assert (first / n).read_bytes() == (again / n).read_bytes(), n
