@@ -40,3 +40,16 @@ def test_checker_rejects_misalignment_and_overrun():
         check([Buffer("a", 8, 0, 0)], Placement((4,), 16, "bad"))
     with pytest.raises(PlanError, match="overruns"):
         check([Buffer("a", 32, 0, 0)], Placement((0,), 16, "bad"))
+
+
+@settings(max_examples=15, deadline=None)
+@given(buffer_sets())
+def test_cpsat_plans_pass_the_checker_and_are_never_worse_than_greedy(bufs):
+    from slmc.plan.cpsat import cpsat_plan
+
+    p, info = cpsat_plan(bufs, deterministic_time=0.2)
+    check(bufs, p)
+    assert p.size <= greedy_by_size(bufs).size
+    assert live_peak(bufs, 31) <= info.lower_bound <= p.size
+    if info.optimal:
+        assert info.lower_bound == p.size or p.planner == "cpsat"

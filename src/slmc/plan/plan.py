@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from slmc.ir import Graph
 from slmc.plan.check import check
 from slmc.plan.lifetimes import Buffer, buffers_for, live_peak
-from slmc.plan.memory import Placement, greedy_by_size
+from slmc.plan.cpsat import cpsat_plan
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,8 @@ class MemoryPlan:
     lower_bound_bytes: int
     kv_cache_bytes: int
     planner: str
+    optimal: bool           # proven: arena == the best lower bound, or CP-SAT proved optimality
+    best_bound_bytes: int   # the tightest lower bound known (>= lower_bound_bytes)
 
     def offset_of(self, name: str) -> int:
         for b, off in zip(self.buffers, self.offsets):
@@ -32,8 +34,9 @@ class MemoryPlan:
 
 def plan_memory(graphs: list[Graph], scratch: dict[int, int]) -> MemoryPlan:
     buffers, steps = buffers_for(graphs, scratch)
-    placement: Placement = greedy_by_size(buffers)
+    placement, info = cpsat_plan(buffers)
     check(buffers, placement)
     states = {v.name for g in graphs for v in g.states()}
     return MemoryPlan(tuple(buffers), placement.offsets, placement.size, live_peak(buffers, steps),
-                      sum(b.size for b in buffers if b.name in states), placement.planner)
+                      sum(b.size for b in buffers if b.name in states), placement.planner, info.optimal,
+                      info.lower_bound)
