@@ -33,14 +33,14 @@ def _progress():
 
 
 def _compile(model: Path, target: str, numerics: str, out: Path, prefill_chunk: Optional[int],
-             tokenizer: Optional[Path]) -> dict:
+             tokenizer: Optional[Path], context: Optional[int] = None) -> dict:
     from slmc.driver import CompileOptions, compile_model
 
     if numerics not in NUMERICS:
         raise SlmcError(f"unknown numerics '{numerics}'", f"use -q one of {', '.join(NUMERICS)}")
     with _progress() as p:
         task = p.add_task("compiling", total=None)
-        return compile_model(CompileOptions(model, target, numerics, out, prefill_chunk, tokenizer),
+        return compile_model(CompileOptions(model, target, numerics, out, prefill_chunk, tokenizer, context),
                              lambda s: p.update(task, description=s))
 
 
@@ -50,16 +50,25 @@ def compile(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace L
             numerics: str = typer.Option("fp32", "-q", "--quant", help="fp32 | q8"),
             out: Path = typer.Option(Path("out"), "-o", "--out", help="output folder (replaced atomically)"),
             prefill_chunk: Optional[int] = typer.Option(None, "--seq", help="tokens per prompt step (0: none)"),
-            tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="tokenizer.model or tokenizer.bin")) -> None:
+            tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="tokenizer.model or tokenizer.bin"),
+            context: Optional[int] = typer.Option(None, "--context", help="positions the KV cache holds "
+                                                  "(default: the model's, or as many as fit the target's SRAM)")) -> None:
     """Compile MODEL into a C project in OUT, with report.json."""
     try:
-        rep = _compile(model, target, numerics, out, prefill_chunk, tokenizer)
+        rep = _compile(model, target, numerics, out, prefill_chunk, tokenizer, context)
     except SlmcError as e:
         _fail(e)
         return
     err.print(f"wrote {out}/: arena {rep['arena_bytes']:,} B (lower bound {rep['lower_bound_bytes']:,}), "
               f"weights {rep['weights_bytes']:,} B, KV cache {rep['kv_cache_bytes']:,} B, "
               f"{rep['macs_per_token']:,} MACs/token", highlight=False)
+    mem = rep.get("memory")
+    if mem:
+        err.print(f"fits {rep['target']}: SRAM {mem['sram']['used']:,} of {mem['sram']['capacity']:,} B "
+                  f"(margin {mem['sram']['margin']:,}), flash {mem['flash']['used']:,} of {mem['flash']['capacity']:,} B "
+                  f"(margin {mem['flash']['margin']:,}); weights in {mem['weights_in']}", highlight=False)
+    if rep.get("model_seq_len"):
+        err.print(f"[yellow]note:[/] {rep['notes'][-1]}", highlight=False)
 
 
 def _parse_ids(s: str) -> list[int]:
@@ -70,9 +79,10 @@ def _parse_ids(s: str) -> list[int]:
 
 
 def _run(project: Path, steps: int, temperature: float, top_p: float, seed: int, prompt: Optional[str],
-         prompt_ids: Optional[str], ids: bool, as_json: bool, dump_logits: Optional[Path]) -> None:
+         prompt_ids: Optional[str], ids: bool, as_json: bool, dump_logits: Optional[Path], profile: bool = False) -> None:
+    from slmc.targets import get_target
     from slmc.toolchain.build import build
-    from slmc.toolchain.run import llm_args, run_events
+    from slmc.toolchain.run import llm_args, run_program
 
     rep_path = project / "report.json"
     if not rep_path.exists():
@@ -101,6 +111,10 @@ def _run(project: Path, steps: int, temperature: float, top_p: float, seed: int,
     if steps <= 0:
         raise SlmcError(f"--steps {steps} must be positive", "e.g. --steps 256")
     steps = min(steps, rep["config"]["seq_len"])
+    target = get_target(rep["target"])
+    if profile and not target.emulated:
+        raise SlmcError(f"--profile counts instructions on an emulated target; {target.name} is not one",
+                        "compile with -t cortex-m33, rv32imac, rp2350-arm or rp2350-riscv")
     binary = build(project)
     stream_text = tok is not None and not ids and not as_json
     prev = [pids[-1] if pids else 1]
@@ -112,17 +126,52 @@ def _run(project: Path, steps: int, temperature: float, top_p: float, seed: int,
             sys.stdout.flush()
         prev[0] = t
 
-    res = run_events([str(binary.resolve()), *llm_args(steps, temperature, top_p, seed, pids, dump_logits)], on_token)
+    args = llm_args(steps, temperature, top_p, seed, pids, dump_logits)
+    counts: dict = {}
+    if target.emulated and (as_json or profile):  # exact counts come with an emulated run's JSON
+        from slmc.toolchain.profile import count_run
+
+        res, counts = count_run(project, target, rep, args, on_token)
+    else:
+        res = run_program(target, binary, args, on_token)
     tps = res.stats.get("positions", 0) / res.stats["seconds"] if res.stats.get("seconds") else None
     if as_json:
         print(json.dumps(dict(ids=res.ids, tokens_per_s=tps, target=rep["target"], positions=int(res.stats.get("positions", 0)),
-                              text=tok.decode(res.ids) if tok else None)))
+                              text=tok.decode(res.ids) if tok else None, **{k: v for k, v in counts.items()
+                                                                            if k not in ("target", "tokens_per_s")})))
     elif ids or tok is None:
         print(" ".join(map(str, res.ids)))
     else:
         print()
         if tps:
             err.print(f"[dim]{tps:,.0f} tokens/s on {rep['target']}[/]")
+    if profile and not as_json:
+        _print_profile(counts)
+
+
+def _print_profile(p: dict) -> None:
+    from rich.table import Table
+
+    from slmc.toolchain.profile import LINEAR_OPS
+
+    t = Table("operator", "op", "kernel", "MACs", "instructions/token", "share", "instr/MAC", "est. cycles/token",
+              title=f"{p['target']}: exact instruction counts ({p['counter']}), mean over {p['decode_steps']} decode steps")
+    for o in p["ops"]:
+        t.add_row(o["name"], o["op"], o["kernel"], f"{o['macs']:,}" if o["macs"] else "", f"{o['instructions']:,.0f}",
+                  f"{o['share']:.1%}", f"{o['instructions'] / o['macs']:.2f}" if o["op"] in LINEAR_OPS else "",
+                  f"{o['estimated_cycles']:,.0f}" if o["estimated_cycles"] is not None else "-")
+    t.add_row("(model.c before the first kernel)", "", "", "", f"{p['prologue_instructions_per_token']:,.0f}", "", "", "")
+    t.add_row("[bold]per token[/]", "", "", "", f"[bold]{p['instructions_per_token']:,.0f}[/]", "100%", "",
+              f"{p['estimated_cycles_per_token']:,.0f}" if p["estimated_cycles_per_token"] else "-")
+    out = Console(width=None if sys.stdout.isatty() else 160)
+    out.print(t)
+    if p["linear_instructions_per_mac"]:
+        out.print(f"matrix products: {p['linear_instructions_per_mac']:.2f} instructions per MAC; sampling and "
+                  f"printing: {p['main_loop_instructions_per_token']:,.0f} instructions per token (not included above)")
+    if p.get("estimated_tokens_per_s"):
+        out.print(f"[bold]estimated[/] {p['estimated_tokens_per_s']:,.1f} tokens/s — {p['estimate_basis']}")
+    elif p.get("estimate_basis"):
+        out.print(f"[bold]estimated[/] cycles only ({p['estimate_basis']}; this target has no clock)")
 
 
 @app.command()
@@ -135,12 +184,47 @@ def run(project: Path = typer.Argument(..., help="output folder of `slmc compile
         prompt_ids: Optional[str] = typer.Option(None, "--prompt-ids", help="ids fed exactly as given"),
         ids: bool = typer.Option(False, "--ids", help="print generated ids instead of text"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-        dump_logits: Optional[Path] = typer.Option(None, "--dump-logits", help="float32 logits, one row per position")) -> None:
+        dump_logits: Optional[Path] = typer.Option(None, "--dump-logits", help="float32 logits, one row per position"),
+        profile: bool = typer.Option(False, "--profile", help="exact instruction counts per operator (emulated targets)"),
+        inputs: Optional[Path] = typer.Option(None, "--inputs", help="graphs: .npz with input_0, input_1, ..."),
+        save: Optional[Path] = typer.Option(None, "--save", help="graphs: write output_0, ... to this .npz")) -> None:
     """Build (if needed) and run a compiled model on its target."""
     try:
-        _run(project, steps, temperature, top_p, seed, prompt, prompt_ids, ids, as_json, dump_logits)
+        if inputs is not None or save is not None:
+            _run_graph(project, inputs, save, as_json)
+            return
+        _run(project, steps, temperature, top_p, seed, prompt, prompt_ids, ids, as_json, dump_logits, profile)
     except SlmcError as e:
         _fail(e)
+
+
+def _run_graph(project: Path, inputs: Optional[Path], save: Optional[Path], as_json: bool) -> None:
+    """A compiled ONNX graph: inputs from an .npz (input_i bound to the i-th graph input), outputs to one."""
+    import numpy as np
+
+    from slmc.driver import run_graph
+
+    rep_path = project / "report.json"
+    if not rep_path.exists():
+        raise SlmcError(f"{project} is not an slmc output folder (no report.json)", "run `slmc compile MODEL -o DIR` first")
+    if "graph_io" not in json.loads(rep_path.read_text()):
+        raise SlmcError(f"{project} holds a language model, not a graph", "run it with --prompt or --prompt-ids")
+    if inputs is None:
+        raise SlmcError("--save needs --inputs", "e.g. slmc run DIR --inputs in.npz --save out.npz")
+    try:
+        with np.load(inputs) as f:
+            feeds = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        raise SlmcError(f"cannot read inputs '{inputs}': {e}", "give an .npz written by numpy.savez") from None
+    outs, seconds = run_graph(project, feeds)
+    if save is not None:
+        np.savez(save, **outs)
+    if as_json:
+        print(json.dumps(dict(outputs={k: dict(dtype=str(v.dtype), shape=list(v.shape)) for k, v in outs.items()},
+                              seconds=seconds, saved=str(save) if save else None)))
+    else:
+        for k, v in outs.items():
+            print(f"{k}: {v.dtype}{list(v.shape)}" + (f" -> {save}" if save else f" {np.array2string(v.reshape(-1)[:8])}"))
 
 
 @app.command()
@@ -167,18 +251,38 @@ def generate(model: Path = typer.Argument(...),
 
 
 @app.command()
+def report(project: Path = typer.Argument(..., help="output folder of `slmc compile`"),
+           out: Optional[Path] = typer.Option(None, "-o", "--out", help="where to write (default: PROJECT)"),
+           profile: Optional[Path] = typer.Option(None, "--profile",
+                                                  help="JSON of `slmc run --json` (default: PROJECT/profile.json if present)")) -> None:
+    """Draw the memory plan and per-operator costs; write them with the numbers into report.html."""
+    from slmc.report import write_report
+
+    try:
+        files = write_report(project, out, profile)
+    except SlmcError as e:
+        _fail(e)
+        return
+    err.print(f"wrote {files.html}, {files.memory_plan.name}, {files.ops.name} "
+              f"(operator costs: {'instructions from ' + files.profile if files.profile else 'MACs'})", highlight=False)
+
+
+@app.command()
 def targets() -> None:
     """List the built-in targets and their facts."""
     from rich.table import Table
 
     from slmc.targets import TARGETS
 
-    t = Table("target", "ISA", "compiler", "SRAM", "flash", "clock", "description")
+    t = Table("target", "ISA", "features", "SRAM", "flash", "clock", "runs on", "counts with", "cycle model",
+              "description")
     for tg in TARGETS.values():
-        t.add_row(tg.name, tg.isa, tg.cc, f"{tg.sram_bytes:,}" if tg.sram_bytes else "-",
+        t.add_row(tg.name, tg.isa, ",".join(sorted(tg.features)) or "-", f"{tg.sram_bytes:,}" if tg.sram_bytes else "-",
                   f"{tg.flash_bytes:,}" if tg.flash_bytes else "-",
-                  f"{tg.clock_hz / 1e6:g} MHz" if tg.clock_hz else "-", tg.description)
-    Console().print(t)
+                  f"{tg.clock_hz / 1e6:g} MHz" if tg.clock_hz else "-",
+                  " ".join(tg.emulator.qemu[:3]) if tg.emulator else "this machine",
+                  tg.emulator.counter if tg.emulator else "-", tg.cycle_model or "-", tg.description)
+    Console(width=None if sys.stdout.isatty() else 200).print(t)
 
 
 def main() -> None:

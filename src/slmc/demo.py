@@ -24,13 +24,14 @@ console = Console()
 
 
 def _story(project: Path, steps: int, tok, prompt_ids: list[int]) -> tuple[str, float | None]:
+    from slmc.frontend.tokenizer import TextStream
+
     binary = build(project)
-    prev = [prompt_ids[-1]]
+    stream = TextStream(tok, prompt_ids[-1]) if tok else None
     console.print(f"[bold]{tok.decode(prompt_ids) if tok else ''}[/]", end="")
 
     def on_token(t: int) -> None:
-        console.print(tok.piece(prev[0], t) if tok else f" {t}", end="", highlight=False)
-        prev[0] = t
+        console.print(stream.push(t) if stream else f" {t}", end="", highlight=False)
 
     res = run_events([str(binary), *llm_args(steps, 0.8, 0.9, 7, prompt_ids, None)], on_token)
     console.print()

@@ -13,7 +13,7 @@ import pytest
 
 from slmc.errors import SlmcError
 from slmc.frontend import llama2c
-from slmc.frontend.decoder import DecoderModel, Q8Tensor
+from slmc.frontend.decoder import DecoderConfig, DecoderModel, LayerWeights, Q8Tensor
 
 MAGIC = 0x616B3432
 
@@ -52,18 +52,19 @@ class Weights:
         out += np.zeros((2, seq, dim // heads // 2), np.float32).tobytes()  # freq_cis_real, freq_cis_imag
         return out + (b"" if self.shared else t["wcls"].tobytes())
 
-    def v2(self, group: int) -> bytes:
-        """export.py version2_export with quantize_q80."""
+    def model(self) -> DecoderModel:
         dim, hidden, layers, heads, kv, vocab, seq = self.hdr
         t = self.t
-        out = struct.pack("<Ii", MAGIC, 2) + struct.pack("<7i", *self.hdr) + struct.pack("<Bi", self.shared, group)
-        out += b"\0" * (256 - len(out))
-        for k in ("att_norm", "ffn_norm", "norm"):
-            out += t[k].tobytes()
-        for w in self.quantized():
-            q, s = q80(w, group)
-            out += q.tobytes() + s.tobytes()
-        return out
+        cfg = DecoderConfig(dim=dim, hidden_dim=hidden, n_layers=layers, n_heads=heads, n_kv_heads=kv,
+                            vocab_size=vocab, seq_len=seq)
+        ls = [LayerWeights(attn_norm=t["att_norm"][i], wq=t["wq"][i], wk=t["wk"][i], wv=t["wv"][i], wo=t["wo"][i],
+                           ffn_norm=t["ffn_norm"][i], w1=t["w1"][i], w2=t["w2"][i], w3=t["w3"][i])
+              for i in range(layers)]
+        return DecoderModel(cfg, t["tok"], ls, t["norm"], None if self.shared else t["wcls"])
+
+    def v2(self, group: int) -> bytes:
+        """export.py version2_export with quantize_q80 (slmc's writer, llama2c.save_v2)."""
+        return llama2c.v2_bytes(self.model(), group)
 
     def quantized(self) -> list[np.ndarray]:
         """The tensors export.py quantizes, in its order."""
@@ -72,11 +73,7 @@ class Weights:
         return ws + ([] if self.shared else [t["wcls"]])
 
 
-def q80(w: np.ndarray, group: int) -> tuple[np.ndarray, np.ndarray]:
-    g = w.astype(np.float32).reshape(-1, group)
-    scale = (np.abs(g).max(axis=1) / np.float32(127.0)).astype(np.float32)
-    q = np.round(g / scale[:, None]).astype(np.int8)
-    return q, scale
+q80 = llama2c.quantize_q80
 
 
 def _dense(w: object) -> np.ndarray:
@@ -208,3 +205,28 @@ def test_v2_group_not_dividing_a_tensor(tmp_path: Path) -> None:
     data = raw[:37] + struct.pack("<i", 7) + raw[41:]  # 7 divides none of the 16-wide rows
     with pytest.raises(SlmcError):
         llama2c.load(_write(tmp_path, "group7.bin", data))
+
+
+def test_save_v2_header_and_group_backoff(tmp_path: Path) -> None:
+    """export.py's layout: magic, version, 7 ints, shared flag byte, group int, zero padding to 256 bytes;
+    the group halves until it divides dim (64 -> 8 for dim 24)."""
+    w = Weights.random(dim=24, hidden=40, heads=4, kv=2, shared=False, seed=5)
+    path = tmp_path / "q.bin"
+    llama2c.save_v2(w.model(), path, 64)
+    raw = path.read_bytes()
+    assert struct.unpack_from("<Ii7iBi", raw, 0) == (MAGIC, 2, *w.hdr, 0, 8)
+    assert raw[41:256] == b"\0" * 215
+    q, s = q80(w.t["tok"], 8)
+    assert raw[256 + 4 * (2 * 2 * 24 + 24):][: q.size] == q.tobytes()
+    m = llama2c.load(path)
+    assert m.wcls is not None and isinstance(m.layers[0].wq, Q8Tensor) and m.layers[0].wq.group == 8
+    np.testing.assert_array_equal(m.tok_emb.s.ravel(), s)
+
+
+def test_quantize_q80_matches_torch_round_half_even() -> None:
+    w = np.array([[127.0, 0.5, 1.5, -2.5, -127.0, 63.5, 0.0, 2.0]], np.float32)
+    q, s = q80(w, 8)
+    assert s[0] == np.float32(1.0)
+    assert q.ravel().tolist() == [127, 0, 2, -2, -127, 64, 0, 2]
+    q0, s0 = q80(np.zeros((1, 4), np.float32), 4)
+    assert s0[0] == 0 and not q0.any()

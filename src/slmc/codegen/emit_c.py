@@ -14,7 +14,7 @@ from slmc.codegen.weights import WeightsLayout, c_ident
 from slmc.ir import DType, Graph, Node, Value, ValueKind
 from slmc.ir.ops import VIEWS
 from slmc.kernels.registry import KernelSpec
-from slmc.plan.lifetimes import scratch_name, storage_root
+from slmc.plan.lifetimes import buffer_name, scratch_name, storage_root
 from slmc.plan.plan import MemoryPlan
 
 
@@ -44,7 +44,14 @@ class _Ctx:
         return self.fn.expr(self.node.outputs[i])
 
     def scratch(self) -> str:
-        return f"(void *)(slmc_arena + {self.fn.plan.offset_of(scratch_name(self.node))})"
+        return f"(void *)(slmc_arena + {self.fn.plan.offset_of(scratch_name(self.fn.graph, self.node))})"
+
+    def ints(self, values: list[int]) -> str:
+        """A static const int32_t array in model.c (shapes and strides of generic kernels), shared by value."""
+        key = tuple(int(v) for v in values) or (0,)
+        if key not in self.fn.arrays:
+            self.fn.arrays[key] = f"slmc_dims_{len(self.fn.arrays)}"
+        return self.fn.arrays[key]
 
     @property
     def rows(self) -> str:
@@ -55,11 +62,33 @@ class _Ctx:
         return "pos"
 
 
+# C keywords and the names generated code uses: an ONNX tensor called "float" or "memcpy" must not become one
+_C_RESERVED = frozenset("""auto break case char const continue default do double else enum extern float for goto if
+inline int long register restrict return short signed sizeof static struct switch typedef union unsigned void volatile
+while NULL INFINITY NAN memcpy memset size_t ptrdiff_t int8_t uint8_t int16_t uint16_t int32_t uint32_t int64_t
+uint64_t n pos""".split())
+
+
 class _Function:
-    def __init__(self, graph: Graph, plan: MemoryPlan, weights: WeightsLayout, binding: dict[int, KernelSpec]):
+    def __init__(self, graph: Graph, plan: MemoryPlan, weights: WeightsLayout, binding: dict[int, KernelSpec],
+                 arrays: dict[tuple[int, ...], str] | None = None):
         self.graph, self.plan, self.weights, self.binding = graph, plan, weights, binding
-        self.params = {id(v): c_ident(v.name) for v in graph.inputs + graph.outputs}
+        self.arrays = {} if arrays is None else arrays
+        # identifiers are unique within the function and never shadow a weight symbol: two ONNX names
+        # such as "a.b" and "a_b" must not become one C variable
+        self._used = {e.symbol for e in weights.entries} | set(_C_RESERVED)
+        self.params = {id(v): self._ident(v.name) for v in graph.inputs + graph.outputs}
         self.locals: dict[str, tuple[str, Value]] = {}
+        self._local_of: dict[int, str] = {}
+
+    def _ident(self, name: str) -> str:
+        s = c_ident(name)
+        if s.startswith("slmc_"):  # the arena, the weights and the kernels live under that prefix
+            s = "v_" + s
+        while s in self._used:
+            s += "_"
+        self._used.add(s)
+        return s
 
     def expr(self, v: Value) -> str:
         if id(v) in self.params:
@@ -69,9 +98,20 @@ class _Function:
             return self.params[id(root)]
         if root.kind == ValueKind.CONST:
             return self.weights.entry(root).symbol
-        name = c_ident(root.name)
-        self.locals.setdefault(name, (name, root))
-        return name
+        if id(root) not in self._local_of:
+            name = self._ident(root.name)
+            self._local_of[id(root)] = name
+            self.locals[name] = (name, root)
+        return self._local_of[id(root)]
+
+    def _copy_out(self, v: Value, src: Value) -> str:
+        """Graph outputs are the caller's memory: a view, constant or input there is copied in."""
+        root = storage_root(src)
+        if root.kind == ValueKind.CONST:
+            from_ = self.weights.entry(root).symbol
+        else:
+            from_ = self.params.get(id(root)) or self.expr(root)
+        return f"    memcpy({self.params[id(v)]}, {from_}, {v.nbytes}); /* {v.name} */"
 
     def signature(self) -> str:
         ps = []
@@ -83,20 +123,24 @@ class _Function:
         if self.graph.dynamic_rows:
             ps.append("int n")
         ps += [f"{v.dtype.c} *{self.params[id(v)]}" for v in self.graph.outputs]
-        return f"static void slmc_graph_{c_ident(self.graph.name)}({', '.join(ps)})"
+        return f"static void slmc_graph_{c_ident(self.graph.name)}({', '.join(ps) or 'void'})"
 
     def body(self) -> list[str]:
         calls: list[str] = []
+        graph_outs = {id(v) for v in self.graph.outputs}
         for node in self.graph.nodes:
             if node.op in VIEWS:
+                calls += [self._copy_out(o, node.inputs[0]) for o in node.outputs  # type: ignore[arg-type]
+                          if id(o) in graph_outs and o.nbytes]
                 continue
             ins = ", ".join(str(v.type) for v in node.inputs if v is not None)
             outs = ", ".join(str(v.type) for v in node.outputs)
             calls.append(f"    /* {node.name}: {node.op}({ins}) -> {outs} */")
             calls.append("    " + self.binding[id(node)].emit(node, _Ctx(self, node)))
+        calls += [self._copy_out(v, v) for v in self.graph.outputs if v.producer is None and v.nbytes]
         decls = []
         for name, root in self.locals.values():
-            off = self.plan.offset_of(root.name)
+            off = self.plan.offset_of(buffer_name(self.graph, root))
             decls.append(f"    {root.dtype.c} *const {name} = ({root.dtype.c} *)(slmc_arena + {off}); /* {root.type} */")
         return decls + ([""] if decls else []) + calls
 
@@ -127,11 +171,18 @@ def emit_model(graphs: list[Graph], plan: MemoryPlan, weights: WeightsLayout, bi
                  f"[{','.join(map(str, e.shape))}] */")
     c += ["", "/* one static arena: activations, scratch and state at offsets fixed by the memory plan */",
           "static uint8_t slmc_arena[SLMC_ARENA_BYTES] __attribute__((aligned(16)));", ""]
+    arrays: dict[tuple[int, ...], str] = {}
+    funcs: list[str] = []
     for g in graphs:
-        fn = _Function(g, plan, weights, binding)
+        fn = _Function(g, plan, weights, binding, arrays)
         body = fn.body()
-        c += [f"/* {g.name}: " + ", ".join(f"{v.name} {v.type}" for v in g.inputs) + " -> "
-              + ", ".join(f"{v.name} {v.type}" for v in g.outputs) + " */", fn.signature() + " {", *body, "}", ""]
+        funcs += [f"/* {g.name}: " + ", ".join(f"{v.name} {v.type}" for v in g.inputs) + " -> "
+                  + ", ".join(f"{v.name} {v.type}" for v in g.outputs) + " */", fn.signature() + " {", *body, "}", ""]
+    if arrays:
+        c += ["/* shapes and strides the generic kernels walk (in elements) */"]
+        c += [f"static const int32_t {name}[] = {{{', '.join(map(str, key))}}};" for key, name in arrays.items()]
+        c += [""]
+    c += funcs
     if llm is not None:
         h += _llm_header(llm)
         c += _llm_api(graphs, plan, llm)
@@ -178,11 +229,46 @@ def _llm_api(graphs: list[Graph], plan: MemoryPlan, m: LlmInfo) -> list[str]:
     return out + ["}"]
 
 
+PACK_ALIGN = 16
+
+
+def packed_layout(values: list[Value]) -> list[tuple[int, int]]:
+    """(offset, bytes) of each tensor in the packed input or output buffer of slmc_run_packed:
+    in order, each at a PACK_ALIGN-aligned offset. `slmc run --inputs` packs and unpacks with it."""
+    out, off = [], 0
+    for v in values:
+        out.append((off, v.nbytes))
+        off += -(-v.nbytes // PACK_ALIGN) * PACK_ALIGN
+    return out
+
+
+def graph_io(g: Graph) -> dict[str, list[dict]]:
+    """report.json's record of the packed buffers: what `slmc run --inputs` binds input_i and output_i to."""
+    def rows(vals: list[Value]) -> list[dict]:
+        return [dict(name=v.name, dtype=v.dtype.short, shape=list(v.shape), offset=off, nbytes=nb)
+                for v, (off, nb) in zip(vals, packed_layout(vals))]
+    return dict(inputs=rows(g.inputs), outputs=rows(g.outputs), inputs_bytes=_packed_bytes(g.inputs),
+                outputs_bytes=_packed_bytes(g.outputs))
+
+
+def _packed_bytes(values: list[Value]) -> int:
+    lay = packed_layout(values)
+    return lay[-1][0] + -(-lay[-1][1] // PACK_ALIGN) * PACK_ALIGN if lay else 0
+
+
+def _run_params(g: Graph) -> list[str]:
+    ins = [f"const {v.dtype.c} *input_{i}" for i, v in enumerate(g.inputs)]
+    return ins + [f"{v.dtype.c} *output_{i}" for i, v in enumerate(g.outputs)]
+
+
 def _generic_header(g: Graph) -> list[str]:
-    ps = [f"const {v.dtype.c} *{c_ident(v.name)}" for v in g.inputs] + [f"{v.dtype.c} *{c_ident(v.name)}" for v in g.outputs]
     lines = ["", "/* inputs: " + ", ".join(f"{v.name} {v.type}" for v in g.inputs) + " */",
              "/* outputs: " + ", ".join(f"{v.name} {v.type}" for v in g.outputs) + " */",
-             f"void slmc_run({', '.join(ps)});"]
+             f"void slmc_run({', '.join(_run_params(g)) or 'void'});",
+             "/* The same over packed buffers: tensor i at a 16-byte aligned offset after tensor i-1. */",
+             "void slmc_run_packed(const uint8_t *inputs, uint8_t *outputs);",
+             f"#define SLMC_N_INPUTS {len(g.inputs)}", f"#define SLMC_N_OUTPUTS {len(g.outputs)}",
+             f"#define SLMC_INPUTS_BYTES {_packed_bytes(g.inputs)}", f"#define SLMC_OUTPUTS_BYTES {_packed_bytes(g.outputs)}"]
     for i, v in enumerate(g.inputs):
         lines.append(f"#define SLMC_INPUT_{i}_NUMEL {v.type.numel}")
     for i, v in enumerate(g.outputs):
@@ -191,7 +277,10 @@ def _generic_header(g: Graph) -> list[str]:
 
 
 def _generic_api(g: Graph) -> list[str]:
-    ps = [f"const {v.dtype.c} *{c_ident(v.name)}" for v in g.inputs] + [f"{v.dtype.c} *{c_ident(v.name)}" for v in g.outputs]
-    args = ", ".join(c_ident(v.name) for v in g.inputs + g.outputs)
-    return [f"void slmc_run({', '.join(ps)}) {{", f"    slmc_graph_{c_ident(g.name)}({args});", "}"]
+    args = [f"input_{i}" for i in range(len(g.inputs))] + [f"output_{i}" for i in range(len(g.outputs))]
+    packed = [f"({'const ' if i < len(g.inputs) else ''}{v.dtype.c} *)({'inputs' if i < len(g.inputs) else 'outputs'} + {off})"
+              for i, (v, (off, _)) in enumerate(zip(g.inputs + g.outputs, packed_layout(g.inputs) + packed_layout(g.outputs)))]
+    return [f"void slmc_run({', '.join(_run_params(g)) or 'void'}) {{", f"    slmc_graph_{c_ident(g.name)}({', '.join(args)});", "}",
+            "", "void slmc_run_packed(const uint8_t *inputs, uint8_t *outputs) {",
+            "    (void)inputs; (void)outputs;", f"    slmc_run({', '.join(packed)});", "}"]
 

@@ -134,16 +134,21 @@ def _load_v2(path: Path, raw: bytes) -> DecoderModel:
                         notes=notes)
 
 
-def save_v0(model: DecoderModel, path: Path) -> None:
-    """Write a float32 Llama-style model in llama2.c's legacy layout (what run.c and runq.c read)."""
+def _check_llama(model: DecoderModel) -> None:
     c = model.config
     if c.norm != "rms" or c.ffn != "swiglu" or c.pos != "rope" or not c.rope_interleaved:
         raise SlmcError("only Llama-style models with llama2.c's RoPE convention fit the llama2.c format",
                         "save this model in another format")
 
-    def f(w: "np.ndarray | Q8Tensor") -> np.ndarray:
-        return (w.dequantize() if isinstance(w, Q8Tensor) else np.asarray(w)).astype("<f4")
 
+def _f32(w: "np.ndarray | Q8Tensor") -> np.ndarray:
+    return (w.dequantize() if isinstance(w, Q8Tensor) else np.asarray(w)).astype("<f4")
+
+
+def save_v0(model: DecoderModel, path: Path) -> None:
+    """Write a float32 Llama-style model in llama2.c's legacy layout (what run.c and runq.c read)."""
+    _check_llama(model)
+    c, f = model.config, _f32
     L = model.layers
     vocab = c.vocab_size if model.wcls is None else -c.vocab_size
     parts = [struct.pack("<7i", c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, vocab, c.seq_len),
@@ -158,3 +163,55 @@ def save_v0(model: DecoderModel, path: Path) -> None:
     if model.wcls is not None:
         parts.append(f(model.wcls).tobytes())
     Path(path).write_bytes(b"".join(parts))
+
+
+def quantize_q80(w: np.ndarray, group: int) -> tuple[np.ndarray, np.ndarray]:
+    """export.py's quantize_q80 on the flattened tensor: per group scale = max|w| / 127, q = round(w / scale)
+    (half to even, as torch.round). An all-zero group gets scale 0 and zeros (export.py would write NaN there)."""
+    g = np.asarray(w, dtype=np.float32).reshape(-1, group)
+    scale = (np.abs(g).max(axis=1) / np.float32(127.0)).astype(np.float32)
+    safe = np.where(scale == 0, np.float32(1.0), scale).astype(np.float32)
+    q = np.where(scale[:, None] == 0, 0, np.round(g / safe[:, None])).astype(np.int8)
+    return q, scale
+
+
+def v2_group(dim: int, group: int = 64) -> int:
+    """export.py's back-off: halve the group size until it divides dim."""
+    if group <= 0:
+        raise SlmcError(f"group size {group} must be positive", "e.g. 64")
+    while dim % group:
+        group //= 2
+    return group
+
+
+def v2_bytes(model: DecoderModel, group: int = 64) -> bytes:
+    """The bytes of llama2.c export.py's version2_export (Q8_0): a 256-byte header, the norms in float32,
+    then every matrix as int8 values followed by its float32 group scales."""
+    _check_llama(model)
+    c = model.config
+    group = v2_group(c.dim, group)
+    L = model.layers
+    mats = [model.tok_emb] + [getattr(layer, k) for k in ("wq", "wk", "wv", "wo", "w1", "w2", "w3") for layer in L]
+    shared = model.wcls is None
+    if not shared:
+        mats.append(model.wcls)
+    hdr = struct.pack("<Ii", MAGIC, 2) + struct.pack("<7i", c.dim, c.hidden_dim, c.n_layers, c.n_heads,
+                                                     c.n_kv_heads, c.vocab_size, c.seq_len)
+    hdr += struct.pack("<Bi", int(shared), group)
+    parts = [hdr + b"\0" * (256 - len(hdr))]
+    parts += [_f32(layer.attn_norm).tobytes() for layer in L]
+    parts += [_f32(layer.ffn_norm).tobytes() for layer in L]
+    parts.append(_f32(model.final_norm).tobytes())
+    for w in mats:
+        d = _f32(w)
+        if d.size % group:
+            raise SlmcError(f"a {d.shape} matrix has {d.size} values, not a multiple of the group size {group}",
+                            "llama2.c's Q8_0 format cannot hold this model")
+        q, s = quantize_q80(d, group)
+        parts += [q.tobytes(), s.astype("<f4").tobytes()]
+    return b"".join(parts)
+
+
+def save_v2(model: DecoderModel, path: Path, group: int = 64) -> None:
+    """Write a Llama-style model as llama2.c's version-2 Q8_0 checkpoint (what runq.c reads)."""
+    Path(path).write_bytes(v2_bytes(model, group))

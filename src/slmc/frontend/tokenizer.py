@@ -276,3 +276,19 @@ def _utf8_chunks(data: bytes) -> list[bytes]:
             chunks.append(data[start:k])
             start = k
     return chunks
+
+
+class TextStream:
+    """Streams generated ids as text: bytes of a character split over several byte-fallback tokens are
+    held back until the character is whole."""
+
+    def __init__(self, tok: Tokenizer, prev_id: int) -> None:
+        import codecs
+
+        self.tok, self.prev = tok, prev_id
+        self._dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def push(self, id: int) -> str:
+        text = self._dec.decode(self.tok.piece_bytes(self.prev, id))
+        self.prev = id
+        return text

@@ -96,7 +96,7 @@ class Graph:
         return v
 
     def add_const(self, name: str, data: np.ndarray) -> Value:
-        data = np.ascontiguousarray(data)
+        data = np.asarray(data, order="C")  # not ascontiguousarray: it turns 0-d scalars into shape (1,)
         t = TensorType(tuple(data.shape), DType.from_numpy(data.dtype))
         return self._register(Value(name, t, ValueKind.CONST, data))
 

@@ -66,6 +66,7 @@ def select(node: Node, isa_features: frozenset[str]) -> KernelSpec:
 
 def _load_all() -> None:
     from slmc.kernels import llm  # noqa: F401
+    from slmc.kernels import onnx  # noqa: F401
 
 
 _load_all()

@@ -32,8 +32,14 @@ def storage_root(v: Value) -> Value:
     return v
 
 
-def scratch_name(node: Node) -> str:
-    return f"{node.name}.scratch"
+def buffer_name(graph: Graph, v: Value) -> str:
+    """State is shared by every graph (one KV cache); temporaries of different graphs are different
+    buffers even where the graphs use the same value names."""
+    return v.name if v.kind == ValueKind.STATE else f"{graph.name}/{v.name}"
+
+
+def scratch_name(graph: Graph, node: Node) -> str:
+    return f"{graph.name}/{node.name}.scratch"
 
 
 def buffers_for(graphs: list[Graph], scratch: dict[int, int]) -> tuple[list[Buffer], int]:
@@ -54,12 +60,13 @@ def buffers_for(graphs: list[Graph], scratch: dict[int, int]) -> tuple[list[Buff
                 if root.kind == ValueKind.STATE:
                     states[root.name] = root.nbytes
                     continue
-                span = spans.setdefault(root.name, [t, t])
+                name = buffer_name(g, root)
+                span = spans.setdefault(name, [t, t])
                 span[0], span[1] = min(span[0], t), max(span[1], t)
-                sizes[root.name] = root.nbytes
+                sizes[name] = root.nbytes
             if scratch.get(id(node), 0):
-                spans[scratch_name(node)] = [t, t]
-                sizes[scratch_name(node)] = scratch[id(node)]
+                spans[scratch_name(g, node)] = [t, t]
+                sizes[scratch_name(g, node)] = scratch[id(node)]
             t += 1
     end = max(t - 1, 0)
     bufs = [Buffer(name, size, 0, end) for name, size in states.items()]

@@ -1,20 +1,17 @@
-"""Run a built language-model program and read its event lines (T <id>, S <key> <value>)."""
+"""Run a built language-model program and read its event lines (T <id>, S <key> <value>):
+on the host directly, on an emulated target under QEMU with semihosting (toolchain/qemu.py)."""
 
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from slmc.errors import SlmcError
+from slmc.targets import Target
+from slmc.toolchain.events import EventParser, RunResult
 
-
-@dataclass
-class RunResult:
-    ids: list[int] = field(default_factory=list)
-    stats: dict[str, float] = field(default_factory=dict)
-    exit_code: int = 0
+__all__ = ["RunResult", "llm_args", "run_events", "run_program"]
 
 
 def llm_args(steps: int, temperature: float, topp: float, seed: int, prompt_ids: list[int] | None,
@@ -28,19 +25,27 @@ def llm_args(steps: int, temperature: float, topp: float, seed: int, prompt_ids:
 
 
 def run_events(cmd: list[str], on_token: Callable[[int], None] = lambda t: None, cwd: Path | None = None) -> RunResult:
-    res = RunResult()
+    """Runs a host program to its end; raises SlmcError on a non-zero exit code."""
+    parser = EventParser(on_token)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
     assert proc.stdout is not None
     for line in proc.stdout:
-        parts = line.split()
-        if len(parts) == 2 and parts[0] == "T":
-            res.ids.append(int(parts[1]))
-            on_token(int(parts[1]))
-        elif len(parts) == 3 and parts[0] == "S":
-            res.stats[parts[1]] = float(parts[2])
+        parser.line(line)
     err = proc.stderr.read() if proc.stderr else ""
-    res.exit_code = proc.wait()
+    for line in err.splitlines():
+        parser.line(line + "\n")
+    res = parser.result(proc.wait())
     if res.exit_code != 0:
-        msg = next((ln[2:] for ln in err.splitlines() if ln.startswith("E ")), err.strip()[-300:])
+        msg = parser.error or err.strip()[-300:]
         raise SlmcError(f"the generated program exited with code {res.exit_code}: {msg}", "check the run arguments")
     return res
+
+
+def run_program(target: Target, program: Path, args: list[str], on_token: Callable[[int], None] = lambda t: None,
+                timeout: float | None = None) -> RunResult:
+    """Runs a built program on its target: the host binary itself, or the ELF under the target's emulator."""
+    if target.emulator is None:
+        return run_events([str(Path(program).resolve()), *args], on_token)
+    from slmc.toolchain.qemu import run_qemu
+
+    return run_qemu(target, Path(program), args, on_token, timeout)

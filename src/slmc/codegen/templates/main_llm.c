@@ -3,7 +3,12 @@
  *   T <id>          a generated token id
  *   S <key> <value> a statistic at the end
  * Arguments: -n steps  -t temperature  -p top-p  -s seed  -i id,id,...  -l logits.f32
- * (positions processed, prompt included; the prompt ids are fed as given). */
+ * (positions processed, prompt included; the prompt ids are fed as given).
+ * On an MCU target the same main runs under semihosting: picolibc's crt0 fetches the command line
+ * from the emulator, stdout/stderr and the -l file go to the host, and main's return value becomes
+ * the emulator's exit code. Its static arrays below are counted by slmc's fit check
+ * (targets/fit.py: main_llm_buffers); main calls slmc_decode/slmc_prefill directly, which is where
+ * the instruction counters (toolchain/count.py) find the model calls. */
 #ifdef SLMC_HOST
 #define _POSIX_C_SOURCE 199309L
 #endif

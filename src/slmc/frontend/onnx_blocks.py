@@ -1,0 +1,309 @@
+"""The building blocks of a decoder, found in a folded ONNX graph: linear layers (a fused projection
+split in pieces), RMSNorm/LayerNorm, attention around its Softmax, the feed-forward block, RoPE tables and
+learned-position tables. A finder returns what it matched, or None / raises NotADecoder naming the place
+where the structure departs; onnx_decoder.py assembles the blocks into a DecoderModel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from slmc.ir import Graph, Node, Value, ValueKind
+from slmc.ir.ops import ONNX_VIEWS
+
+
+class NotADecoder(Exception):
+    """The graph does not have the shape of a decoder slmc knows; the message says where it stopped."""
+
+
+@dataclass
+class _Linear:
+    x: Value                 # the input it reads
+    w: np.ndarray            # (out, in), like torch.nn.Linear
+    b: np.ndarray | None
+    out: Value               # where its result (bias included) is, or a piece of a fused projection
+    node: Node
+
+
+def const(v: Value | None) -> np.ndarray | None:
+    return v.data if v is not None and v.kind == ValueKind.CONST else None
+
+
+def views_of(v: Value) -> list[Value]:
+    """v and every value that is v seen through view operators."""
+    out, todo = [], [v]
+    while todo:
+        u = todo.pop()
+        out.append(u)
+        todo += [o for n in u.users if n.op in ONNX_VIEWS for o in n.outputs]
+    return out
+
+
+def _linear_at(n: Node) -> _Linear | None:
+    """A MatMul or Gemm by a constant matrix (+ a constant bias) as a torch-style linear layer."""
+    if n.op == "MatMul" and const(n.inputs[1]) is not None and n.inputs[1].data.ndim == 2:  # type: ignore[union-attr]
+        w = n.inputs[1].data.T  # type: ignore[union-attr]
+    elif n.op == "Gemm" and const(n.inputs[1]) is not None and not n.attrs.get("transA") \
+            and n.attrs.get("alpha", 1.0) == 1.0 and n.attrs.get("beta", 1.0) == 1.0:
+        w = n.inputs[1].data if n.attrs.get("transB") else n.inputs[1].data.T  # type: ignore[union-attr]
+    else:
+        return None
+    x, out = n.inputs[0], n.outputs[0]
+    b = const(n.inputs[2]) if n.op == "Gemm" and len(n.inputs) > 2 else None
+    if b is None and len(out.users) == 1 and out.users[0].op == "Add":
+        add = out.users[0]
+        other = add.inputs[1] if add.inputs[0] is out else add.inputs[0]
+        cb = const(other)
+        if cb is not None and cb.size == w.shape[0] and cb.shape[-1] == w.shape[0]:
+            b, out = cb.reshape(-1), add.outputs[0]
+    return _Linear(x, np.ascontiguousarray(w, dtype=np.float32), None if b is None else b.astype(np.float32), out, n)  # type: ignore
+
+
+def linears_reading(h: Value) -> list[_Linear]:
+    """The linear layers that read h, with a fused projection (split along its outputs) in pieces."""
+    found: list[_Linear] = []
+    for v in views_of(h):
+        for n in v.users:
+            lin = _linear_at(n)
+            if lin is None or lin.x is not v:
+                continue
+            users = lin.out.users
+            last = len(lin.out.shape) - 1
+            if len(users) == 1 and users[0].op == "Split" and users[0].attrs["axis"] % (last + 1) == last:
+                start = 0
+                for piece, size in zip(users[0].outputs, users[0].attrs["split"]):
+                    found.append(_Linear(lin.x, lin.w[start:start + size],
+                                         None if lin.b is None else lin.b[start:start + size], piece, lin.node))
+                    start += size
+            else:
+                found.append(lin)
+    return found
+
+
+def _ancestors_in(v: Value, targets: dict[int, _Linear]) -> set[int]:
+    """Which of the target outputs v is computed from (the search stops at them)."""
+    hit, seen, todo = set(), set(), [v]
+    while todo:
+        u = todo.pop()
+        if id(u) in seen:
+            continue
+        seen.add(id(u))
+        if id(u) in targets:
+            hit.add(id(u))
+        elif u.producer is not None:
+            todo += [i for i in u.producer.inputs if i is not None and i.kind != ValueKind.CONST]
+    return hit
+
+
+def first_linear_after(v: Value, avoid: set[int]) -> _Linear:
+    """The first linear layer downstream of v (breadth first), ignoring nodes in `avoid`."""
+    seen, todo = set(), [v]
+    while todo:
+        u = todo.pop(0)
+        for n in u.users:
+            if id(n) in seen or id(n) in avoid:
+                continue
+            seen.add(id(n))
+            lin = _linear_at(n)
+            if lin is not None:
+                return lin
+            todo += n.outputs
+    raise NotADecoder(f"no projection follows '{v.name}'")
+
+
+def residual(x: Value, y: Value) -> Value:
+    for n in y.users:
+        if n.op == "Add" and set(map(id, n.inputs)) == {id(x), id(y)}:
+            return n.outputs[0]
+    raise NotADecoder(f"'{y.name}' is not added back to the residual stream '{x.name}'")
+
+
+# ---- norms ---------------------------------------------------------------------------------------------
+
+@dataclass
+class _Norm:
+    kind: str                # "rms" | "layer"
+    w: np.ndarray
+    b: np.ndarray | None
+    eps: float
+    out: Value
+
+
+def _follow(v: Value, op: str) -> Node | None:
+    return next((n for n in v.users if n.op == op), None)
+
+
+def norm_of(x: Value) -> _Norm | None:
+    dim = x.shape[-1]
+    for n in x.users:
+        if n.op == "LayerNormalization" and n.inputs[0] is x and n.attrs.get("axis", -1) % len(x.shape) == len(x.shape) - 1:
+            w, b = const(n.inputs[1]), const(n.inputs[2]) if len(n.inputs) > 2 else None
+            if w is not None:
+                return _Norm("layer", w.reshape(-1), None if b is None else b.reshape(-1),
+                             float(n.attrs.get("epsilon", 1e-5)), n.outputs[0])
+        square = (n.op == "Pow" and n.inputs[0] is x and const(n.inputs[1]) is not None
+                  and float(n.inputs[1].data.reshape(-1)[0]) == 2.0) or (n.op == "Mul" and n.inputs[0] is x and n.inputs[1] is x)  # type: ignore
+        if square:
+            rms = _rms_tail(x, n.outputs[0], dim)
+            if rms is not None:
+                return rms
+    return None
+
+
+def _rms_tail(x: Value, sq: Value, dim: int) -> _Norm | None:
+    """mean(x^2) -> + eps -> sqrt -> 1/. -> x * . -> * w (either operand order; w may be absent)."""
+    mean = _follow(sq, "ReduceMean")
+    if mean is None or mean.attrs.get("axes") not in ([-1], [len(x.shape) - 1]):
+        return None
+    add = _follow(mean.outputs[0], "Add")
+    eps = const(add.inputs[1]) if add is not None else None
+    if eps is None and add is not None:
+        eps = const(add.inputs[0])
+    sqrt = _follow(add.outputs[0], "Sqrt") if add is not None else None
+    if eps is None or sqrt is None:
+        return None
+    r = sqrt.outputs[0]
+    inv = _follow(r, "Reciprocal") or next((n for n in r.users if n.op == "Div" and n.inputs[1] is r), None)
+    if inv is None:
+        return None
+    if inv.op == "Div" and inv.inputs[0] is x:          # x / sqrt(...)
+        y = inv.outputs[0]
+    else:
+        if inv.op == "Div" and not np.all(const(inv.inputs[0]) == 1):
+            return None
+        mul = next((n for n in inv.outputs[0].users if n.op == "Mul" and x in n.inputs), None)
+        if mul is None:
+            return None
+        y = mul.outputs[0]
+    w = np.ones(dim, np.float32)
+    scale = next((n for n in y.users if n.op == "Mul" and any(
+        const(i) is not None and const(i).size == dim for i in n.inputs)), None)  # type: ignore[union-attr]
+    if scale is not None:
+        w = next(const(i) for i in scale.inputs if const(i) is not None).reshape(-1)  # type: ignore[union-attr]
+        y = scale.outputs[0]
+    return _Norm("rms", w.astype(np.float32), None, float(eps.reshape(-1)[0]), y)
+
+
+# ---- attention and feed-forward --------------------------------------------------------------------------
+
+def attention(h: Value) -> tuple[_Linear, _Linear, _Linear, Node, Node]:
+    """q, k, v projections reading h, the score MatMul and the probability-times-values MatMul."""
+    lins = {id(lin.out): lin for lin in linears_reading(h)}
+    if len(lins) < 3:
+        raise NotADecoder(f"{len(lins)} projection(s) read the normalised '{h.name}', attention needs q, k and v")
+    soft = None
+    seen, todo = set(), [lin.out for lin in lins.values()]
+    while todo and soft is None:
+        u = todo.pop(0)
+        for n in u.users:
+            if id(n) not in seen:
+                seen.add(id(n))
+                if n.op == "Softmax":
+                    soft = n
+                todo += n.outputs
+    if soft is None:
+        raise NotADecoder(f"no Softmax follows the projections of '{h.name}'")
+    s = soft.inputs[0]
+    while s is not None and s.producer is not None and s.producer.op != "MatMul":
+        s = next((i for i in s.producer.inputs if i is not None and i.kind != ValueKind.CONST), None)
+    if s is None or s.producer is None:
+        raise NotADecoder(f"no score MatMul before Softmax '{soft.name}'")
+    scores = s.producer
+    av = next((n for n in soft.outputs[0].users if n.op == "MatMul" and n.inputs[0] is soft.outputs[0]), None)
+    if av is None:
+        raise NotADecoder(f"Softmax '{soft.name}' does not weight values with a MatMul")
+    q, k, v = (_ancestors_in(x, lins) for x in (scores.inputs[0], scores.inputs[1], av.inputs[1]))  # type: ignore[arg-type]
+    if not (len(q) == len(k) == len(v) == 1):
+        raise NotADecoder(f"cannot tell q, k and v apart around Softmax '{soft.name}'")
+    return lins[q.pop()], lins[k.pop()], lins[v.pop()], scores, av
+
+
+def ffn(h: Value) -> tuple[str, _Linear, _Linear | None, _Linear]:
+    """(activation, w1 (gate or up), w3 (up, SwiGLU only), w2 (down))."""
+    lins = linears_reading(h)
+    reads = {id(lin.node) for lin in lins}
+    down = first_linear_after(lins[0].out, reads) if lins else None
+    if not lins or down is None or len(lins) > 2:
+        raise NotADecoder(f"no feed-forward block reads '{h.name}'")
+    between: list[Node] = []
+    todo, seen = [lin.out for lin in lins], set()
+    while todo:
+        u = todo.pop()
+        for n in u.users:
+            if id(n) not in seen and n is not down.node:
+                seen.add(id(n))
+                between.append(n)
+                todo += n.outputs
+    ops = {n.op for n in between}
+    if len(lins) == 2:
+        gate = next((lin for lin in lins if any(n.op == "Sigmoid" for n in lin.out.users)), None)
+        if gate is None:
+            raise NotADecoder(f"the gated feed-forward after '{h.name}' is not SiLU-gated (SwiGLU)")
+        up = lins[1] if gate is lins[0] else lins[0]
+        return "swiglu", gate, up, down
+    if "Tanh" in ops:
+        return "gelu_tanh", lins[0], None, down
+    if "Erf" in ops:
+        return "gelu", lins[0], None, down
+    raise NotADecoder(f"the feed-forward activation after '{h.name}' is neither GELU nor SwiGLU ({sorted(ops)})")
+
+
+# ---- positions -------------------------------------------------------------------------------------------
+
+def data_dependent(v: Value) -> bool:
+    """Whether v depends on the values (not only the shapes) of a graph input."""
+    seen, todo = set(), [v]
+    while todo:
+        u = todo.pop()
+        if id(u) in seen:
+            continue
+        seen.add(id(u))
+        if u.kind == ValueKind.INPUT:
+            return True
+        if u.producer is not None and u.producer.op not in ("Shape", "Size"):
+            todo += [i for i in u.producer.inputs if i is not None]
+    return False
+
+
+def position_tables(g: Graph) -> list[np.ndarray]:
+    """Constant tables gathered at indices that depend on the sequence length only (learned positions).
+    Read before folding: folding leaves only the rows the probe length needs."""
+    return [n.inputs[0].data for n in g.nodes  # type: ignore[union-attr]
+            if n.op == "Gather" and const(n.inputs[0]) is not None and n.inputs[0].data.ndim == 2  # type: ignore
+            and not data_dependent(n.inputs[1])]  # type: ignore[arg-type]
+
+
+def rope_of(q_out: Value, scores_in: Value, seq: int, hd: int) -> tuple[float, bool] | None:
+    """(theta, interleaved) from the cos/sin tables multiplied into q on its way to the scores."""
+    tables, seen, todo = [], set(), [scores_in]
+    while todo:
+        u = todo.pop()
+        if id(u) in seen or u is q_out or u.producer is None:
+            continue
+        seen.add(id(u))
+        n = u.producer
+        if n.op == "Mul":
+            tables += [c.reshape(seq, hd) for c in map(const, n.inputs) if c is not None and c.size == seq * hd]
+        todo += [i for i in n.inputs if i is not None and i.kind != ValueKind.CONST]
+    sin = next((t for t in tables if np.all(np.abs(t[0]) < 1e-6) and np.any(t != 0)), None)
+    if sin is None:
+        return None
+    half = hd // 2
+    if np.array_equal(sin[:, :half], sin[:, half:]):
+        interleaved, freqs = False, sin[1, :half]
+    elif np.array_equal(sin[:, 0::2], sin[:, 1::2]):
+        interleaved, freqs = True, sin[1, 0::2]
+    else:
+        raise NotADecoder("the RoPE sin table pairs neither (i, i + d/2) nor (2i, 2i + 1)")
+    if half < 2 or seq < 2:
+        raise NotADecoder("the RoPE base cannot be read from so short a table")
+    f = float(np.arcsin(np.float64(freqs[half - 1])))       # theta ** (-2 (half - 1) / hd)
+    theta = float(f"{f ** (-hd / (2.0 * (half - 1))):.5g}")
+    from slmc.frontend.build import rope_tables
+
+    _, want = rope_tables(seq, hd, theta)
+    if np.abs(want - (sin[:, :half] if not interleaved else sin[:, 0::2])).max() > 1e-4:
+        raise NotADecoder(f"the RoPE table is not the standard one for any base (best guess {theta:g})")
+    return theta, interleaved

@@ -1,0 +1,22 @@
+"""Graph-to-graph passes (DESIGN.md rule 2: passes are functions).
+
+Each module has `run(graph) -> graph` and a docstring listing its rules. PIPELINE is the order they run
+in on an imported ONNX graph: simplify exposes constants, fold evaluates them, simplify again removes
+what folding made trivial, dce drops what nobody reads.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from slmc.ir import Graph
+from slmc.passes import dce, fold, simplify
+
+Pass = Callable[[Graph], Graph]
+PIPELINE: list[Pass] = [simplify.run, fold.run, simplify.run, dce.run]
+
+
+def run_pipeline(graph: Graph, passes: list[Pass] | None = None) -> Graph:
+    for p in PIPELINE if passes is None else passes:
+        graph = p(graph)
+    return graph

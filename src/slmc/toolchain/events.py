@@ -1,0 +1,56 @@
+"""The event lines a generated program prints (main_llm.c): `T <id>` per generated token,
+`S <key> <value>` statistics at the end, `E <message>` before a non-zero exit. Everything else is
+kept, since on an emulator it may be a fault's register dump."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass
+class RunResult:
+    ids: list[int] = field(default_factory=list)
+    stats: dict[str, float] = field(default_factory=dict)
+    exit_code: int = 0
+
+
+class EventParser:
+    def __init__(self, on_token: Callable[[int], None] = lambda t: None) -> None:
+        self.on_token = on_token
+        self.ids: list[int] = []
+        self.stats: dict[str, float] = {}
+        self.error: str | None = None
+        self.other: list[str] = []
+        self._partial = ""
+
+    def line(self, line: str) -> None:
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "T" and parts[1].lstrip("-").isdigit():
+            self.ids.append(int(parts[1]))
+            self.on_token(int(parts[1]))
+        elif len(parts) == 3 and parts[0] == "S":
+            try:
+                self.stats[parts[1]] = float(parts[2])
+            except ValueError:
+                self.other.append(line.rstrip("\n"))
+        elif line.startswith("E "):
+            self.error = self.error or line[2:].strip()
+        elif line.strip():
+            self.other.append(line.rstrip("\n"))
+
+    def text(self, chunk: str) -> None:
+        """Feeds output that arrives in pieces (a character or a buffer at a time)."""
+        self._partial += chunk
+        *lines, self._partial = self._partial.split("\n")
+        for ln in lines:
+            self.line(ln + "\n")
+
+    def flush(self) -> None:
+        if self._partial:
+            self.line(self._partial)
+            self._partial = ""
+
+    def result(self, exit_code: int) -> RunResult:
+        self.flush()
+        return RunResult(list(self.ids), dict(self.stats), exit_code)

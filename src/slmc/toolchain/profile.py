@@ -1,0 +1,106 @@
+"""`slmc run --json/--profile` on an emulated target: run with an exact instruction counter, then
+turn the counts into instructions per token, a per-operator breakdown, and an ESTIMATED speed at
+the target's clock (cycle model of targets/cycles.py, plus weights streamed from flash where the
+target says how fast flash reads)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from slmc.errors import SlmcError
+from slmc.targets import Target
+from slmc.targets.cycles import MODELS
+from slmc.toolchain.count import Counts, code_map, per_op
+from slmc.toolchain.events import RunResult
+
+LINEAR_OPS = ("linear", "linear_q8")
+
+
+def count_run(project: Path, target: Target, rep: dict, args: list[str], on_token: Callable[[int], None],
+              mix_steps: int = 1) -> tuple[RunResult, dict]:
+    """Runs the built program under the target's exact counter; returns its events and the profile."""
+    from slmc.codegen.project import MAP_MCU
+    from slmc.toolchain.build import build
+
+    if target.emulator is None:
+        raise SlmcError("instruction counts need an emulated target", "compile with -t cortex-m33, rv32imac, rp2350-...")
+    elf = build(project)
+    code = code_map(elf, project / MAP_MCU, target)
+    mix = None
+    if target.emulator.counter == "unicorn":
+        from slmc.toolchain.unicorn_run import run_unicorn
+
+        res, counts = run_unicorn(target, elf, code, args, on_token)
+    else:
+        from slmc.toolchain.qemu_gdb import run_qemu_gdb
+        from slmc.toolchain.unicorn_run import run_unicorn
+
+        res, counts = run_qemu_gdb(target, elf, code, args, on_token)
+        try:  # the instruction mix for the cycle estimate, from the first decode steps
+            mix = run_unicorn(target, elf, code, args, lambda t: None, max_decode_calls=mix_steps)[1]
+        except SlmcError:
+            mix = None  # code Unicorn cannot run (Zb* extensions): no cycle estimate
+    prof = summarize(counts, rep, target, mix)
+    (project / "profile.json").write_text(json.dumps(prof, indent=1) + "\n")
+    return res, prof
+
+
+def summarize(counts: Counts, rep: dict, target: Target, mix: Counts | None = None) -> dict:
+    ops = rep["ops"]
+    steps = len(counts.decode_calls())
+    if steps == 0:
+        raise SlmcError("the run made no decode step, so there is nothing to count per token", "run more --steps")
+    instr, cycles, pro_i, pro_c = per_op(counts, ops)
+    if mix is not None:  # scale each operator by its cycles per instruction in the mix run
+        m_instr, m_cyc, m_pro_i, m_pro_c = per_op(mix, ops)
+        cycles = [i * c / mi if c is not None and mi else None for i, c, mi in zip(instr, m_cyc, m_instr)]
+        pro_c = pro_i * m_pro_c / m_pro_i if m_pro_c is not None and m_pro_i else None
+    total = pro_i + sum(instr)
+    rows = []
+    for o, n, c in zip(ops, instr, cycles):
+        rows.append(dict(name=o["name"], op=o["op"], kernel=o["kernel"], macs=o["macs"], instructions=n / steps,
+                         instructions_total=n, share=n / total if total else 0.0,
+                         estimated_cycles=c / steps if c is not None else None))
+    lin_i = sum(r["instructions_total"] for r in rows if r["op"] in LINEAR_OPS)
+    lin_m = sum(r["macs"] for r in rows if r["op"] in LINEAR_OPS) * steps
+    prof = dict(
+        target=target.name, counter=counts.counter, decode_steps=steps,
+        instructions_per_token=total / steps, instructions_total=total,
+        prologue_instructions_per_token=pro_i / steps,
+        main_loop_instructions_per_token=counts.main_instructions / max(1, len(counts.calls) - 1),
+        prefill=dict(calls=sum(1 for c in counts.calls if c.graph == "prefill"),
+                     instructions=sum(c.instructions for c in counts.calls if c.graph == "prefill")),
+        program_instructions=counts.total_instructions,
+        linear_instructions_per_mac=lin_i / lin_m if lin_m else None,
+        tokens_per_s=None,  # measured speed means nothing on an emulator; see estimated_tokens_per_s
+        ops=rows,
+    )
+    prof.update(estimate(target, rep, None if pro_c is None or None in cycles else (pro_c + sum(cycles)) / steps))
+    return prof
+
+
+def estimate(target: Target, rep: dict, cycles_per_token: float | None) -> dict:
+    """Estimated cycles and tokens/s: compute at the target's clock, plus (where the target gives a
+    flash read rate and the weights sit in flash) one read of every weight byte per token through a
+    cache far smaller than the weights, not overlapped with compute."""
+    model = MODELS.get(target.cycle_model)
+    out: dict = dict(estimated_cycles_per_token=cycles_per_token, estimated_tokens_per_s=None,
+                     estimate_basis=None)
+    if cycles_per_token is None or model is None:
+        return out
+    basis = [f"ESTIMATE from exact instruction counts and the {model.description} cycle model"]
+    if target.clock_hz:
+        seconds = cycles_per_token / target.clock_hz
+        weights_in = rep.get("memory", {}).get("weights_in", "flash")
+        rate = target.flash.read_bytes_per_s if target.flash else None
+        if rate and weights_in == "flash":
+            stall = rep.get("weights_bytes", 0) / rate
+            seconds += stall
+            out["estimated_flash_seconds_per_token"] = stall
+            basis.append(f"plus every weight byte read once per token from flash at {rate / 1e6:g} MB/s")
+        out["estimated_tokens_per_s"] = 1.0 / seconds
+        basis.append(f"at {target.clock_hz / 1e6:g} MHz")
+    out["estimate_basis"] = ", ".join(basis)
+    return out
