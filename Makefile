@@ -5,7 +5,7 @@ VPY := $(VENV)/bin/python
 SLMC := $(VENV)/bin/slmc
 JOBS ?= 2
 APT_TOOLCHAINS := gcc-arm-none-eabi picolibc-arm-none-eabi gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf \
-                  qemu-system-arm qemu-system-misc
+                  qemu-system-arm qemu-system-misc chromium
 
 .PHONY: setup toolchains demo test test-fast bench train-default clean
 
@@ -17,10 +17,12 @@ $(VENV)/.installed: pyproject.toml
 	$(VPY) -m pip install -q -e '.[dev]'
 	touch $@
 
-# Cross compilers, picolibc and QEMU for the MCU targets (Debian packages, no recommends: 2.7 GB, not 5).
+# Cross compilers, picolibc and QEMU for the MCU targets, chromium to render the report page in tests
+# (Debian packages, no recommends: about 3 GB, not 5).
 toolchains:
 	@if command -v arm-none-eabi-gcc >/dev/null && command -v riscv64-unknown-elf-gcc >/dev/null \
 	    && command -v qemu-system-arm >/dev/null && command -v qemu-system-riscv32 >/dev/null \
+	    && command -v chromium >/dev/null \
 	    && [ -f /usr/lib/picolibc/arm-none-eabi/picolibc.specs -o -d /usr/lib/picolibc/arm-none-eabi ]; then \
 	  echo "toolchains: present"; \
 	else \

@@ -116,15 +116,16 @@ def _run(project: Path, steps: int, temperature: float, top_p: float, seed: int,
         raise SlmcError(f"--profile counts instructions on an emulated target; {target.name} is not one",
                         "compile with -t cortex-m33, rv32imac, rp2350-arm or rp2350-riscv")
     binary = build(project)
-    stream_text = tok is not None and not ids and not as_json
-    prev = [pids[-1] if pids else 1]
-    if stream_text and pids:
+    from slmc.frontend.tokenizer import TextStream
+
+    stream = TextStream(tok, pids[-1] if pids else 1) if tok is not None and not ids and not as_json else None
+    if stream and pids:
         sys.stdout.write(tok.decode(pids))
+
     def on_token(t: int) -> None:
-        if stream_text:
-            sys.stdout.write(tok.piece(prev[0], t))
+        if stream:
+            sys.stdout.write(stream.push(t))
             sys.stdout.flush()
-        prev[0] = t
 
     args = llm_args(steps, temperature, top_p, seed, pids, dump_logits)
     counts: dict = {}
@@ -142,7 +143,7 @@ def _run(project: Path, steps: int, temperature: float, top_p: float, seed: int,
     elif ids or tok is None:
         print(" ".join(map(str, res.ids)))
     else:
-        print()
+        print(flush=True)
         if tps:
             err.print(f"[dim]{tps:,.0f} tokens/s on {rep['target']}[/]")
     if profile and not as_json:
