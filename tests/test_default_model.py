@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from slmc.frontend import llama2c
 from slmc.train import evaluate
 from slmc.train.stories import generate_stories, is_grammatical, sentence_regex, split_sentences
 
@@ -103,6 +104,6 @@ def test_numpy_forward_matches_torch_through_export(tmp_path: Path) -> None:
     ids = torch.randint(0, 512, (1, 48), generator=torch.Generator().manual_seed(5))
     with torch.no_grad():  # float64 torch on the same (fp32-exact) weights: only layout can differ
         want = model.double()(ids)[0].numpy()
-    got = evaluate.forward(evaluate.load_model(path), ids[0].numpy())
+    got = evaluate.forward(llama2c.load(path), ids[0].numpy())
     assert np.abs(want).max() > 1.0
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)

@@ -119,18 +119,15 @@ def attention(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     S = q.shape[0]
     nh, nkv, hd = a["n_heads"], a["n_kv_heads"], a["head_dim"]
     p0 = int(pos[0])
-    out = np.zeros((S, nh * hd), dtype=f32)
-    for s in range(S):
-        T = p0 + s + 1
-        for h in range(nh):
-            kvh = h // (nh // nkv)
-            qh = q[s, h * hd:(h + 1) * hd]
-            k = kc[:T, kvh * hd:(kvh + 1) * hd]
-            v = vc[:T, kvh * hd:(kvh + 1) * hd]
-            sc = (k @ qh) / np.sqrt(f32(hd))
-            e = np.exp(sc - sc.max())
-            out[s, h * hd:(h + 1) * hd] = (e / e.sum()) @ v
-    return [out]
+    T = p0 + S
+    qh = q.reshape(S, nh, hd).transpose(1, 0, 2)                                   # [nh, S, hd]
+    kh = np.repeat(kc[:T].reshape(T, nkv, hd).transpose(1, 0, 2), nh // nkv, 0)   # [nh, T, hd]
+    vh = np.repeat(vc[:T].reshape(T, nkv, hd).transpose(1, 0, 2), nh // nkv, 0)
+    sc = (qh @ kh.transpose(0, 2, 1)) / np.sqrt(f32(hd))                           # [nh, S, T]
+    sc = np.where(np.arange(T)[None, :] <= (p0 + np.arange(S))[:, None], sc, -np.inf)  # token s sees 0..p0+s
+    e = np.exp(sc - sc.max(axis=-1, keepdims=True))
+    out = (e / e.sum(axis=-1, keepdims=True)) @ vh                                 # [nh, S, hd]
+    return [out.transpose(1, 0, 2).reshape(S, nh * hd).astype(f32)]
 
 
 @reference_op("add")
