@@ -47,6 +47,20 @@ register(KernelSpec("linear_q8", I8, "linear_q8_sse2.c",
                     isa="sse2",
                     scratch=lambda n: 2 * n.inputs[0].type.numel,  # type: ignore[union-attr]
                     macs=lambda n: _last(n) * n.outputs[0].shape[-1] * n.outputs[0].shape[0]))
+register(KernelSpec("linear_q8", I8, "linear_q8_dsp.c",
+                    lambda n, c: f"slmc_linear_q8_dsp({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.ref(3)}, "
+                                 f"{c.ref(4)}, {c.scratch()}, {c.rows}, {_last(n)}, {n.outputs[0].shape[-1]}, "
+                                 f"{n.attrs['group']});",
+                    isa="dsp",
+                    scratch=lambda n: 2 * n.inputs[0].type.numel,  # type: ignore[union-attr]
+                    macs=lambda n: _last(n) * n.outputs[0].shape[-1] * n.outputs[0].shape[0]))
+register(KernelSpec("linear_q8", I8, "linear_q8_rv32.c",
+                    lambda n, c: f"slmc_linear_q8_rv32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.ref(3)}, "
+                                 f"{c.ref(4)}, {c.scratch()}, {c.rows}, {_last(n)}, {n.outputs[0].shape[-1]}, "
+                                 f"{n.attrs['group']});",
+                    isa="rv32im",  # plain RV32IM (no Zb* -march), so Unicorn can still count it
+                    scratch=lambda n: 2 * n.inputs[0].type.numel,  # type: ignore[union-attr]
+                    macs=lambda n: _last(n) * n.outputs[0].shape[-1] * n.outputs[0].shape[0]))
 register(KernelSpec("rope", F32, "rope_f32.c",
                     lambda n, c: f"slmc_rope_f32({c.out()}, {c.ref(0)}, {c.ref(2)}, {c.ref(3)}, {c.rows}, "
                                  f"{_last(n)}, {n.attrs['head_dim']}, {c.pos}, {n.attrs['interleaved']});"))

@@ -88,7 +88,8 @@ RV32IMAC = Target(
     name="rv32imac",
     description="RV32IMAC (+ Zba/Zbb/Zbs, which Hazard3 has), no FPU; emulated on QEMU virt",
     isa="rv32",
-    features=frozenset({"zba", "zbb", "zbs"}),
+    # "rv32im": the base integer ISA with M, for kernels tuned to it that must not get the Zb* -march
+    features=frozenset({"rv32im", "zba", "zbb", "zbs"}),
     cc="riscv64-unknown-elf-gcc",
     cflags=_RV32_CFLAGS,
     ldflags=_SEMIHOST_LD,
