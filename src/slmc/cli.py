@@ -286,6 +286,57 @@ def targets() -> None:
     Console(width=None if sys.stdout.isatty() else 200).print(t)
 
 
+@app.command()
+def simulate(model: str = typer.Argument(..., help="model file, or a shape name (tinyllama42M, stories15M, stories260K)"),
+             target: str = typer.Option("siracusa-like", "-t", "--target", help="a target with a multi-chip system model"),
+             chips: str = typer.Option("1,2,4,8,16,32,64", "--chips", help="comma-separated chip counts"),
+             mode: str = typer.Option("decode", "--mode", help="decode | prefill"),
+             fanin: int = typer.Option(2, "--reduce-fanin", help="fan-in K of the hierarchical reduction"),
+             classifier: str = typer.Option("split", "--classifier", help="split (vocab rows over chips) | root | none"),
+             context: int = typer.Option(256, "--context", help="KV-cache positions (decode attends all of them)"),
+             prompt: int = typer.Option(64, "--prompt", help="prompt chunk length in prefill mode"),
+             heads: Optional[int] = typer.Option(None, "--heads", help="many-head variant: this many query and KV heads"),
+             as_json: bool = typer.Option(False, "--json", help="print JSON instead of the table"),
+             plot_file: Optional[Path] = typer.Option(None, "--plot", help="draw speedup, EDP gain and time terms (PNG)")
+             ) -> None:
+    """Simulate MODEL split over N chips (heads / FFN slices, two syncs per block): time, energy, EDP per token."""
+    from slmc.sim.system import explain, plot, resolve_model
+    from slmc.sim.system import simulate as run_sim
+
+    try:
+        try:
+            counts = [int(c) for c in chips.split(",") if c.strip()]
+        except ValueError:
+            raise SlmcError(f"cannot read chip counts '{chips}'", "use e.g. --chips 1,2,4,8") from None
+        cfg = resolve_model(model, heads)
+        res = run_sim(cfg, counts, target, mode, fanin, classifier, context, prompt)
+        if plot_file:
+            plot(res, plot_file)
+    except SlmcError as e:
+        _fail(e)
+        return
+    if as_json:
+        print(json.dumps(res, indent=1))
+        return
+    from rich.table import Table
+
+    t = Table("chips", "ms/token", "mJ/token", "speedup", "EDP gain", "B/link/token", "weights", "KV",
+              "max share B", "dominant", title=f"{model}{f' ({heads} heads)' if heads else ''} on {target}, {mode}, "
+              f"fan-in {fanin}, classifier {classifier}, context {context}")
+    for p in res["points"]:
+        t.add_row(str(p["n_chips"]), f"{p['time_per_token_s'] * 1e3:.3f}", f"{p['energy_per_token_j'] * 1e3:.3f}",
+                  f"{p['speedup']:.2f}", f"{p['edp_gain']:.2f}", f"{p['bytes_per_link_per_token']:,.0f}",
+                  p["weights_in"], p["kv_in"], f"{p['max_weight_share_bytes']:,}", p["dominant"])
+    Console(width=None if sys.stdout.isatty() else 160).print(t)
+    for line in explain(res):
+        print(line)
+    notes = {n for p in res["points"] for n in p["partition_notes"]}
+    for n in sorted(notes):
+        print(f"split: {n}")
+    if plot_file:
+        err.print(f"wrote {plot_file}", highlight=False)
+
+
 def main() -> None:
     app()
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from slmc.codegen.weights import WeightsLayout, c_ident
-from slmc.ir import DType, Graph, Node, Value, ValueKind
+from slmc.ir import Graph, Node, Value, ValueKind
 from slmc.ir.ops import VIEWS
 from slmc.kernels.registry import KernelSpec
 from slmc.plan.lifetimes import buffer_name, scratch_name, storage_root
@@ -170,7 +170,8 @@ def emit_model(graphs: list[Graph], plan: MemoryPlan, weights: WeightsLayout, bi
         c.append(f"static const {t} *const {e.symbol} = (const {t} *)(slmc_weights + {e.offset}); /* {e.dtype.short}"
                  f"[{','.join(map(str, e.shape))}] */")
     c += ["", "/* one static arena: activations, scratch and state at offsets fixed by the memory plan */",
-          "static uint8_t slmc_arena[SLMC_ARENA_BYTES] __attribute__((aligned(16)));", ""]
+          # a graph that needs no arena still gets a one-slot array: C has no zero-length arrays
+          "static uint8_t slmc_arena[SLMC_ARENA_BYTES > 0 ? SLMC_ARENA_BYTES : 16] __attribute__((aligned(16)));", ""]
     arrays: dict[tuple[int, ...], str] = {}
     funcs: list[str] = []
     for g in graphs:

@@ -80,6 +80,7 @@ from slmc.targets.builtin import BUILTIN  # noqa: E402  (data needs the classes 
 
 TARGETS: dict[str, Target] = {t.name: t for t in BUILTIN}
 HOST = TARGETS["host"]
+import slmc.targets.siracusa  # noqa: E402,F401  (registers siracusa-like)
 
 
 def get_target(name: str) -> Target:

@@ -1,0 +1,1 @@
+"""Simulation models: RP2350 power and per-group DVFS scheduling (issue 8)."""

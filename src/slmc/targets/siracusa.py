@@ -1,0 +1,70 @@
+"""`siracusa-like`: one chip of the distributed-inference study (arXiv 2412.04372), as data.
+
+DESIGN.md "Target facts": a RISC-V cluster of 8 cores, L1 256 KB, L2 2 MiB, L3 off-chip (16 MB in
+Deeploy's tutorial), DMA between levels, chips linked by MIPI-class serial links. Those four facts
+are the only ones taken from the design notes. Every other number in `SIRACUSA_CHIP` and
+`MIPI_LINK` is marked in its comment: "source" when it comes from a published document,
+"ASSUMED" when it is an order-of-magnitude engineering guess that nothing here was fitted to.
+No parameter was tuned to reproduce the paper's speedups.
+
+For compiling, the target reuses the rv32imac recipe (cross gcc + QEMU virt, Hazard3 cycle table as
+a stand-in for the cluster's RI5CY-class cores): L2 is the `sram` level and L3 the `flash` level,
+limited to 4 MB by the emulator's memory map (the simulator uses the full 16 MB).
+
+Importing this module registers the target in `slmc.targets.TARGETS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from slmc.targets import TARGETS, MemoryLevel
+from slmc.targets.builtin import RV32IMAC
+from slmc.sim.system import ChipModel, LinkModel
+
+KB, MB = 1024, 1024 * 1024
+
+SIRACUSA_CHIP = ChipModel(
+    name="siracusa-like",
+    clock_hz=360e6,              # source: Siracusa cluster up to 360 MHz (Prasad et al., IEEE JSSC 2024) - as recalled, verify
+    cores=8,                     # source: DESIGN.md
+    macs_per_cycle_per_core=4,   # source: XpulpV2 8-bit SIMD dot product (4 int8 MACs per instruction)
+    mac_efficiency_gemv=0.5,     # ASSUMED: decode (matrix-vector) keeps half the SIMD issue slots busy
+    mac_efficiency_gemm=0.8,     # ASSUMED: prefill (matrix-matrix) reuses operands in L1
+    cycles_per_elem_op=8.0,      # ASSUMED: softmax/exp, norms, RoPE, SiLU per element per core
+    l1_bytes=256 * KB,           # source: DESIGN.md
+    l2_bytes=2 * MB,             # source: DESIGN.md
+    l3_bytes=16 * MB,            # source: DESIGN.md (Deeploy's tutorial)
+    l2_reserved_bytes=128 * KB,  # ASSUMED: code, activations, DMA double buffers kept out of the weight budget
+    l2_l1_bytes_per_cycle=8.0,   # ASSUMED: 64-bit cluster DMA port
+    l3_bytes_per_s=300e6,        # ASSUMED: HyperBus-class x8 DDR interface, ~400 MB/s peak at 75 % efficiency
+    e_l1_pj_per_byte=0.5,        # ASSUMED
+    e_l2_pj_per_byte=2.0,        # ASSUMED: 16 nm SRAM, a few pJ per byte
+    e_l3_pj_per_byte=150.0,      # ASSUMED: HyperRAM-class, ~30 mA at 1.8 V for ~330 MB/s -> ~160 pJ/B
+    p_active_w=60e-3,            # ASSUMED: cluster + SoC running at 360 MHz, 0.8 V
+    p_idle_w=6e-3,               # ASSUMED: clock-gated cluster waiting on a link (leakage + SoC domain)
+    weight_bytes=1,              # int8 weights (the paper's setting)
+    act_bytes=1,                 # int8 activations on the links
+    kv_bytes=1,                  # int8 KV cache
+)
+
+MIPI_LINK = LinkModel(
+    bytes_per_s=2.5e9 / 8,       # source: MIPI D-PHY v1.2, 2.5 Gbit/s per lane; one lane assumed
+    latency_s=1e-6,              # ASSUMED: per message (DMA setup, packet header, handshake)
+    pj_per_bit=10.0,             # ASSUMED: published D-PHY/C-PHY transceivers are a few to ~10 pJ/bit
+)
+
+SIRACUSA_LIKE = dataclasses.replace(
+    RV32IMAC,
+    name="siracusa-like",
+    description="one chip of the multi-chip study: 8-core RISC-V cluster, L2 2 MiB, off-chip L3; "
+                "compiled as rv32imac, simulated with `slmc simulate`",
+    sram=MemoryLevel("sram", RV32IMAC.sram.origin, 2 * MB),
+    flash=MemoryLevel("flash", RV32IMAC.flash.origin, 4 * MB, SIRACUSA_CHIP.l3_bytes_per_s),
+    clock_hz=int(SIRACUSA_CHIP.clock_hz),
+    notes=("L3 is emulated as 4 MB flash (QEMU virt memory map); the simulator models 16 MB",),
+)
+
+SYSTEMS: dict[str, tuple[ChipModel, LinkModel]] = {SIRACUSA_LIKE.name: (SIRACUSA_CHIP, MIPI_LINK)}
+
+TARGETS.setdefault(SIRACUSA_LIKE.name, SIRACUSA_LIKE)
