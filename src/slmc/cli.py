@@ -337,6 +337,70 @@ def simulate(model: str = typer.Argument(..., help="model file, or a shape name 
         err.print(f"wrote {plot_file}", highlight=False)
 
 
+@app.command()
+def dvfs(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace Llama folder, or .onnx"),
+         target: str = typer.Option("rp2350", "-t", "--target", help="rp2350 (both ISAs)"),
+         numerics: str = typer.Option("q8", "-q", "--quant", help="fp32 | q8 | int8"),
+         latency_ms: Optional[float] = typer.Option(None, "--latency-ms", help="latency budget per token "
+                                                    "(default: the race-to-idle latency)"),
+         energy_uj: Optional[float] = typer.Option(None, "--energy-uj", help="energy budget per token"),
+         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+         plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of the energy-latency Pareto front"),
+         unofficial: bool = typer.Option(False, "--unofficial", help="also voltages outside 1.05-1.16 V (slower)"),
+         steps: int = typer.Option(8, "--steps", "-n", help="decode steps counted per ISA")) -> None:
+    """Choose voltage, clock and ISA per layer part on the RP2350 (MODELLED energy, estimated cycles)."""
+    from slmc.sim.dvfs import build_groups, profile_model, solve
+    from slmc.sim.dvfs import plot as draw
+    from slmc.sim.power import PowerModel
+
+    try:
+        if target != "rp2350":
+            raise SlmcError(f"dvfs knows the RP2350 only, not '{target}'", "use -t rp2350")
+        if numerics not in NUMERICS:
+            raise SlmcError(f"unknown numerics '{numerics}'", f"use -q one of {', '.join(NUMERICS)}")
+        if latency_ms is not None and energy_uj is not None:
+            raise SlmcError("--latency-ms and --energy-uj both given", "give one budget")
+        if (latency_ms is not None and latency_ms <= 0) or (energy_uj is not None and energy_uj <= 0):
+            raise SlmcError("budgets must be positive", "e.g. --latency-ms 20")
+        if steps <= 0:
+            raise SlmcError(f"--steps {steps} must be positive", "e.g. --steps 8")
+        with _progress() as p:
+            task = p.add_task("profiling", total=None)
+            profiles = profile_model(model, numerics, steps, lambda s: p.update(task, description=s))
+            p.update(task, description="scheduling")
+            res = solve(build_groups(profiles), PowerModel(), latency_s=None if latency_ms is None else latency_ms / 1e3,
+                        energy_j=None if energy_uj is None else energy_uj / 1e6, unofficial=unofficial)
+        if plot is not None:
+            draw(res, plot)
+            res["plot"] = str(plot)
+    except SlmcError as e:
+        _fail(e)
+        return
+    if as_json:
+        print(json.dumps(res))
+        return
+    from rich.table import Table
+
+    t = Table("group", "ISA", "MHz", "V", "cycles", "flash B", "us", "uJ", "bound",
+              title="RP2350 schedule per token (MODELLED energy, estimated cycles from exact instruction counts)")
+    for s in res["schedule"]:
+        t.add_row(s["group"], s["isa"], f"{s['clock_mhz']:g}", f"{s['voltage_v']:.2f}", f"{s['cycles']:,.0f}",
+                  f"{s['flash_bytes']:,.0f}", f"{s['seconds'] * 1e6:,.0f}", f"{s['energy_j'] * 1e6:,.1f}",
+                  "flash" if s["memory_bound"] else "compute")
+    out = Console(width=None if sys.stdout.isatty() else 160)
+    out.print(t)
+    out.print(f"schedule: {res['latency_per_token_s'] * 1e3:.3f} ms, {res['energy_per_token_j'] * 1e6:.1f} uJ per token "
+              f"({len(res['transitions'])} transitions)")
+    for k, b in res["baselines"].items():
+        if b.get("energy_per_token_j"):
+            out.print(f"{k}: {b['latency_per_token_s'] * 1e3:.3f} ms, {b['energy_per_token_j'] * 1e6:.1f} uJ per token; "
+                      f"saving {b['saving_vs_this'] + 0.0 if abs(b['saving_vs_this']) >= 1e-9 else 0.0:.1%}")
+        else:
+            out.print(f"{k}: does not meet the budget")
+    if plot is not None:
+        err.print(f"wrote {plot}", highlight=False)
+
+
 def main() -> None:
     app()
 
