@@ -12,6 +12,10 @@ def _last(n: Node, i: int = 0) -> int:
     return n.inputs[i].shape[-1]  # type: ignore[union-attr]
 
 
+def _linear_macs(n: Node) -> int:
+    return _last(n) * n.outputs[0].shape[-1] * n.outputs[0].shape[0]
+
+
 def _numel_per_row(n: Node) -> int:
     return n.outputs[0].type.numel // n.outputs[0].shape[0]
 
@@ -32,35 +36,30 @@ register(KernelSpec("layernorm", F32, "layernorm_f32.c",
 register(KernelSpec("linear", F32, "linear_f32.c",
                     lambda n, c: f"slmc_linear_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
                                  f"{_last(n)}, {n.outputs[0].shape[-1]});",
-                    macs=lambda n: _last(n) * n.outputs[0].shape[-1] * n.outputs[0].shape[0]))
+                    macs=_linear_macs))
 register(KernelSpec("quantize_q8", F32, "quantize_q8.c",
                     lambda n, c: f"slmc_quantize_q8({c.out(0)}, {c.out(1)}, {c.ref(0)}, {c.rows}, {_last(n)}, "
                                  f"{n.attrs['group']});"))
 register(KernelSpec("linear_q8", I8, "linear_q8.c",
                     lambda n, c: f"slmc_linear_q8({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.ref(3)}, "
                                  f"{c.ref(4)}, {c.rows}, {_last(n)}, {n.outputs[0].shape[-1]}, {n.attrs['group']});",
-                    macs=lambda n: _last(n) * n.outputs[0].shape[-1] * n.outputs[0].shape[0]))
-register(KernelSpec("linear_q8", I8, "linear_q8_sse2.c",
-                    lambda n, c: f"slmc_linear_q8_sse2({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.ref(3)}, "
-                                 f"{c.ref(4)}, {c.scratch()}, {c.rows}, {_last(n)}, {n.outputs[0].shape[-1]}, "
-                                 f"{n.attrs['group']});",
-                    isa="sse2",
-                    scratch=lambda n: 2 * n.inputs[0].type.numel,  # type: ignore[union-attr]
-                    macs=lambda n: _last(n) * n.outputs[0].shape[-1] * n.outputs[0].shape[0]))
-register(KernelSpec("linear_q8", I8, "linear_q8_dsp.c",
-                    lambda n, c: f"slmc_linear_q8_dsp({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.ref(3)}, "
-                                 f"{c.ref(4)}, {c.scratch()}, {c.rows}, {_last(n)}, {n.outputs[0].shape[-1]}, "
-                                 f"{n.attrs['group']});",
-                    isa="dsp",
-                    scratch=lambda n: 2 * n.inputs[0].type.numel,  # type: ignore[union-attr]
-                    macs=lambda n: _last(n) * n.outputs[0].shape[-1] * n.outputs[0].shape[0]))
-register(KernelSpec("linear_q8", I8, "linear_q8_rv32.c",
-                    lambda n, c: f"slmc_linear_q8_rv32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.ref(3)}, "
-                                 f"{c.ref(4)}, {c.scratch()}, {c.rows}, {_last(n)}, {n.outputs[0].shape[-1]}, "
-                                 f"{n.attrs['group']});",
-                    isa="rv32im",  # plain RV32IM (no Zb* -march), so Unicorn can still count it
-                    scratch=lambda n: 2 * n.inputs[0].type.numel,  # type: ignore[union-attr]
-                    macs=lambda n: _last(n) * n.outputs[0].shape[-1] * n.outputs[0].shape[0]))
+                    macs=_linear_macs))
+
+
+def _linear_q8_tuned(isa: str, suffix: str) -> KernelSpec:
+    """An ISA-tuned linear_q8: the portable kernel's arguments plus scratch where it widens the
+    activations to int16 once per call (2 * n * k bytes)."""
+    return KernelSpec("linear_q8", I8, f"linear_q8_{suffix}.c",
+                      lambda n, c: f"slmc_linear_q8_{suffix}({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, "
+                                   f"{c.ref(3)}, {c.ref(4)}, {c.scratch()}, {c.rows}, {_last(n)}, "
+                                   f"{n.outputs[0].shape[-1]}, {n.attrs['group']});",
+                      isa=isa, scratch=lambda n: 2 * n.inputs[0].type.numel,  # type: ignore[union-attr]
+                      macs=_linear_macs)
+
+
+register(_linear_q8_tuned("sse2", "sse2"))
+register(_linear_q8_tuned("dsp", "dsp"))
+register(_linear_q8_tuned("rv32im", "rv32"))  # plain RV32IM (no Zb* -march), so Unicorn can still count it
 register(KernelSpec("rope", F32, "rope_f32.c",
                     lambda n, c: f"slmc_rope_f32({c.out()}, {c.ref(0)}, {c.ref(2)}, {c.ref(3)}, {c.rows}, "
                                  f"{_last(n)}, {n.attrs['head_dim']}, {c.pos}, {n.attrs['interleaved']});"))
