@@ -185,14 +185,18 @@ def _wrapper(i: int, d: Path) -> tuple[str, str]:
 
 
 def kernel_objects(root: Path) -> list[Path]:
-    """Every kernel C file compiled once (for all chunks and pytest workers) with the host flags."""
-    from slmc.kernels.registry import C_DIR
+    """Every kernel C file the host can use, compiled once (for all chunks and pytest workers) with the
+    host flags; kernels for other ISAs (DSP or RV32 assembly) do not build here."""
+    from slmc.kernels.registry import C_DIR, REGISTRY
+    from slmc.targets import get_target
+
+    host = get_target("host").features
 
     out = root / "kernels"
     out.mkdir(parents=True, exist_ok=True)
     with open(root / "kernels.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        srcs = sorted(C_DIR.glob("*.c"))
+        srcs = sorted({C_DIR / f for k in REGISTRY if k.isa == "any" or k.isa in host for f in (k.c_file, *k.deps)})
         objs = [out / (src.stem + ".o") for src in srcs]
         if not (out / "done").exists():
             subprocess.run(["gcc", *KERNEL_CFLAGS, "-c", *map(str, srcs)], check=True, cwd=out)
