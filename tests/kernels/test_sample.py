@@ -40,11 +40,14 @@ def harness(tmp_path_factory):
     return d / "h"
 
 
+@pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("temperature,topp", [(0.0, 0.9), (1.0, 1.0), (0.8, 0.9), (1.2, 0.5)])
-def test_sampling_matches_twin(harness, tmp_path, temperature, topp):
+def test_sampling_matches_twin(harness, tmp_path, temperature, topp, ties):
     rng = np.random.default_rng(7)
     n, draws = 300, 200
     logits = (rng.standard_normal((draws, n)) * 3).astype(np.float32)
+    if ties:  # many equal probabilities: the order among them must be the twin's too
+        logits = np.round(logits * 2) / 2
     logits.tofile(tmp_path / "l.f32")
     out = subprocess.run([str(harness), str(tmp_path / "l.f32"), str(n), str(draws), repr(temperature), repr(topp), "1234"],
                          check=True, capture_output=True, text=True).stdout.split()

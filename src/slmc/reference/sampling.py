@@ -46,6 +46,8 @@ def sample(logits: np.ndarray, temperature: float, topp: float, rng: Rng) -> int
         return n - 1
     cutoff = f32((f32(1.0) - f32(topp)) / f32(n - 1))
     cand = [i for i in range(n) if probs[i] >= cutoff]
+    if not cand:
+        return int(np.argmax(probs))
     cand.sort(key=lambda i: -probs[i])  # stable, like the C insertion sort
     cum, last = f32(0), len(cand) - 1
     for j, i in enumerate(cand):

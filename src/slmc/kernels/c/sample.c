@@ -12,6 +12,20 @@ static uint32_t slmc_random_u32(uint64_t *state) {
 
 static float slmc_random_f32(uint64_t *state) { return (slmc_random_u32(state) >> 8) / 16777216.0f; }
 
+/* a comes before b: higher probability first, lower id first among equals */
+static int slmc_before(const float *p, int a, int b) { return p[a] > p[b] || (p[a] == p[b] && a < b); }
+
+/* restore the heap below `root` (the element that comes last in the order sits on top) */
+static void slmc_sift(int *h, int root, int end, const float *p) {
+    while (2 * root + 1 < end) {
+        int child = 2 * root + 1;
+        if (child + 1 < end && slmc_before(p, h[child], h[child + 1])) child++;
+        if (!slmc_before(p, h[root], h[child])) return;
+        int t = h[root]; h[root] = h[child]; h[child] = t;
+        root = child;
+    }
+}
+
 int slmc_argmax(const float *x, int n) {
     int best = 0;
     for (int i = 1; i < n; i++) if (x[i] > x[best]) best = i;
@@ -29,15 +43,17 @@ int slmc_sample(const float *logits, int n, float temperature, float topp, uint6
         for (int i = 0; i < n; i++) { cdf += probs[i]; if (coin < cdf) return i; }
         return n - 1;
     }
-    /* keep candidates above (1 - topp) / (n - 1) like llama2.c, then insertion-sort them by
-     * probability, descending (stable, no qsort callback, no malloc) */
+    /* keep candidates above (1 - topp) / (n - 1) like llama2.c, then heap-sort them by descending
+     * probability, ties by ascending id: a total order, so the result is exactly the numpy twin's stable
+     * sort, in O(m log m) with no malloc and no qsort callback state */
     float cutoff = (1.0f - topp) / (float)(n - 1);
     int m = 0;
-    for (int i = 0; i < n; i++) {
-        if (probs[i] < cutoff) continue;
-        int j = m++;
-        while (j > 0 && probs[idx[j - 1]] < probs[i]) { idx[j] = idx[j - 1]; j--; }
-        idx[j] = i;
+    for (int i = 0; i < n; i++) if (probs[i] >= cutoff) idx[m++] = i;
+    if (m == 0) return slmc_argmax(probs, n);
+    for (int start = m / 2 - 1; start >= 0; start--) slmc_sift(idx, start, m, probs);
+    for (int end = m - 1; end > 0; end--) {
+        int t = idx[0]; idx[0] = idx[end]; idx[end] = t;
+        slmc_sift(idx, 0, end, probs);
     }
     float cum = 0.0f;
     int last = m - 1;
