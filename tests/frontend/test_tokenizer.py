@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from slmc.errors import SlmcError
 from slmc.frontend.tokenizer import (Llama2cTokenizer, SentencePieceTokenizer, check_vocab, find_tokenizer,
-                                     load_tokenizer)
+                                     load_tokenizer, write_llama2c_tokenizer)
 
 spm = pytest.importorskip("sentencepiece")
 
@@ -57,26 +57,6 @@ def sp_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return prefix.with_suffix(".model")
 
 
-def export_llama2c(model: Path, out: Path) -> Path:
-    """llama2.c's tokenizer.py export(), line for line in spirit."""
-    sp = spm.SentencePieceProcessor(model_file=str(model))
-    tokens, scores = [], []
-    for i in range(sp.get_piece_size()):
-        t = sp.id_to_piece(i)
-        if i == sp.bos_id():
-            t = "\n<s>\n"
-        elif i == sp.eos_id():
-            t = "\n</s>\n"
-        tokens.append(t.replace("\u2581", " ").encode("utf-8"))
-        scores.append(sp.get_score(i))
-    with open(out, "wb") as f:
-        f.write(struct.pack("I", max(len(t) for t in tokens)))
-        for b, s in zip(tokens, scores):
-            f.write(struct.pack("fI", s, len(b)))
-            f.write(b)
-    return out
-
-
 @pytest.fixture(scope="module")
 def sp(sp_model: Path) -> "spm.SentencePieceProcessor":
     return spm.SentencePieceProcessor(model_file=str(sp_model))
@@ -84,7 +64,7 @@ def sp(sp_model: Path) -> "spm.SentencePieceProcessor":
 
 @pytest.fixture(scope="module")
 def tok_bin(sp_model: Path) -> Path:
-    return export_llama2c(sp_model, sp_model.with_name("tokenizer.bin"))
+    return write_llama2c_tokenizer(sp_model, sp_model.with_name("tokenizer.bin"))
 
 
 @pytest.mark.parametrize("text", TEXTS)

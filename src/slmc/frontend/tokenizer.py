@@ -292,3 +292,23 @@ class TextStream:
         text = self._dec.decode(self.tok.piece_bytes(self.prev, id))
         self.prev = id
         return text
+
+
+def write_llama2c_tokenizer(sp_model: Path, out: Path) -> Path:
+    """A sentencepiece .model as llama2.c's tokenizer.bin, byte for byte as its tokenizer.py exports it:
+    max_token_length, then (score, len, bytes) per id; '▁' becomes ' ', BOS/EOS become '\\n<s>\\n' and
+    '\\n</s>\\n', byte pieces stay '<0x0A>'."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(sp_model))
+    tokens, scores = [], []
+    for i in range(sp.get_piece_size()):
+        piece = "\n<s>\n" if i == sp.bos_id() else "\n</s>\n" if i == sp.eos_id() else sp.id_to_piece(i)
+        tokens.append(piece.replace("\u2581", " ").encode("utf-8"))
+        scores.append(sp.get_score(i))
+    with open(out, "wb") as f:
+        f.write(struct.pack("<I", max(len(t) for t in tokens)))
+        for tok, score in zip(tokens, scores):
+            f.write(struct.pack("<fI", score, len(tok)))
+            f.write(tok)
+    return Path(out)

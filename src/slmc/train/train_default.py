@@ -15,7 +15,6 @@ import argparse
 import io
 import json
 import math
-import struct
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import sentencepiece as spm
 import torch
 import torch.nn.functional as F
 
+from slmc.frontend.tokenizer import write_llama2c_tokenizer
 from slmc.train import evaluate
 from slmc.train.stories import generate_stories
 from slmc.train.torch_model import ModelArgs, Transformer, export_legacy
@@ -45,25 +45,6 @@ def train_tokenizer(stories: list[str], out: Path, vocab_size: int) -> spm.Sente
         eos_id=2, pad_id=-1, minloglevel=2)
     (out / "tokenizer.model").write_bytes(proto.getvalue())
     return spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
-
-
-def export_tokenizer_bin(sp: spm.SentencePieceProcessor, path: Path) -> None:
-    """llama2.c's tokenizer.py export, byte for byte: max_token_length, then (score, len, bytes)
-    per id; '▁' becomes ' ', BOS/EOS become '\\n<s>\\n' and '\\n</s>\\n', byte pieces stay '<0x0A>'."""
-    tokens, scores = [], []
-    for i in range(sp.get_piece_size()):
-        piece = sp.id_to_piece(i)
-        if i == sp.bos_id():
-            piece = "\n<s>\n"
-        elif i == sp.eos_id():
-            piece = "\n</s>\n"
-        tokens.append(piece.replace("\u2581", " ").encode("utf-8"))
-        scores.append(sp.get_score(i))
-    with open(path, "wb") as f:
-        f.write(struct.pack("<I", max(len(t) for t in tokens)))
-        for tok, score in zip(tokens, scores):
-            f.write(struct.pack("<fI", score, len(tok)))
-            f.write(tok)
 
 
 def lr_at(step: int, steps: int, warmup: int, max_lr: float, min_lr: float) -> float:
@@ -226,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     stories = generate_stories(args.stories, TRAIN_SEED)
     val = generate_stories(args.val_stories, VAL_SEED)
     sp = train_tokenizer(stories, args.out, cfg.vocab_size)
-    export_tokenizer_bin(sp, args.out / "tokenizer.bin")
+    write_llama2c_tokenizer(args.out / "tokenizer.model", args.out / "tokenizer.bin")
     stream = torch.tensor([t for ids in sp.encode(stories) for t in [BOS] + ids], dtype=torch.long)
     print(f"corpus: {len(stories)} stories, {stream.numel()} tokens ({time.time() - t0:.1f}s)", flush=True)
 
