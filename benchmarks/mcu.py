@@ -18,7 +18,8 @@ and runq.c (q8), all counted the same way, plus the published pico_llama figure.
   which divides hidden_dim (172), so it reads every input of w2.
 
 BENCH_MCU=0 skips the section; BENCH_MCU_STEPS sets the positions. `python benchmarks/mcu.py` measures this section
-alone, puts it into benchmarks/results.json (keeping the rest) and renders docs/BENCHMARKS.md again.
+alone, puts it into benchmarks/results.json (keeping the rest) and renders docs/BENCHMARKS.md again;
+`python benchmarks/mcu.py --kernels` only prints the q8 kernels' instructions per MAC at K=64 and K=512.
 """
 
 from __future__ import annotations
@@ -183,14 +184,15 @@ def measure(cli: list[str], work: Path, stories260k: Path, notes: list[str], log
     # computation as runq.c (the host benchmark checks that their ids agree)
     configs = (("q8", ckpt, f"slmc -q q8 of {ckpt.name} (group 64, 4 for w2)"),
                ("q8", q8_file, f"{q8_file.name}: runq.c's file, save_v2 group {GROUP}"),
-               ("fp32", ckpt, ckpt.name))
+               ("fp32", ckpt, ckpt.name),
+               ("int8", ckpt, f"slmc -q int8 of {ckpt.name}: integer-only (quant/int8.py)"))
     for tname, isa in TARGETS:
         for numerics, src_file, weights in configs:
             out = work / f"slmc_{numerics}_{tname}" if src_file == ckpt else work / f"slmc_{numerics}_g{GROUP}_{tname}"
             s = _slmc(cli, src_file, numerics, tname, out)
             projects.setdefault((tname, numerics), out)
             p, rep = s["prof"], s["rep"]
-            macs = sum(o["macs"] for o in rep["ops"] if o["op"] in ("linear", "linear_q8"))
+            macs = sum(o["macs"] for o in rep["ops"] if o["op"] in ("linear", "linear_q8", "linear_i8"))
             rows.append(dict(program="slmc", target=tname, isa=isa, numerics=numerics, weights=weights,
                              same_file_as_llama2c=src_file == l2c_files[numerics], counter=p["counter"],
                              positions=p["decode_steps"], instructions_per_token=p["instructions_per_token"],
@@ -266,9 +268,109 @@ def measure(cli: list[str], work: Path, stories260k: Path, notes: list[str], log
                              "step (Unicorn) scaled to the exact QEMU count"])
 
 
+def kernel_per_mac(cli: list[str], work: Path, dims: tuple[int, ...] = (64, 512), log=print) -> list[dict]:
+    """Instructions per MAC of the q8 matrix-vector kernels alone (linear_q8_dsp.c, linear_q8_rv32.c) at
+    K = dim: a seeded one-layer model whose every matrix has K inputs (dim = hidden = K, group 64, 64 rows
+    in the classifier), compiled for each ISA and counted per operator like stories260K (slmc run --json,
+    2 positions; exact counts, the call's activation widening included)."""
+    from slmc.driver import CompileOptions, compile_model
+    from slmc.frontend.decoder import DecoderConfig
+    from slmc.frontend.random_model import random_decoder
+
+    rows = []
+    for k in dims:
+        cfg = DecoderConfig(dim=k, hidden_dim=k, n_layers=1, n_heads=8, n_kv_heads=8, vocab_size=64, seq_len=8)
+        for _, tname in TARGETS:
+            out = work / f"kernel_k{k}_{tname}"
+            compile_model(CompileOptions(Path(f"random-k{k}"), tname, "q8", out), model=random_decoder(cfg, seed=3))
+            p = json.loads(_sh([*cli, "run", str(out), "--steps", "2", "--json"]).stdout)
+            per = {}
+            for o in p["ops"]:
+                if o["op"] == "linear_q8":
+                    per[o["name"].split(".")[-1].removesuffix("_out")] = round(o["instructions"] / o["macs"], 3)
+            rows.append(dict(k=k, target=tname, per_mac=round(p["linear_instructions_per_mac"], 3), per_op=per))
+            log(f"K={k} {tname}: {rows[-1]['per_mac']:.3f} instructions/MAC ({per})")
+    return rows
+
+
 def _calls_matmul(elf: Path, target: Target) -> bool:
     out = subprocess.run([f"{target.tool_prefix}objdump", "-d", str(elf)], capture_output=True, text=True).stdout
     return re.search(r"\b(bl|jal|call)\s+\S*\s*<matmul>", out) is not None
+
+
+def render(res: dict) -> list[str]:
+    """Section 7: stories260K on the RP2350's cores, exact instruction counts and ESTIMATED tokens/s."""
+    from render import _n, _table, _x  # render.py imports this module
+
+    mcu = res.get("mcu")
+    if not mcu:
+        why = next((n for n in res.get("notes", []) if n.startswith("MCU")), "not measured in this run.")
+        return ["## 7. On the microcontroller (RP2350, stories260K)", "", why, ""]
+    pub, goal = mcu["published"], mcu["goal_x"] * mcu["published"]["tokens_per_s"]
+    out = ["## 7. On the microcontroller (RP2350, stories260K)", "",
+           f"Greedy decoding from BOS for {mcu['positions']} positions; instructions per token are **exact** "
+           "(Unicorn on the Cortex-M33, QEMU -icount + minstret through the gdb stub on RV32) and averaged over "
+           f"all {mcu['positions']} decode calls (slmc's slmc_decode, llama2.c's forward). Per MAC: the matrix "
+           "products' instructions over their multiply-accumulates (the same "
+           f"{mcu['rows'][0]['matmul_macs_per_token']:,} MACs per token in both programs), and the whole token's "
+           "instructions over the same MACs. Tokens/s are an **ESTIMATE** at 150 MHz (see the assumptions below); "
+           "nothing here ran on a chip.", ""]
+    if mcu.get("llama2c"):
+        li = mcu["llama2c"]
+        out += [f"llama2.c ({li['dir']}) is built for the same core with the generated Makefile's compiler, CFLAGS "
+                "and picolibc semihosting LDFLAGS, plus two shims beside the copy in benchmarks/work (no source "
+                f"change): {li['shims']}; its RAM is {li['ram_bytes'] // 2**20} MB because it reads the checkpoint "
+                "into the heap (changes no instruction). runq.c reads a version-2 file written by save_v2 with group "
+                "4 (it divides hidden_dim 172, so runq.c reads every input of w2; a group this small costs runq.c a "
+                "float rescale every 4 MACs); slmc runs both that file (the same computation as runq.c: the host section checks that their ids agree) and its own q8 from the fp32 file (group 64, 4 for w2; other ids, as any other quantization would give). run.c's matmul is inlined into "
+                "forward at -O2, so its per-MAC matmul figure comes from a -fno-inline build (*).", ""]
+    rows = []
+    by = {(r["program"].split()[0], r["target"], r["numerics"]): r for r in mcu["rows"]}
+    for r in mcu["rows"]:
+        base = by.get(("llama2.c", r["target"], r["numerics"])) if r["program"] == "slmc" else None
+        ratio = (r["estimated_tokens_per_s"] / base["estimated_tokens_per_s"]
+                 if base and base.get("estimated_tokens_per_s") and r.get("estimated_tokens_per_s") else None)
+        iratio = base["instructions_per_token"] / r["instructions_per_token"] if base else None
+        rows.append([r["program"], r["numerics"], r.get("weights", "–"), f"{r['isa']} ({r['target']})", str(r["positions"]),
+                     f"**{_n(r['instructions_per_token'])}**",
+                     _n(r.get("instructions_per_mac_matmul"), 2) + (" (*)" if r.get("matmul_note") else ""),
+                     _n(r.get("instructions_per_mac_token"), 2), _n(r.get("estimated_cycles_per_token")),
+                     f"**{_n(r.get('estimated_tokens_per_s'), 1)}**", _x(iratio), _x(ratio)])
+    rows.append(["pico_llama (published)", pub["numerics"], "fp32 in PSRAM", "cortex-m33 (RP2350, on the chip)", "–", "–", "–", "–",
+                 "–", f"**{pub['tokens_per_s']:g}** (measured)", "–", "–"])
+    out += _table(["program", "numerics", "weights", "ISA (target)", "positions", "instructions / token (exact)",
+                   "instr / MAC, matmul", "instr / MAC, whole token", "est. cycles / token",
+                   "ESTIMATED tok/s at 150 MHz", "instructions: llama2.c / slmc", "est. tok/s: slmc / llama2.c"], rows)
+    out += ["ESTIMATE assumptions (the same for every row): " + "; ".join(mcu["assumptions"]) + ". Flash seconds "
+            "per token: " + ", ".join(f"{r['program']} {r['numerics']} {r['weights_bytes'] / 1e3:,.0f} KB -> "
+                                      f"{(r.get('estimated_flash_seconds_per_token') or 0) * 1e3:.1f} ms"
+                                      for r in mcu["rows"] if r["target"] == "rp2350-arm") + ".", ""]
+    own = {(r["target"], r["numerics"]): r for r in mcu["rows"] if r["program"] == "slmc"
+           and "g4" not in r.get("weights", "") and "save_v2" not in r.get("weights", "")}
+    if any(n == "int8" for _, n in own):
+        parts = []
+        for t in sorted({t for t, _ in own}):
+            i8, q8, f32 = own.get((t, "int8")), own.get((t, "q8")), own.get((t, "fp32"))
+            if i8 and q8 and f32:
+                parts.append(f"{t}: int8 {_n(i8['instructions_per_token'])}, q8 {_n(q8['instructions_per_token'])}, fp32 "
+                             f"{_n(f32['instructions_per_token'])} instructions/token (q8 / int8 = "
+                             f"{q8['instructions_per_token'] / i8['instructions_per_token']:.2f}x, fp32 / int8 = "
+                             f"{f32['instructions_per_token'] / i8['instructions_per_token']:.2f}x)")
+        out += ["**Integer-only (issue 6):** " + "; ".join(parts) + ". On the Hazard3 (no FPU) every float "
+                "operation of q8 and fp32 is a soft-float call; int8 has none in its forward pass "
+                "(toolchain/floatcheck.py, tested).", ""]
+    best = max((r for r in mcu["rows"] if r["program"] == "slmc" and r["target"] == pub["target"]
+                and r.get("estimated_tokens_per_s")), key=lambda r: r["estimated_tokens_per_s"], default=None)
+    out += [f"**Goal (issue 4):** at least {mcu['goal_x']:g}x the published {pub['tokens_per_s']:g} tokens/s "
+            f"({pub['source']}) on the same chip and clock, i.e. **{goal:g} tokens/s** on the RP2350's M33 at 150 MHz.", ""]
+    if best:
+        fl = best.get("estimated_flash_seconds_per_token") or 0.0
+        out += [f"**Where we stand:** slmc's best is {best['numerics']} ({best.get('weights', '')}) at an ESTIMATED "
+                f"**{best['estimated_tokens_per_s']:.1f} tokens/s** = {best['estimated_tokens_per_s'] / pub['tokens_per_s']:.2f}x "
+                f"the published figure ({best['estimated_tokens_per_s'] / goal:.0%} of the goal). Of its "
+                f"{1e3 / best['estimated_tokens_per_s']:.1f} ms per token, {fl * 1e3:.1f} ms is the flash term"
+                + (f", which alone caps it at {1 / fl:.0f} tokens/s" if fl else "") + ".", ""]
+    return out + [f"(MCU section: {mcu['seconds']:.0f} s; BENCH_MCU=0 skips it, BENCH_MCU_STEPS sets the positions.)", ""]
 
 
 def main() -> int:
@@ -280,6 +382,9 @@ def main() -> int:
     shared = Path(os.environ.get("SLMC_SHARED", here.parent.parent / "shared"))
     exe = Path(sys.executable).parent / "slmc"
     cli = [str(exe)] if exe.exists() else [sys.executable, "-m", "slmc.cli"]
+    if "--kernels" in sys.argv:   # the q8 kernels alone at K=64 and K=512; prints, writes nothing
+        kernel_per_mac(cli, here / "work" / "mcu")
+        return 0
     res = json.loads(render.RESULTS.read_text())
     notes = [n for n in res.get("notes", []) if not n.startswith("MCU")]
     res["mcu"] = measure(cli, here / "work" / "mcu", shared / "models" / "stories260K", notes)

@@ -7,6 +7,10 @@ import json
 import sys
 from pathlib import Path
 
+import levels
+import mcu
+import systems
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
 DOC = HERE.parent / "docs" / "BENCHMARKS.md"
@@ -311,68 +315,11 @@ def standing(res: dict) -> list[str]:
     return out + [""]
 
 
-def mcu_table(res: dict) -> list[str]:
-    """Section 7: stories260K on the RP2350's cores, exact instruction counts and ESTIMATED tokens/s."""
-    mcu = res.get("mcu")
-    if not mcu:
-        why = next((n for n in res.get("notes", []) if n.startswith("MCU")), "not measured in this run.")
-        return ["## 7. On the microcontroller (RP2350, stories260K)", "", why, ""]
-    pub, goal = mcu["published"], mcu["goal_x"] * mcu["published"]["tokens_per_s"]
-    out = ["## 7. On the microcontroller (RP2350, stories260K)", "",
-           f"Greedy decoding from BOS for {mcu['positions']} positions; instructions per token are **exact** "
-           "(Unicorn on the Cortex-M33, QEMU -icount + minstret through the gdb stub on RV32) and averaged over "
-           f"all {mcu['positions']} decode calls (slmc's slmc_decode, llama2.c's forward). Per MAC: the matrix "
-           "products' instructions over their multiply-accumulates (the same "
-           f"{mcu['rows'][0]['matmul_macs_per_token']:,} MACs per token in both programs), and the whole token's "
-           "instructions over the same MACs. Tokens/s are an **ESTIMATE** at 150 MHz (see the assumptions below); "
-           "nothing here ran on a chip.", ""]
-    if mcu.get("llama2c"):
-        li = mcu["llama2c"]
-        out += [f"llama2.c ({li['dir']}) is built for the same core with the generated Makefile's compiler, CFLAGS "
-                "and picolibc semihosting LDFLAGS, plus two shims beside the copy in benchmarks/work (no source "
-                f"change): {li['shims']}; its RAM is {li['ram_bytes'] // 2**20} MB because it reads the checkpoint "
-                "into the heap (changes no instruction). runq.c reads a version-2 file written by save_v2 with group "
-                "4 (it divides hidden_dim 172, so runq.c reads every input of w2; a group this small costs runq.c a "
-                "float rescale every 4 MACs); slmc runs both that file (the same computation as runq.c: the host section checks that their ids agree) and its own q8 from the fp32 file (group 64, 4 for w2; other ids, as any other quantization would give). run.c's matmul is inlined into "
-                "forward at -O2, so its per-MAC matmul figure comes from a -fno-inline build (*).", ""]
-    rows = []
-    by = {(r["program"].split()[0], r["target"], r["numerics"]): r for r in mcu["rows"]}
-    for r in mcu["rows"]:
-        base = by.get(("llama2.c", r["target"], r["numerics"])) if r["program"] == "slmc" else None
-        ratio = (r["estimated_tokens_per_s"] / base["estimated_tokens_per_s"]
-                 if base and base.get("estimated_tokens_per_s") and r.get("estimated_tokens_per_s") else None)
-        iratio = base["instructions_per_token"] / r["instructions_per_token"] if base else None
-        rows.append([r["program"], r["numerics"], r.get("weights", "–"), f"{r['isa']} ({r['target']})", str(r["positions"]),
-                     f"**{_n(r['instructions_per_token'])}**",
-                     _n(r.get("instructions_per_mac_matmul"), 2) + (" (*)" if r.get("matmul_note") else ""),
-                     _n(r.get("instructions_per_mac_token"), 2), _n(r.get("estimated_cycles_per_token")),
-                     f"**{_n(r.get('estimated_tokens_per_s'), 1)}**", _x(iratio), _x(ratio)])
-    rows.append(["pico_llama (published)", pub["numerics"], "fp32 in PSRAM", "cortex-m33 (RP2350, on the chip)", "–", "–", "–", "–",
-                 "–", f"**{pub['tokens_per_s']:g}** (measured)", "–", "–"])
-    out += _table(["program", "numerics", "weights", "ISA (target)", "positions", "instructions / token (exact)",
-                   "instr / MAC, matmul", "instr / MAC, whole token", "est. cycles / token",
-                   "ESTIMATED tok/s at 150 MHz", "instructions: llama2.c / slmc", "est. tok/s: slmc / llama2.c"], rows)
-    out += ["ESTIMATE assumptions (the same for every row): " + "; ".join(mcu["assumptions"]) + ". Flash seconds "
-            "per token: " + ", ".join(f"{r['program']} {r['numerics']} {r['weights_bytes'] / 1e3:,.0f} KB -> "
-                                      f"{(r.get('estimated_flash_seconds_per_token') or 0) * 1e3:.1f} ms"
-                                      for r in mcu["rows"] if r["target"] == "rp2350-arm") + ".", ""]
-    best = max((r for r in mcu["rows"] if r["program"] == "slmc" and r["target"] == pub["target"]
-                and r.get("estimated_tokens_per_s")), key=lambda r: r["estimated_tokens_per_s"], default=None)
-    out += [f"**Goal (issue 4):** at least {mcu['goal_x']:g}x the published {pub['tokens_per_s']:g} tokens/s "
-            f"({pub['source']}) on the same chip and clock, i.e. **{goal:g} tokens/s** on the RP2350's M33 at 150 MHz.", ""]
-    if best:
-        fl = best.get("estimated_flash_seconds_per_token") or 0.0
-        out += [f"**Where we stand:** slmc's best is {best['numerics']} ({best.get('weights', '')}) at an ESTIMATED "
-                f"**{best['estimated_tokens_per_s']:.1f} tokens/s** = {best['estimated_tokens_per_s'] / pub['tokens_per_s']:.2f}x "
-                f"the published figure ({best['estimated_tokens_per_s'] / goal:.0%} of the goal). Of its "
-                f"{1e3 / best['estimated_tokens_per_s']:.1f} ms per token, {fl * 1e3:.1f} ms is the flash term"
-                + (f", which alone caps it at {1 / fl:.0f} tokens/s" if fl else "") + ".", ""]
-    return out + [f"(MCU section: {mcu['seconds']:.0f} s; BENCH_MCU=0 skips it, BENCH_MCU_STEPS sets the positions.)", ""]
-
-
 def render(res: dict) -> str:
     lines = [*intro(res), *decode_table(res), *llama2c_table(res), *ort_table(res), *compile_table(res),
-             *checks_table(res), *profile_table(res), *mcu_table(res), *standing(res)]
+             *checks_table(res), *profile_table(res), *mcu.render(res), *systems.render(res.get("systems")),
+             *levels.render(res.get("levels")),
+             *standing(res)]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -33,14 +33,20 @@ def _progress():
 
 
 def _compile(model: Path, target: str, numerics: str, out: Path, prefill_chunk: Optional[int],
-             tokenizer: Optional[Path], context: Optional[int] = None) -> dict:
+             tokenizer: Optional[Path], context: Optional[int] = None, kv_cache: Optional[str] = None,
+             chips: int = 1, fan_in: int = 2, mem: Optional[str] = None, mode: str = "decode",
+             cores: Optional[int] = None, engine: Optional[str] = None, weights_sram: str = "auto") -> dict:
     from slmc.driver import CompileOptions, compile_model
 
     if numerics not in NUMERICS:
         raise SlmcError(f"unknown numerics '{numerics}'", f"use -q one of {', '.join(NUMERICS)}")
+    if weights_sram not in ("auto", "off"):
+        raise SlmcError(f"unknown --weights-sram '{weights_sram}'", "use --weights-sram auto or off")
     with _progress() as p:
         task = p.add_task("compiling", total=None)
-        return compile_model(CompileOptions(model, target, numerics, out, prefill_chunk, tokenizer, context),
+        return compile_model(CompileOptions(model, target, numerics, out, prefill_chunk, tokenizer, context,
+                                            kv_cache=kv_cache, chips=chips, fan_in=fan_in,
+                                            mem=mem, mode=mode, cores=cores, engine=engine, weights_sram=weights_sram),
                              lambda s: p.update(task, description=s))
 
 
@@ -52,23 +58,56 @@ def compile(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace L
             prefill_chunk: Optional[int] = typer.Option(None, "--seq", help="tokens per prompt step (0: none)"),
             tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="tokenizer.model or tokenizer.bin"),
             context: Optional[int] = typer.Option(None, "--context", help="positions the KV cache holds "
-                                                  "(default: the model's, or as many as fit the target's SRAM)")) -> None:
+                                                  "(default: the model's, or as many as fit the target's SRAM)"),
+            kv_cache: Optional[str] = typer.Option(None, "--kv-cache", help="fp32 | fp16 storage of the KV cache "
+                                                   "(default: fp32, or fp16 where fp32 does not fit the target's SRAM)"),
+            weights_sram: str = typer.Option("auto", "--weights-sram", help="auto: where weights stream from flash, "
+                                             "copy as many as the free SRAM holds at boot | off"),
+            chips: int = typer.Option(1, "--chips", help="partition over N chips: OUT/chip0..chipN-1 + manifest.json"),
+            fan_in: int = typer.Option(2, "--fan-in", help="fan-in of the chips' hierarchical all-reduce"),
+            mem: Optional[str] = typer.Option(None, "--mem", help="resize memory levels, e.g. L1=64KiB,L2=1MiB "
+                                              "(see `slmc targets`); plans and tiles across the levels"),
+            mode: str = typer.Option("decode", "-m", "--mode", help="decode | prefill (a prompt step over --seq "
+                                     "tokens, placed and tiled across the memory levels)"),
+            cores: Optional[int] = typer.Option(None, "--cores", help="split the matrix products, attention and "
+                                                "norms over N cores (threads on the host, harts under QEMU); "
+                                                "default: the serial build"),
+            engine: Optional[str] = typer.Option(None, "--engine", help="override the engine assignment, e.g. "
+                                                 "linear=npu or linear=cluster (targets with engines: siracusa-like)")) -> None:
     """Compile MODEL into a C project in OUT, with report.json."""
     try:
-        rep = _compile(model, target, numerics, out, prefill_chunk, tokenizer, context)
+        rep = _compile(model, target, numerics, out, prefill_chunk, tokenizer, context, kv_cache, chips, fan_in,
+                       mem, mode, cores, engine, weights_sram)
     except SlmcError as e:
         _fail(e)
         return
+    if "n_chips" in rep:
+        part = rep["partition"]
+        err.print(f"wrote {out}/: {rep['n_chips']} chips (fan-in {rep['fan_in']}), weights {rep['weights_bytes']:,} B in all, "
+                  f"{part['syncs_per_block']} synchronisations per block", highlight=False)
+        for note in rep["notes"]:
+            err.print(f"split: {note}", highlight=False)
+        return
     err.print(f"wrote {out}/: arena {rep['arena_bytes']:,} B (lower bound {rep['lower_bound_bytes']:,}), "
-              f"weights {rep['weights_bytes']:,} B, KV cache {rep['kv_cache_bytes']:,} B, "
+              f"weights {rep['weights_bytes']:,} B, KV cache {rep['kv_cache_bytes']:,} B"
+              f"{' (' + rep['kv_cache'] + ')' if 'kv_cache' in rep else ''}, "
               f"{rep['macs_per_token']:,} MACs/token", highlight=False)
     mem = rep.get("memory")
     if mem:
         err.print(f"fits {rep['target']}: SRAM {mem['sram']['used']:,} of {mem['sram']['capacity']:,} B "
                   f"(margin {mem['sram']['margin']:,}), flash {mem['flash']['used']:,} of {mem['flash']['capacity']:,} B "
-                  f"(margin {mem['flash']['margin']:,}); weights in {mem['weights_in']}", highlight=False)
+                  f"(margin {mem['flash']['margin']:,}); weights in {mem['weights_in']}"
+                  + (f" ({rep['weights_sram_bytes']:,} B copied to SRAM at boot)" if rep.get("weights_sram_bytes") else ""),
+                  highlight=False)
+    for note in rep.get("notes", []):
+        if note.startswith("the KV cache is stored as fp16"):
+            err.print(f"note: {note}", highlight=False)
     if rep.get("model_seq_len"):
         err.print(f"[yellow]note:[/] {rep['notes'][-1]}", highlight=False)
+    if "levels" in rep:
+        from slmc.report.levels_table import levels_summary
+
+        err.print(levels_summary(rep), highlight=False)
 
 
 def _parse_ids(s: str) -> list[int]:
@@ -79,17 +118,21 @@ def _parse_ids(s: str) -> list[int]:
 
 
 def _run(project: Path, steps: int, temperature: float, top_p: float, seed: int, prompt: Optional[str],
-         prompt_ids: Optional[str], ids: bool, as_json: bool, dump_logits: Optional[Path], profile: bool = False) -> None:
+         prompt_ids: Optional[str], ids: bool, as_json: bool, dump_logits: Optional[Path], profile: bool = False,
+         on: Optional[str] = None) -> None:
     from slmc.targets import get_target
     from slmc.toolchain.build import build
     from slmc.toolchain.run import llm_args, run_program
 
-    rep_path = project / "report.json"
+    chips = (project / "manifest.json").exists()  # a partitioned build (slmc compile --chips N)
+    rep_path = project / ("manifest.json" if chips else "report.json")
     if not rep_path.exists():
         raise SlmcError(f"{project} is not an slmc output folder (no report.json)", "run `slmc compile MODEL -o DIR` first")
     rep = json.loads(rep_path.read_text())
     if "config" not in rep:
         raise SlmcError(f"{project} holds a graph, not a language model", "use `slmc run DIR --inputs FILE.npz`")
+    if "chip" in rep:
+        raise SlmcError(f"{project} is one chip of a partitioned build", f"run its parent folder {project.parent}")
     vocab = rep["config"]["vocab_size"]
     tok = None
     if rep.get("tokenizer"):
@@ -112,10 +155,20 @@ def _run(project: Path, steps: int, temperature: float, top_p: float, seed: int,
         raise SlmcError(f"--steps {steps} must be positive", "e.g. --steps 256")
     steps = min(steps, rep["config"]["seq_len"])
     target = get_target(rep["target"])
-    if profile and not target.emulated:
+    if "cluster" in rep:  # a multi-core build: QEMU with one hart per core
+        from slmc.toolchain.harts import run_target
+
+        target = run_target(target, rep, counting=as_json or profile)
+    if profile and (chips or not target.emulated):
         raise SlmcError(f"--profile counts instructions on an emulated target; {target.name} is not one",
                         "compile with -t cortex-m33, rv32imac, rp2350-arm or rp2350-riscv")
-    binary = build(project)
+    binary = None if chips else build(project)
+    if on is not None:  # the same C on this machine (toolchain/harts.py): threads for a multi-core build's cores
+        if on != "host" or chips or profile:
+            raise SlmcError(f"--on {on} is not supported{' with --profile' if profile else ''}", "use --on host, without --profile")
+        from slmc.toolchain.harts import host_build
+
+        binary, target = host_build(project), get_target("host")
     from slmc.frontend.tokenizer import TextStream
 
     stream = TextStream(tok, pids[-1] if pids else 1) if tok is not None and not ids and not as_json else None
@@ -133,12 +186,19 @@ def _run(project: Path, steps: int, temperature: float, top_p: float, seed: int,
         from slmc.toolchain.profile import count_run
 
         res, counts = count_run(project, target, rep, args, on_token)
+    elif chips:
+        from slmc.toolchain.multichip import run_chips
+
+        multi = run_chips(project, rep, args, on_token)
+        res, counts = multi.run, multi.summary(rep)
     else:
         res = run_program(target, binary, args, on_token)
     tps = res.stats.get("positions", 0) / res.stats["seconds"] if res.stats.get("seconds") else None
     if as_json:
         print(json.dumps(dict(ids=res.ids, tokens_per_s=tps, target=rep["target"], positions=int(res.stats.get("positions", 0)),
-                              text=tok.decode(res.ids) if tok else None, **{k: v for k, v in counts.items()
+                              text=tok.decode(res.ids) if tok else None,
+                              **({"opp_transitions": [list(o) for o in res.opps]} if "dvfs" in rep else {}),
+                              **{k: v for k, v in counts.items()
                                                                             if k not in ("target", "tokens_per_s")})))
     elif ids or tok is None:
         print(" ".join(map(str, res.ids)))
@@ -148,6 +208,13 @@ def _run(project: Path, steps: int, temperature: float, top_p: float, seed: int,
             err.print(f"[dim]{tps:,.0f} tokens/s on {rep['target']}[/]")
     if profile and not as_json:
         _print_profile(counts)
+        if "cluster" in counts:  # a multi-core build: per-core counts (toolchain/cluster_counts.py)
+            from slmc.toolchain.cluster_counts import cluster_lines
+
+            print("\n".join(cluster_lines(counts["cluster"], rep.get("engines"))))
+    if chips and not as_json:
+        err.print("[dim]bytes per token sent over each link: " + ", ".join(
+            f"{x['src']}->{x['dst']} {x['bytes_per_token']:,.0f}" for x in counts["links"]) + "[/]", highlight=False)
 
 
 def _print_profile(p: dict) -> None:
@@ -187,6 +254,8 @@ def run(project: Path = typer.Argument(..., help="output folder of `slmc compile
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
         dump_logits: Optional[Path] = typer.Option(None, "--dump-logits", help="float32 logits, one row per position"),
         profile: bool = typer.Option(False, "--profile", help="exact instruction counts per operator (emulated targets)"),
+        on: Optional[str] = typer.Option(None, "--on", help="host: run an emulated target's program on this machine "
+                                         "(a multi-core build with one thread per core)"),
         inputs: Optional[Path] = typer.Option(None, "--inputs", help="graphs: .npz with input_0, input_1, ..."),
         save: Optional[Path] = typer.Option(None, "--save", help="graphs: write output_0, ... to this .npz")) -> None:
     """Build (if needed) and run a compiled model on its target."""
@@ -194,7 +263,7 @@ def run(project: Path = typer.Argument(..., help="output folder of `slmc compile
         if inputs is not None or save is not None:
             _run_graph(project, inputs, save, as_json)
             return
-        _run(project, steps, temperature, top_p, seed, prompt, prompt_ids, ids, as_json, dump_logits, profile)
+        _run(project, steps, temperature, top_p, seed, prompt, prompt_ids, ids, as_json, dump_logits, profile, on)
     except SlmcError as e:
         _fail(e)
 
@@ -264,7 +333,7 @@ def report(project: Path = typer.Argument(..., help="output folder of `slmc comp
     except SlmcError as e:
         _fail(e)
         return
-    err.print(f"wrote {files.html}, {files.memory_plan.name}, {files.ops.name} "
+    err.print(f"wrote {files.html}, {files.memory_plan.name}, {files.ops.name}{', ' + files.levels.name if files.levels else ''} "
               f"(operator costs: {'instructions from ' + files.profile if files.profile else 'MACs'})", highlight=False)
 
 
@@ -284,125 +353,35 @@ def targets() -> None:
                   " ".join(tg.emulator.qemu[:3]) if tg.emulator else "this machine",
                   tg.emulator.counter if tg.emulator else "-", tg.cycle_model or "-", tg.description)
     Console(width=None if sys.stdout.isatty() else 200).print(t)
+    from slmc.targets.levels import levels_of
+
+    lv = Table("target", "level", "bytes", "B/cycle", "latency (cycles)", "DMA to the level above", "linker region",
+               title="memory levels, fastest first (`slmc compile --mem LEVEL=SIZE,...` resizes them)")
+    for tg in TARGETS.values():
+        for i, level in enumerate(levels_of(tg)):
+            lv.add_row(tg.name if i == 0 else "", level.name, f"{level.size:,}" if level.size else "unbounded",
+                       f"{level.bytes_per_cycle:g}" if level.bytes_per_cycle else "-", str(level.latency_cycles or "-"),
+                       ("yes" if level.dma else "no (read in place)") if i else "-", level.memory or "-")
+    Console(width=None if sys.stdout.isatty() else 200).print(lv)
+    from slmc.targets.engines import engine_rows
+
+    rows = engine_rows(TARGETS.values())
+    if rows:
+        en = Table("target", "engine", "parameters", title="compute engines (`slmc compile --cores N`, `--engine linear=npu`)")
+        for row in rows:
+            en.add_row(*row)
+        Console(width=None if sys.stdout.isatty() else 200).print(en)
 
 
-@app.command()
-def simulate(model: str = typer.Argument(..., help="model file, or a shape name (tinyllama42M, stories15M, stories260K)"),
-             target: str = typer.Option("siracusa-like", "-t", "--target", help="a target with a multi-chip system model"),
-             chips: str = typer.Option("1,2,4,8,16,32,64", "--chips", help="comma-separated chip counts"),
-             mode: str = typer.Option("decode", "--mode", help="decode | prefill"),
-             fanin: int = typer.Option(2, "--reduce-fanin", help="fan-in K of the hierarchical reduction"),
-             classifier: str = typer.Option("split", "--classifier", help="split (vocab rows over chips) | root | none"),
-             context: int = typer.Option(256, "--context", help="KV-cache positions (decode attends all of them)"),
-             prompt: int = typer.Option(64, "--prompt", help="prompt chunk length in prefill mode"),
-             heads: Optional[int] = typer.Option(None, "--heads", help="many-head variant: this many query and KV heads"),
-             as_json: bool = typer.Option(False, "--json", help="print JSON instead of the table"),
-             plot_file: Optional[Path] = typer.Option(None, "--plot", help="draw speedup, EDP gain and time terms (PNG)")
-             ) -> None:
-    """Simulate MODEL split over N chips (heads / FFN slices, two syncs per block): time, energy, EDP per token."""
-    from slmc.sim.system import explain, plot, resolve_model
-    from slmc.sim.system import simulate as run_sim
-
-    try:
-        try:
-            counts = [int(c) for c in chips.split(",") if c.strip()]
-        except ValueError:
-            raise SlmcError(f"cannot read chip counts '{chips}'", "use e.g. --chips 1,2,4,8") from None
-        cfg = resolve_model(model, heads)
-        res = run_sim(cfg, counts, target, mode, fanin, classifier, context, prompt)
-        if plot_file:
-            plot(res, plot_file)
-    except SlmcError as e:
-        _fail(e)
-        return
-    if as_json:
-        print(json.dumps(res, indent=1))
-        return
-    from rich.table import Table
-
-    t = Table("chips", "ms/token", "mJ/token", "speedup", "EDP gain", "B/link/token", "weights", "KV",
-              "max share B", "dominant", title=f"{model}{f' ({heads} heads)' if heads else ''} on {target}, {mode}, "
-              f"fan-in {fanin}, classifier {classifier}, context {context}")
-    for p in res["points"]:
-        t.add_row(str(p["n_chips"]), f"{p['time_per_token_s'] * 1e3:.3f}", f"{p['energy_per_token_j'] * 1e3:.3f}",
-                  f"{p['speedup']:.2f}", f"{p['edp_gain']:.2f}", f"{p['bytes_per_link_per_token']:,.0f}",
-                  p["weights_in"], p["kv_in"], f"{p['max_weight_share_bytes']:,}", p["dominant"])
-    Console(width=None if sys.stdout.isatty() else 160).print(t)
-    for line in explain(res):
-        print(line)
-    notes = {n for p in res["points"] for n in p["partition_notes"]}
-    for n in sorted(notes):
-        print(f"split: {n}")
-    if plot_file:
-        err.print(f"wrote {plot_file}", highlight=False)
-
-
-@app.command()
-def dvfs(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace Llama folder, or .onnx"),
-         target: str = typer.Option("rp2350", "-t", "--target", help="rp2350 (both ISAs)"),
-         numerics: str = typer.Option("q8", "-q", "--quant", help="fp32 | q8 | int8"),
-         latency_ms: Optional[float] = typer.Option(None, "--latency-ms", help="latency budget per token "
-                                                    "(default: the race-to-idle latency)"),
-         energy_uj: Optional[float] = typer.Option(None, "--energy-uj", help="energy budget per token"),
-         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-         plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of the energy-latency Pareto front"),
-         unofficial: bool = typer.Option(False, "--unofficial", help="also voltages outside 1.05-1.16 V (slower)"),
-         steps: int = typer.Option(8, "--steps", "-n", help="decode steps counted per ISA")) -> None:
-    """Choose voltage, clock and ISA per layer part on the RP2350 (MODELLED energy, estimated cycles)."""
-    from slmc.sim.dvfs import build_groups, profile_model, solve
-    from slmc.sim.dvfs import plot as draw
-    from slmc.sim.power import PowerModel
-
-    try:
-        if target != "rp2350":
-            raise SlmcError(f"dvfs knows the RP2350 only, not '{target}'", "use -t rp2350")
-        if numerics not in NUMERICS:
-            raise SlmcError(f"unknown numerics '{numerics}'", f"use -q one of {', '.join(NUMERICS)}")
-        if latency_ms is not None and energy_uj is not None:
-            raise SlmcError("--latency-ms and --energy-uj both given", "give one budget")
-        if (latency_ms is not None and latency_ms <= 0) or (energy_uj is not None and energy_uj <= 0):
-            raise SlmcError("budgets must be positive", "e.g. --latency-ms 20")
-        if steps <= 0:
-            raise SlmcError(f"--steps {steps} must be positive", "e.g. --steps 8")
-        with _progress() as p:
-            task = p.add_task("profiling", total=None)
-            profiles = profile_model(model, numerics, steps, lambda s: p.update(task, description=s))
-            p.update(task, description="scheduling")
-            res = solve(build_groups(profiles), PowerModel(), latency_s=None if latency_ms is None else latency_ms / 1e3,
-                        energy_j=None if energy_uj is None else energy_uj / 1e6, unofficial=unofficial)
-        if plot is not None:
-            draw(res, plot)
-            res["plot"] = str(plot)
-    except SlmcError as e:
-        _fail(e)
-        return
-    if as_json:
-        print(json.dumps(res))
-        return
-    from rich.table import Table
-
-    t = Table("group", "ISA", "MHz", "V", "cycles", "flash B", "us", "uJ", "bound",
-              title="RP2350 schedule per token (MODELLED energy, estimated cycles from exact instruction counts)")
-    for s in res["schedule"]:
-        t.add_row(s["group"], s["isa"], f"{s['clock_mhz']:g}", f"{s['voltage_v']:.2f}", f"{s['cycles']:,.0f}",
-                  f"{s['flash_bytes']:,.0f}", f"{s['seconds'] * 1e6:,.0f}", f"{s['energy_j'] * 1e6:,.1f}",
-                  "flash" if s["memory_bound"] else "compute")
-    out = Console(width=None if sys.stdout.isatty() else 160)
-    out.print(t)
-    out.print(f"schedule: {res['latency_per_token_s'] * 1e3:.3f} ms, {res['energy_per_token_j'] * 1e6:.1f} uJ per token "
-              f"({len(res['transitions'])} transitions)")
-    for k, b in res["baselines"].items():
-        if b.get("energy_per_token_j"):
-            out.print(f"{k}: {b['latency_per_token_s'] * 1e3:.3f} ms, {b['energy_per_token_j'] * 1e6:.1f} uJ per token; "
-                      f"saving {b['saving_vs_this'] + 0.0 if abs(b['saving_vs_this']) >= 1e-9 else 0.0:.1%}")
-        else:
-            out.print(f"{k}: does not meet the budget")
-    if plot is not None:
-        err.print(f"wrote {plot}", highlight=False)
+# the system-level studies live in their own module; importing it registers `simulate` and `dvfs`
+from slmc import cli_systems  # noqa: E402,F401
 
 
 def main() -> None:
-    app()
+    # run as `python -m slmc.cli` this file is __main__: the commands of cli_systems sit on slmc.cli's app
+    import slmc.cli
+
+    slmc.cli.app()
 
 
 if __name__ == "__main__":

@@ -42,14 +42,15 @@ class Builds:
     def __init__(self, root: Path) -> None:
         self.root, self.done = root, {}
 
-    def __call__(self, target: str, numerics: str) -> Path:
+    def __call__(self, target: str, numerics: str, kv_cache: str | None = None) -> Path:
         if target != "host":
             need_toolchain(target)
-        key = (target, numerics)
+        key = (target, numerics, kv_cache)
         if key not in self.done:
-            out = self.root / f"{target}-{numerics}"
+            out = self.root / f"{target}-{numerics}-{kv_cache or 'auto'}"
+            kv = ["--kv-cache", kv_cache] if kv_cache else []
             subprocess.run([*SLMC, "compile", str(shared_path("models/stories260K/stories260K.bin")), "-t", target,
-                            "-q", numerics, "-o", str(out)], check=True, capture_output=True)
+                            "-q", numerics, *kv, "-o", str(out)], check=True, capture_output=True)
             self.done[key] = out
         return self.done[key]
 
@@ -72,9 +73,19 @@ def test_q8_generates_the_host_ids(builds, target):
     assert ids_of(builds(target, "q8")) == ids_of(builds("host", "q8"))
 
 
+def test_q8_with_an_fp16_kv_cache_generates_the_same_ids_everywhere(builds):
+    """The fp16 conversions are integer code: the host, the M33 and RV32 store the same cache bits."""
+    want = ids_of(builds("host", "q8", "fp16"))
+    assert len(want) == STEPS
+    for t in ("cortex-m33", "rv32imac"):
+        assert ids_of(builds(t, "q8", "fp16")) == want
+
+
 def test_q8_on_the_rp2350_cores_with_a_prompt(builds, tmp_path):
+    """The RP2350 targets store the KV cache as fp16 (the whole 512-position context fits the SRAM)."""
+    assert json.loads((builds("rp2350-arm", "q8") / "report.json").read_text())["kv_cache"] == "fp16"
     prompt = "1," + ",".join(map(str, ids_of(builds("host", "q8"), 8)[:5]))
-    want = ids_of(builds("host", "q8"), 16, "--prompt-ids", prompt)
+    want = ids_of(builds("host", "q8", "fp16"), 16, "--prompt-ids", prompt)
     for t in ("rp2350-arm", "rp2350-riscv"):
         assert ids_of(builds(t, "q8"), 16, "--prompt-ids", prompt) == want
 
@@ -159,7 +170,7 @@ def test_counts_repeat_exactly_and_the_operators_add_up(builds, target):
     assert abs(total - ops_sum) <= 0.01 * total
     rep = json.loads((proj / "report.json").read_text())
     assert [o["name"] for o in a["ops"]] == [o["name"] for o in rep["ops"]]
-    assert 2 < a["linear_instructions_per_mac"] < (20 if target == "cortex-m33" else 60)
+    assert 1 < a["linear_instructions_per_mac"] < (20 if target == "cortex-m33" else 60)
     assert a["estimated_cycles_per_token"] > total * 0.9 and "ESTIMATE" in a["estimate_basis"]
     assert a["tokens_per_s"] is None and a["estimated_tokens_per_s"] is None   # no clock on the generic cores
     assert json.loads((proj / "profile.json").read_text())["instructions_total"] == a["instructions_total"]

@@ -20,6 +20,7 @@ from slmc.frontend.decoder import DecoderConfig
 from slmc.frontend.random_model import random_decoder
 from slmc.ir import DType, Graph
 from slmc.kernels import registry
+from slmc.kernels.llm import q8_layout
 from slmc.kernels.registry import select
 from slmc.targets import get_target
 
@@ -72,11 +73,15 @@ def test_the_isa_kernels_are_selected_where_the_feature_is():
     w = g.add_input("w", (8, 64), DType.I8)
     ws = g.add_input("ws", (8, 1), DType.F32)
     g.op("linear_q8", [x, xs, w, ws], g.add_input("y", (1, 8), DType.F32).type, name="y", group=64)
-    node = g.nodes[0]
+    g.op("linear_q8", [x, xs, w, ws], g.add_input("y4", (1, 8), DType.F32).type, name="y4", group=64, layout="rows4")
+    node, rows4 = g.nodes
     for t in ("cortex-m33", "rp2350-arm"):
-        assert select(node, get_target(t).features).c_file == "linear_q8_dsp.c"
+        assert q8_layout(get_target(t).features) == "rows4"
+        assert select(rows4, get_target(t).features).c_file == "linear_q8_dsp.c"
     for t in ("rv32imac", "rp2350-riscv"):
+        assert q8_layout(get_target(t).features) == ""
         assert select(node, get_target(t).features).c_file == "linear_q8_rv32.c"
+    assert select(node, get_target("cortex-m33").features).c_file == "linear_q8.c"   # row-major weights
 
 
 @pytest.mark.parametrize("bias", [False, True])

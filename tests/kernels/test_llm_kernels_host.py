@@ -26,10 +26,10 @@ VARIANTS = {
 }
 
 
-def _run_c(tmp_path, model, numerics, prompt, steps, chunk):
+def _run_c(tmp_path, model, numerics, prompt, steps, chunk, kv_cache=None):
     path = tmp_path / "m"
-    compile_model(CompileOptions(model=tmp_path / "model.bin", numerics=numerics, out=path, prefill_chunk=chunk),
-                  model=model)
+    compile_model(CompileOptions(model=tmp_path / "model.bin", numerics=numerics, out=path, prefill_chunk=chunk,
+                                 kv_cache=kv_cache), model=model)
     binary = build(path)
     logits = tmp_path / "logits.f32"
     res = run_events([str(binary), *llm_args(steps, 0.0, 0.9, 1, prompt, logits)])
@@ -48,6 +48,20 @@ def test_generated_c_matches_numpy_reference(tmp_path, variant, numerics, chunk)
     ref = reference_logits(model, seq[:24], numerics)
     tol = 1e-4 if numerics == "fp32" else 2e-3  # q8: a rare activation rounding tie may flip by one step
     assert np.abs(got - ref).max() < tol * max(1.0, np.abs(ref).max())
+    assert list(ref[len(prompt) - 1:].argmax(axis=1)[: len(res.ids)]) == res.ids
+
+
+@pytest.mark.parametrize("variant", ["llama_gqa", "llama_mha_untied_halfrope"])
+@pytest.mark.parametrize("chunk", [0, 8])
+def test_fp16_kv_cache_matches_its_numpy_twin(tmp_path, variant, chunk):
+    """kv_write_f16.c and attention_f16kv.c (3 query heads per KV head, and 1) in decode and prompt steps."""
+    v = VARIANTS[variant]
+    model = random_decoder(v["cfg"], seed=3, tied=v.get("tied", True))
+    prompt = [1, 5, 9, 17, 33, 2, 40, 41, 42, 43, 7, 8]
+    res, got = _run_c(tmp_path, model, "fp32", prompt, 24, chunk, kv_cache="fp16")
+    ref = reference_logits(model, (prompt + res.ids)[:24], "fp32", kv_cache="fp16")
+    # a float-order difference can move a value across an fp16 rounding tie: one fp16 ulp (see e2e)
+    assert np.abs(got - ref).max() < 2e-3 * max(1.0, np.abs(ref).max())
     assert list(ref[len(prompt) - 1:].argmax(axis=1)[: len(res.ids)]) == res.ids
 
 

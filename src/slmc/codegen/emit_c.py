@@ -30,6 +30,7 @@ class LlmInfo:
     vocab_size: int
     seq_len: int
     prefill_chunk: int
+    logits_frac: int = -1     # >= 0: the decode graph's logits are int32 with this many fractional bits (-q int8)
 
 
 class _Ctx:
@@ -71,8 +72,9 @@ uint64_t n pos""".split())
 
 class _Function:
     def __init__(self, graph: Graph, plan: MemoryPlan, weights: WeightsLayout, binding: dict[int, KernelSpec],
-                 arrays: dict[tuple[int, ...], str] | None = None):
+                 arrays: dict[tuple[int, ...], str] | None = None, hooks: dict[str, str] | None = None):
         self.graph, self.plan, self.weights, self.binding = graph, plan, weights, binding
+        self.hooks = hooks or {}  # node name -> a statement run before the node (the DVFS HAL calls)
         self.arrays = {} if arrays is None else arrays
         # identifiers are unique within the function and never shadow a weight symbol: two ONNX names
         # such as "a.b" and "a_b" must not become one C variable
@@ -135,6 +137,8 @@ class _Function:
                 continue
             ins = ", ".join(str(v.type) for v in node.inputs if v is not None)
             outs = ", ".join(str(v.type) for v in node.outputs)
+            if node.name in self.hooks:
+                calls.append("    " + self.hooks[node.name])
             calls.append(f"    /* {node.name}: {node.op}({ins}) -> {outs} */")
             calls.append("    " + self.binding[id(node)].emit(node, _Ctx(self, node)))
         calls += [self._copy_out(v, v) for v in self.graph.outputs if v.producer is None and v.nbytes]
@@ -157,17 +161,23 @@ def prototypes(spec_files: list[str], sources: dict[str, str]) -> list[str]:
 
 
 def emit_model(graphs: list[Graph], plan: MemoryPlan, weights: WeightsLayout, binding: dict[int, KernelSpec],
-               kernel_protos: list[str], banner: str, llm: LlmInfo | None) -> tuple[str, str]:
-    """Returns (model.h, model.c)."""
+               kernel_protos: list[str], banner: str, llm: LlmInfo | None,
+               hooks: dict[str, str] | None = None) -> tuple[str, str]:
+    """Returns (model.h, model.c). `hooks`: statements to run before named nodes (codegen/pico.py)."""
     h = [f"/* {banner} */", "#ifndef SLMC_MODEL_H", "#define SLMC_MODEL_H", "#include <stdint.h>", "",
          f"#define SLMC_ARENA_BYTES {plan.arena_bytes}", f"#define SLMC_WEIGHTS_BYTES {len(weights.blob)}"]
     c = [f"/* {banner} */", '#include "model.h"', '#include "slmc_kernels.h"', "",
+         *(['#include "slmc_hal.h" /* slmc_set_opp: the DVFS schedule\'s transitions */'] if hooks else []),
          "/* kernels, one C file each in kernels/ */", *kernel_protos, "",
          "/* every constant lives in weights.bin, linked read-only (weights.S) */",
          "extern const uint8_t slmc_weights[];"]
+    if weights.ram_blob:
+        c += ["/* the weights read most, copied from flash into SRAM at boot as initialised data (weights_ram.bin) */",
+              "extern const uint8_t slmc_weights_ram[];"]
     for e in weights.entries:
         t = e.dtype.c
-        c.append(f"static const {t} *const {e.symbol} = (const {t} *)(slmc_weights + {e.offset}); /* {e.dtype.short}"
+        blob = "slmc_weights_ram" if e.region == "ram" else "slmc_weights"
+        c.append(f"static const {t} *const {e.symbol} = (const {t} *)({blob} + {e.offset}); /* {e.dtype.short}"
                  f"[{','.join(map(str, e.shape))}] */")
     c += ["", "/* one static arena: activations, scratch and state at offsets fixed by the memory plan */",
           # a graph that needs no arena still gets a one-slot array: C has no zero-length arrays
@@ -175,10 +185,13 @@ def emit_model(graphs: list[Graph], plan: MemoryPlan, weights: WeightsLayout, bi
     arrays: dict[tuple[int, ...], str] = {}
     funcs: list[str] = []
     for g in graphs:
-        fn = _Function(g, plan, weights, binding, arrays)
+        fn = _Function(g, plan, weights, binding, arrays, hooks)
         body = fn.body()
         funcs += [f"/* {g.name}: " + ", ".join(f"{v.name} {v.type}" for v in g.inputs) + " -> "
-                  + ", ".join(f"{v.name} {v.type}" for v in g.outputs) + " */", fn.signature() + " {", *body, "}", ""]
+                  + ", ".join(f"{v.name} {v.type}" for v in g.outputs) + " */",
+                  # an integer-only build keeps its graph a function of its own: toolchain/floatcheck.py reads it
+                  ("__attribute__((noinline)) " if llm is not None and llm.logits_frac >= 0 else "")
+                  + fn.signature() + " {", *body, "}", ""]
     if arrays:
         c += ["/* shapes and strides the generic kernels walk (in elements) */"]
         c += [f"static const int32_t {name}[] = {{{', '.join(map(str, key))}}};" for key, name in arrays.items()]
@@ -218,13 +231,21 @@ def _llm_api(graphs: list[Graph], plan: MemoryPlan, m: LlmInfo) -> list[str]:
     out = [f"const SlmcConfig slmc_config = {{{m.dim}, {m.hidden_dim}, {m.n_layers}, {m.n_heads}, {m.n_kv_heads}, "
            f"{m.vocab_size}, {m.seq_len}, {m.prefill_chunk}}};", "", "void slmc_reset(void) {"]
     out += [f"    memset(slmc_arena + {plan.offset_of(n)}, 0, {b}); /* {n} */" for n, b in states]
+    # a chip of a partitioned model other than chip 0 has no logits (codegen/chips.py): it only follows
+    lg = ", logits" if graphs[0].outputs else ""
+    decode = [f"    slmc_graph_decode(&t, pos, 1{lg});", *([] if lg else ["    (void)logits;"])]
+    if m.logits_frac >= 0 and lg:  # integer logits, written into the caller's buffer, turned into floats in place
+        decode = ["    slmc_graph_decode(&t, pos, 1, (int32_t *)(void *)logits);",
+                  "    for (int i = 0; i < SLMC_VOCAB_SIZE; i++) {",
+                  "        int32_t v;", "        memcpy(&v, &logits[i], sizeof v);",
+                  f"        logits[i] = (float)v * 0x1p-{m.logits_frac}f;", "    }"]
     out += ["}", "", "void slmc_decode(int token, int pos, float *logits) {", "    int32_t t = token;",
-            "    slmc_graph_decode(&t, pos, 1, logits);", "}", "",
+            *decode, "}", "",
             "void slmc_prefill(const int32_t *tokens, int n, int pos, float *logits) {"]
     if m.prefill_chunk:
         out += ["    for (int i = 0; i < n; i += SLMC_PREFILL_CHUNK) {",
                 "        int c = n - i < SLMC_PREFILL_CHUNK ? n - i : SLMC_PREFILL_CHUNK;",
-                "        slmc_graph_prefill(tokens + i, pos + i, c, logits + (size_t)i * SLMC_VOCAB_SIZE);", "    }"]
+                f"        slmc_graph_prefill(tokens + i, pos + i, c{lg and lg + ' + (size_t)i * SLMC_VOCAB_SIZE'});", "    }"]
     else:
         out += ["    for (int i = 0; i < n; i++) slmc_decode(tokens[i], pos + i, logits + (size_t)i * SLMC_VOCAB_SIZE);"]
     return out + ["}"]

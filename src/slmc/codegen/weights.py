@@ -1,6 +1,10 @@
 """All constants in one read-only blob (weights.bin), linked with `.incbin` so a 60 MB model
 compiles in a second, and found in C at fixed, aligned offsets. Identical constants (the same
-weights seen by the decode and the prompt graph) are stored once."""
+weights seen by the decode and the prompt graph) are stored once.
+
+On a target whose weights stream from slow flash, the constants named in `in_ram` go into a second
+blob (weights_ram.bin) linked as initialised data: the C runtime copies it into SRAM at boot, so those
+weights are read from SRAM every token (driver.py chooses them to fill the SRAM the plan leaves free)."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ class WeightEntry:
     nbytes: int
     dtype: DType
     shape: tuple[int, ...]
+    region: str = "flash"        # "flash": weights.bin, read-only; "ram": weights_ram.bin, copied to SRAM at boot
 
 
 @dataclass(frozen=True)
@@ -28,10 +33,15 @@ class WeightsLayout:
     entries: tuple[WeightEntry, ...]
     by_value: dict[int, int]     # id(Value) -> index into entries
     blob: bytes
+    ram_blob: bytes = b""
 
     @property
     def nbytes(self) -> int:
         return sum(e.nbytes for e in self.entries)
+
+    @property
+    def ram_bytes(self) -> int:
+        return sum(e.nbytes for e in self.entries if e.region == "ram")
 
     def entry(self, v: Value) -> WeightEntry:
         return self.entries[self.by_value[id(v)]]
@@ -42,13 +52,14 @@ def c_ident(name: str) -> str:
     return s if s and not s[0].isdigit() else "v_" + s
 
 
-def layout_weights(graphs: list[Graph]) -> WeightsLayout:
+def layout_weights(graphs: list[Graph], in_ram: frozenset[str] = frozenset()) -> WeightsLayout:
+    """`in_ram`: symbols of the constants copied to SRAM at boot (weights_ram.bin)."""
     entries: list[WeightEntry] = []
     by_value: dict[int, int] = {}
     by_hash: dict[tuple, int] = {}
     used: set[str] = set()
-    chunks: list[bytes] = []
-    off = 0
+    chunks: dict[str, list[bytes]] = {"flash": [], "ram": []}
+    off = {"flash": 0, "ram": 0}
     for g in graphs:
         for v in g.consts():
             data = np.ascontiguousarray(v.data)
@@ -59,12 +70,39 @@ def layout_weights(graphs: list[Graph]) -> WeightsLayout:
                 while sym in used:
                     sym += "_"
                 used.add(sym)
-                pad = (-off) % ALIGN
-                chunks.append(b"\0" * pad)
-                off += pad
+                region = "ram" if sym in in_ram else "flash"
+                pad = (-off[region]) % ALIGN
+                chunks[region].append(b"\0" * pad)
+                off[region] += pad
                 by_hash[key] = len(entries)
-                entries.append(WeightEntry(sym, off, len(raw), v.dtype, v.shape))
-                chunks.append(raw)
-                off += len(raw)
+                entries.append(WeightEntry(sym, off[region], len(raw), v.dtype, v.shape, region))
+                chunks[region].append(raw)
+                off[region] += len(raw)
             by_value[id(v)] = by_hash[key]
-    return WeightsLayout(tuple(entries), by_value, b"".join(chunks))
+    return WeightsLayout(tuple(entries), by_value, b"".join(chunks["flash"]), b"".join(chunks["ram"]))
+
+
+def weights_for_sram(layout: WeightsLayout, graphs: list[Graph], budget: int) -> frozenset[str]:
+    """The constants to copy into `budget` bytes of SRAM: every byte of a matrix is read once per token
+    from flash, so any byte moved saves the same; an embedding table read one row per token is left
+    in flash unless a matrix product reads it too (a tied classifier). Largest first, then the rest
+    that still fit (the gaps of alignment counted)."""
+    from slmc.ir.ops import VIEWS
+
+    readers: dict[int, set[str]] = {}
+    for g in graphs:
+        for n in g.nodes:
+            if n.op in VIEWS:
+                continue
+            for v in n.inputs:
+                if v is not None and id(v) in layout.by_value:
+                    readers.setdefault(layout.by_value[id(v)], set()).add(n.op)
+    cands = sorted((i for i, ops in readers.items() if not all(op.startswith("embedding") for op in ops)),
+                   key=lambda i: -layout.entries[i].nbytes)
+    chosen, left = set(), budget
+    for i in cands:
+        need = layout.entries[i].nbytes + ALIGN
+        if need <= left:
+            chosen.add(layout.entries[i].symbol)
+            left -= need
+    return frozenset(chosen)

@@ -2,8 +2,11 @@
 
 Inputs: `tokens` i32[seq] and `pos` i32[1] (position of the first token); output: `logits`
 f32[seq, vocab]. The KV cache is state, [seq_len, n_kv_heads * head_dim] per layer like llama2.c, written
-in place by `kv_write` (its output aliases the cache). Activations are [seq, features]: at run time
-the C kernels take the number of valid rows `n <= seq`, so one prompt graph serves shorter chunks.
+in place by `kv_write` (its output aliases the cache); with kv_cache="fp16" the cache holds IEEE binary16
+bit patterns (u16, storage only: kv_write rounds to nearest even, attention converts back to float).
+Activations are [seq, features]: at run time the C kernels take the number of valid rows `n <= seq`, so
+one prompt graph serves shorter chunks. q8_layout="rows4" writes the q8 matrices in the blob order of
+linear_q8_dsp.c (quant/q8.py pack_rows4) and marks their nodes with that layout.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import numpy as np
 from slmc.errors import SlmcError
 from slmc.frontend.decoder import DecoderModel, Q8Tensor
 from slmc.ir import DType, Graph, TensorType, Value
-from slmc.quant.q8 import ensure_q8, group_for
+from slmc.quant.q8 import ensure_q8, group_for, pack_rows4
 
 F32 = DType.F32
+KV_CACHE = {"fp32": F32, "fp16": DType.U16}   # --kv-cache: the cache state's element type
 
 
 def rope_tables(seq_len: int, head_dim: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -27,9 +31,14 @@ def rope_tables(seq_len: int, head_dim: int, theta: float) -> tuple[np.ndarray, 
 
 
 class _Builder:
-    def __init__(self, model: DecoderModel, seq: int, numerics: str) -> None:
+    def __init__(self, model: DecoderModel, seq: int, numerics: str, kv_cache: str = "fp32",
+                 q8_layout: str = "") -> None:
         if numerics not in ("fp32", "q8"):
             raise SlmcError(f"numerics '{numerics}' is not available for language models yet", "use -q fp32 or -q q8")
+        if kv_cache not in KV_CACHE:
+            raise SlmcError(f"unknown KV cache type '{kv_cache}'", f"use --kv-cache one of {', '.join(KV_CACHE)}")
+        self.kv = KV_CACHE[kv_cache]
+        self.q8_layout = q8_layout   # "rows4": linear_q8's weights in the blob order of linear_q8_dsp.c
         self.m, self.cfg, self.seq, self.numerics = model, model.config, seq, numerics
         self.g = Graph(f"{'decode' if seq == 1 else 'prefill'}")
         self.g.dynamic_rows = True
@@ -47,19 +56,27 @@ class _Builder:
             self._consts[key] = self.g.add_const(name, data)
         return self._consts[key]  # type: ignore[return-value]
 
-    def q8const(self, name: str, w: "np.ndarray | Q8Tensor") -> tuple[Value, Value, int]:
-        key = id(w)
+    def q8const(self, name: str, w: "np.ndarray | Q8Tensor", layout: str = "") -> tuple[Value, Value, int]:
+        """One pair of constants per matrix and blob order (a matrix read in two orders is stored twice)."""
+        key = (id(w), layout)
         if key not in self._consts:
             q = ensure_q8(w)
-            self._consts[key] = (self.g.add_const(name + ".q", q.q), self.g.add_const(name + ".s", q.s), q.group)
+            qq, qs = pack_rows4(q.q, q.s) if layout == "rows4" else (q.q, q.s)
+            self._consts[key] = (self.g.add_const(name + ".q", qq), self.g.add_const(name + ".s", qs), q.group)
         return self._consts[key]  # type: ignore[return-value]
+
+    def _layout(self, w: "np.ndarray | Q8Tensor") -> str:
+        """The q8 weight order of this matrix: the rows4 kernel takes groups of whole 4-byte words."""
+        group = w.group if isinstance(w, Q8Tensor) else group_for(w.shape[1])
+        return self.q8_layout if group % 4 == 0 else ""
 
     def linear(self, x: Value, w: "np.ndarray | Q8Tensor", b: np.ndarray | None, name: str) -> Value:
         n_out, k = w.shape
         bias = [self.const(name + ".b", b)] if b is not None else []
         if self.numerics == "fp32":
             return self.g.op("linear", [x, self.const(name, w), *bias], self.t(self.seq, n_out), name=f"{name}_out")
-        wq, ws, group = self.q8const(name, w)
+        layout = self._layout(w)
+        wq, ws, group = self.q8const(name, w, layout)
         key = (id(x), group)
         if key not in self._quantized:
             node = self.g.add_node("quantize_q8", [x], [self.t(self.seq, k, dtype=DType.I8),
@@ -68,7 +85,7 @@ class _Builder:
             self._quantized[key] = (node.outputs[0], node.outputs[1])
         xq, xs = self._quantized[key]
         return self.g.op("linear_q8", [xq, xs, wq, ws, *bias], self.t(self.seq, n_out), name=f"{name}_out",
-                         group=group)
+                         group=group, **({"layout": layout} if layout else {}))
 
     def norm(self, x: Value, w: np.ndarray, b: np.ndarray | None, name: str) -> Value:
         if self.cfg.norm == "rms":
@@ -82,8 +99,11 @@ class _Builder:
         tokens = g.add_input("tokens", (S,), DType.I32)
         pos = g.add_input("pos", (1,), DType.I32)
         if self.numerics == "q8":
-            tq, ts, group = self.q8const("tok_embeddings", m.tok_emb)
-            x = g.op("embedding_q8", [tq, ts, tokens], self.t(S, cfg.dim), name="x", group=group)
+            # a table that is also the classifier is stored once, in the order the classifier's kernel reads
+            layout = self._layout(m.tok_emb) if m.wcls is None else ""
+            tq, ts, group = self.q8const("tok_embeddings", m.tok_emb, layout)
+            x = g.op("embedding_q8", [tq, ts, tokens], self.t(S, cfg.dim), name="x", group=group,
+                     **({"layout": layout} if layout else {}))
         else:
             x = g.op("embedding", [self.const("tok_embeddings", m.tok_emb), tokens], self.t(S, cfg.dim), name="x")
         if cfg.pos == "learned":
@@ -95,8 +115,8 @@ class _Builder:
             rcos, rsin = g.add_const("rope.cos", cos), g.add_const("rope.sin", sin)
         for i, lw in enumerate(m.layers):
             p = f"layers.{i}"
-            kc = g.add_state(f"key_cache_{i}", (cfg.seq_len, cfg.kv_dim), F32)
-            vc = g.add_state(f"value_cache_{i}", (cfg.seq_len, cfg.kv_dim), F32)
+            kc = g.add_state(f"key_cache_{i}", (cfg.seq_len, cfg.kv_dim), self.kv)
+            vc = g.add_state(f"value_cache_{i}", (cfg.seq_len, cfg.kv_dim), self.kv)
             h = self.norm(x, lw.attn_norm, lw.attn_norm_b, f"{p}.attn_norm")
             q = self.linear(h, lw.wq, lw.bq, f"{p}.wq")
             k = self.linear(h, lw.wk, lw.bk, f"{p}.wk")
@@ -128,6 +148,8 @@ class _Builder:
         return g
 
 
-def build_step_graph(model: DecoderModel, seq: int = 1, numerics: str = "fp32") -> Graph:
+def build_step_graph(model: DecoderModel, seq: int = 1, numerics: str = "fp32", kv_cache: str = "fp32",
+                     q8_layout: str = "") -> Graph:
+    """q8_layout: the weight order the target's linear_q8 kernel reads ("" row-major; kernels.llm.q8_layout)."""
     model.config.validate()
-    return _Builder(model, seq, numerics).build()
+    return _Builder(model, seq, numerics, kv_cache, q8_layout).build()

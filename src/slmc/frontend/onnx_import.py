@@ -20,6 +20,7 @@ import onnx
 from onnx import numpy_helper
 
 from slmc.errors import SlmcError
+from slmc.frontend import onnx_deeploy
 from slmc.frontend.onnx_canon import SUPPORTED, NodeIn, canonicalize
 from slmc.ir import DType, Graph, TensorType, Value, ValueKind
 from slmc.reference.registry import REFERENCE
@@ -44,7 +45,10 @@ def load(path: Path) -> "Any":
         return onnx_decoder.recognise(import_graph(model, _decoder_dims(model)), Path(path).name)
     from slmc.passes import run_pipeline
 
-    return run_pipeline(import_graph(model))
+    graph = run_pipeline(import_graph(model))
+    if onnx_deeploy.is_integer(graph, Path(path)):  # integer values stored as float32: C integer types, proven ranges
+        graph = run_pipeline(onnx_deeploy.integerize(graph, Path(path)))
+    return graph
 
 
 def _decoder_dims(model: onnx.ModelProto) -> dict[str, int]:
@@ -220,11 +224,14 @@ class _Importer:
 
     def _node(self, node: onnx.NodeProto, name: str) -> None:
         op = node.op_type
-        if node.domain not in ("", "ai.onnx"):
+        custom = onnx_deeploy.op_name(node.domain, op)  # Deeploy's integer operators (and two float ones)
+        if custom is None and node.domain not in ("", "ai.onnx"):
             raise unsupported(f"{node.domain}.{op}", name)
-        if op not in SUPPORTED:
+        if custom is None and op not in SUPPORTED:
             raise unsupported(op, name)
         attrs = self._attrs(node, name)
+        if custom is not None:
+            op, attrs = custom, onnx_deeploy.normalise(custom, attrs, name)
         if op == "Constant":
             self.values[node.output[0]] = self.g.add_const(node.output[0], self._constant(attrs, name))
             return

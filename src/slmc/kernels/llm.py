@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from slmc.ir import DType, Node
-from slmc.kernels.registry import CallContext, KernelSpec, register
+from slmc.kernels.registry import REGISTRY, CallContext, KernelSpec, register
+from slmc.kernels.tiles import HeadTiles, MatmulTiles, RowTiles
 
-F32, I8 = DType.F32, DType.I8
+F32, I8, U16 = DType.F32, DType.I8, DType.U16
 
 
 def _last(n: Node, i: int = 0) -> int:
@@ -16,6 +17,10 @@ def _linear_macs(n: Node) -> int:
     return _last(n) * n.outputs[0].shape[-1] * n.outputs[0].shape[0]
 
 
+def _rows(n: Node) -> int:
+    return n.inputs[0].shape[0]  # type: ignore[union-attr]
+
+
 def _numel_per_row(n: Node) -> int:
     return n.outputs[0].type.numel // n.outputs[0].shape[0]
 
@@ -24,47 +29,62 @@ register(KernelSpec("embedding", F32, "embedding_f32.c",
                     lambda n, c: f"slmc_embedding_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows}, {_last(n)});"))
 register(KernelSpec("embedding_q8", I8, "embedding_q8.c",
                     lambda n, c: f"slmc_embedding_q8({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
-                                 f"{_last(n)}, {n.attrs['group']});"))
+                                 f"{_last(n)}, {n.attrs['group']});", where=lambda n: "layout" not in n.attrs))
+register(KernelSpec("embedding_q8", I8, "embedding_q8_rows4.c",  # a tied table in linear_q8_dsp.c's order
+                    lambda n, c: f"slmc_embedding_q8_rows4({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
+                                 f"{_last(n)}, {n.attrs['group']}, {_rows(n)});",
+                    where=lambda n: n.attrs.get("layout") == "rows4"))
 register(KernelSpec("pos_embedding", F32, "pos_embedding_f32.c",
                     lambda n, c: f"slmc_pos_embedding_f32({c.out()}, {c.ref(0)}, {c.pos}, {c.rows}, {_last(n)});"))
 register(KernelSpec("rmsnorm", F32, "rmsnorm_f32.c",
                     lambda n, c: f"slmc_rmsnorm_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows}, {_last(n)}, "
-                                 f"{n.attrs['eps']!r}f);"))
+                                 f"{n.attrs['eps']!r}f);", tiling=RowTiles((0,), (1,))))
 register(KernelSpec("layernorm", F32, "layernorm_f32.c",
                     lambda n, c: f"slmc_layernorm_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
-                                 f"{_last(n)}, {n.attrs['eps']!r}f);"))
+                                 f"{_last(n)}, {n.attrs['eps']!r}f);", tiling=RowTiles((0,), (1, 2))))
 register(KernelSpec("linear", F32, "linear_f32.c",
                     lambda n, c: f"slmc_linear_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
                                  f"{_last(n)}, {n.outputs[0].shape[-1]});",
-                    macs=_linear_macs))
+                    macs=_linear_macs, tiling=MatmulTiles("slmc_linear_f32")))
 register(KernelSpec("quantize_q8", F32, "quantize_q8.c",
                     lambda n, c: f"slmc_quantize_q8({c.out(0)}, {c.out(1)}, {c.ref(0)}, {c.rows}, {_last(n)}, "
                                  f"{n.attrs['group']});"))
 register(KernelSpec("linear_q8", I8, "linear_q8.c",
                     lambda n, c: f"slmc_linear_q8({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.ref(3)}, "
                                  f"{c.ref(4)}, {c.rows}, {_last(n)}, {n.outputs[0].shape[-1]}, {n.attrs['group']});",
-                    macs=_linear_macs))
+                    macs=_linear_macs, where=lambda n: "layout" not in n.attrs))
 
 
-def _linear_q8_tuned(isa: str, suffix: str) -> KernelSpec:
+def _linear_q8_tuned(isa: str, suffix: str, layout: str = "") -> KernelSpec:
     """An ISA-tuned linear_q8: the portable kernel's arguments plus scratch where it widens the
-    activations to int16 once per call (2 * n * k bytes)."""
+    activations to int16 once per call (2 * n * k bytes). `layout`: the weight order it reads (the
+    graph builder writes the constants in that order, see q8_layout)."""
     return KernelSpec("linear_q8", I8, f"linear_q8_{suffix}.c",
                       lambda n, c: f"slmc_linear_q8_{suffix}({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, "
                                    f"{c.ref(3)}, {c.ref(4)}, {c.scratch()}, {c.rows}, {_last(n)}, "
                                    f"{n.outputs[0].shape[-1]}, {n.attrs['group']});",
                       isa=isa, scratch=lambda n: 2 * n.inputs[0].type.numel,  # type: ignore[union-attr]
-                      macs=_linear_macs)
+                      macs=_linear_macs, where=lambda n: n.attrs.get("layout", "") == layout)
 
 
 register(_linear_q8_tuned("sse2", "sse2"))
-register(_linear_q8_tuned("dsp", "dsp"))
+register(_linear_q8_tuned("dsp", "dsp", "rows4"))  # weights word-interleaved in blocks of 4 rows (quant.q8.pack_rows4)
 register(_linear_q8_tuned("rv32im", "rv32"))  # plain RV32IM (no Zb* -march), so Unicorn can still count it
+
+
+def q8_layout(features: frozenset[str]) -> str:
+    """The linear_q8 weight order for a target with these ISA features: that of its registered ISA kernel."""
+    return "rows4" if "dsp" in features and any(k.c_file == "linear_q8_dsp.c" for k in REGISTRY) else ""
+
+
 register(KernelSpec("rope", F32, "rope_f32.c",
                     lambda n, c: f"slmc_rope_f32({c.out()}, {c.ref(0)}, {c.ref(2)}, {c.ref(3)}, {c.rows}, "
                                  f"{_last(n)}, {n.attrs['head_dim']}, {c.pos}, {n.attrs['interleaved']});"))
 register(KernelSpec("kv_write", F32, "kv_write_f32.c",
                     lambda n, c: f"slmc_kv_write_f32({c.ref(0)}, {c.ref(1)}, {c.pos}, {c.rows}, {_last(n)});"))
+# --kv-cache fp16: the cache state holds binary16 bit patterns (u16); storage only, attention reads floats back
+register(KernelSpec("kv_write", U16, "kv_write_f16.c",
+                    lambda n, c: f"slmc_kv_write_f16({c.ref(0)}, {c.ref(1)}, {c.pos}, {c.rows}, {_last(n)});"))
 
 
 def _attention_macs(n: Node) -> int:
@@ -73,16 +93,26 @@ def _attention_macs(n: Node) -> int:
     return 2 * n.attrs["n_heads"] * n.attrs["head_dim"] * n.outputs[0].shape[0]
 
 
-register(KernelSpec("attention", F32, "attention_f32.c",
-                    lambda n, c: f"slmc_attention_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.scratch()}, "
-                                 f"{c.rows}, {n.attrs['n_heads']}, {n.attrs['n_kv_heads']}, {n.attrs['head_dim']}, "
-                                 f"{c.pos});",
-                    scratch=lambda n: 4 * n.inputs[1].shape[0],  # type: ignore[union-attr]
-                    macs=_attention_macs))
+def _attention(fn: str, kv: DType, scratch) -> KernelSpec:
+    return KernelSpec("attention", F32, f"{fn}.c",
+                      lambda n, c: f"slmc_{fn}({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.scratch()}, "
+                                   f"{c.rows}, {n.attrs['n_heads']}, {n.attrs['n_kv_heads']}, {n.attrs['head_dim']}, "
+                                   f"{c.pos});",
+                      scratch=scratch, macs=_attention_macs, tiling=HeadTiles(f"slmc_{fn}"),
+                      where=lambda n: n.inputs[1].dtype == kv)  # type: ignore[union-attr]
+
+
+# f32: one head's scores (seq_len floats); f16kv: the scores of the heads sharing a KV head, and one
+# converted cache row (each row is converted once for all of them)
+register(_attention("attention_f32", F32, lambda n: 4 * n.inputs[1].shape[0]))  # type: ignore[union-attr]
+register(_attention("attention_f16kv", U16, lambda n: 4 * (n.attrs["n_heads"] // n.attrs["n_kv_heads"]
+                                                              * n.inputs[1].shape[0] + n.attrs["head_dim"])))
 register(KernelSpec("add", F32, "add_f32.c",
-                    lambda n, c: f"slmc_add_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows} * {_numel_per_row(n)});"))
+                    lambda n, c: f"slmc_add_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows} * {_numel_per_row(n)});",
+                    tiling=RowTiles((0, 1))))
 register(KernelSpec("swiglu", F32, "swiglu_f32.c",
-                    lambda n, c: f"slmc_swiglu_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows} * {_numel_per_row(n)});"))
+                    lambda n, c: f"slmc_swiglu_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows} * {_numel_per_row(n)});",
+                    tiling=RowTiles((0, 1))))
 register(KernelSpec("gelu", F32, "gelu_f32.c",
                     lambda n, c: f"slmc_gelu_f32({c.out()}, {c.ref(0)}, {c.rows} * {_numel_per_row(n)}, "
-                                 f"{n.attrs.get('approximate', 0)});"))
+                                 f"{n.attrs.get('approximate', 0)});", tiling=RowTiles((0,))))

@@ -39,6 +39,8 @@ class KernelSpec:
     scratch: Callable[[Node], int] = field(default=lambda n: 0)
     macs: Callable[[Node], int] = field(default=lambda n: 0)
     deps: tuple[str, ...] = ()                  # other C files it calls into
+    where: Callable[[Node], bool] = field(default=lambda n: True)  # a further condition (e.g. the KV cache's type)
+    tiling: object | None = None                # geometric tiling constraints (kernels/tiles.py); None: not tiled
 
     @property
     def path(self) -> Path:
@@ -57,7 +59,8 @@ def select(node: Node, isa_features: frozenset[str]) -> KernelSpec:
     """The most specific kernel for this node on a target with these ISA features."""
     first = next((v for v in node.inputs if v is not None), None)
     dtype = first.dtype if first is not None else node.outputs[0].dtype
-    cands = [k for k in REGISTRY if k.op == node.op and k.dtype == dtype and (k.isa == "any" or k.isa in isa_features)]
+    cands = [k for k in REGISTRY if k.op == node.op and k.dtype == dtype and (k.isa == "any" or k.isa in isa_features)
+             and k.where(node)]
     if not cands:
         raise SlmcError(f"no C kernel for operator '{node.op}' on {dtype.short} data",
                         "this operator/type combination is not supported yet")
@@ -65,8 +68,10 @@ def select(node: Node, isa_features: frozenset[str]) -> KernelSpec:
 
 
 def _load_all() -> None:
-    from slmc.kernels import llm  # noqa: F401
-    from slmc.kernels import onnx  # noqa: F401
+    from slmc.kernels import link, llm  # noqa: F401
+    from slmc.kernels import int_llm, onnx  # noqa: F401
+    from slmc.kernels import deeploy  # noqa: F401
+    from slmc.kernels import npu  # noqa: F401  (the NPU's functional model, layout="npu" only)
 
 
 _load_all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from slmc.ir import Graph
@@ -20,6 +21,7 @@ class MemoryPlan:
     planner: str
     optimal: bool           # proven: arena == the best lower bound, or CP-SAT proved optimality
     best_bound_bytes: int   # the tightest lower bound known (>= lower_bound_bytes)
+    seconds: float = 0.0    # planning time (greedy, CP-SAT when it runs, and the checker)
 
     def offset_of(self, name: str) -> int:
         for b, off in zip(self.buffers, self.offsets):
@@ -33,10 +35,11 @@ class MemoryPlan:
 
 
 def plan_memory(graphs: list[Graph], scratch: dict[int, int]) -> MemoryPlan:
+    t0 = time.perf_counter()
     buffers, steps = buffers_for(graphs, scratch)
     placement, info = cpsat_plan(buffers)
     check(buffers, placement)
     states = {v.name for g in graphs for v in g.states()}
     return MemoryPlan(tuple(buffers), placement.offsets, placement.size, live_peak(buffers, steps),
                       sum(b.size for b in buffers if b.name in states), placement.planner, info.optimal,
-                      info.lower_bound)
+                      info.lower_bound, time.perf_counter() - t0)

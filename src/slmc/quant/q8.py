@@ -52,3 +52,24 @@ def ensure_q8(w: "np.ndarray | Q8Tensor", preferred: int = PREFERRED_GROUP) -> Q
     if isinstance(w, Q8Tensor):
         return w
     return quantize_rows(w, group_for(w.shape[1], preferred))
+
+
+# "rows4": the blob layout of linear_q8_dsp.c (Cortex-M33). Rows go in blocks of four; inside a block the
+# weights are word-interleaved, [block][k/4][row][4 bytes], so one LDM brings four rows' next 4 weights,
+# and the scales are [block][group][row], so one VLDM brings four rows' scales of a group. Rows left over
+# after the last full block follow row-major. The values are the same; only their order changes.
+def pack_rows4(q: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n, k = q.shape
+    ng, b = s.shape[1], n // 4 * 4
+    assert k % 4 == 0, k
+    qb = q[:b].reshape(b // 4, 4, k // 4, 4).transpose(0, 2, 1, 3).reshape(b, k)
+    sb = s[:b].reshape(b // 4, 4, ng).transpose(0, 2, 1).reshape(b, ng)
+    return np.concatenate([qb, q[b:]]), np.concatenate([sb, s[b:]]).astype(np.float32)
+
+
+def unpack_rows4(q: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n, k = q.shape
+    ng, b = s.shape[1], n // 4 * 4
+    qb = q[:b].reshape(b // 4, k // 4, 4, 4).transpose(0, 2, 1, 3).reshape(b, k)
+    sb = s[:b].reshape(b // 4, ng, 4).transpose(0, 2, 1).reshape(b, ng)
+    return np.concatenate([qb, q[b:]]), np.concatenate([sb, s[b:]]).astype(np.float32)

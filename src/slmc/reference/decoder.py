@@ -9,9 +9,9 @@ from slmc.frontend.decoder import DecoderModel
 from slmc.reference.interp import new_state, run
 
 
-def reference_logits(model: DecoderModel, ids: list[int], numerics: str = "fp32") -> np.ndarray:
+def reference_logits(model: DecoderModel, ids: list[int], numerics: str = "fp32", kv_cache: str = "fp32") -> np.ndarray:
     """Logits [len(ids), vocab]; row p is the output of decoding ids[p] at position p."""
-    g = build_step_graph(model, 1, numerics)
+    g = build_step_graph(model, 1, numerics, kv_cache)
     state = new_state(g)
     rows = []
     for p, t in enumerate(ids):

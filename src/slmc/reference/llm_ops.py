@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from slmc.quant.q8 import quantize_activations
+from slmc.quant.q8 import quantize_activations, unpack_rows4
 from slmc.reference.registry import reference_op
 
 f32 = np.float32
@@ -21,6 +21,8 @@ def embedding(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
 @reference_op("embedding_q8")
 def embedding_q8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     q, s, ids = ins
+    if a.get("layout") == "rows4":  # a tied table in linear_q8_dsp.c's blob order
+        q, s = unpack_rows4(q, s)
     g = a["group"]
     rows = q[ids.astype(np.int64)].astype(f32).reshape(len(ids), -1, g)
     return [(rows * s[ids.astype(np.int64)][:, :, None]).reshape(len(ids), -1).astype(f32)]
@@ -66,6 +68,12 @@ def quantize_q8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
 @reference_op("linear_q8")
 def linear_q8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     xq, xs, wq, ws = ins[:4]
+    if a.get("layout") == "rows4":  # the blob order of linear_q8_dsp.c: same values, same sums
+        wq, ws = unpack_rows4(wq, ws)
+    if a.get("layout") == "npu":  # the NPU's bit-planes (kernels/npu.py): same values, same sums
+        from slmc.kernels.npu import unpack_npu
+
+        wq = unpack_npu(wq, xq.shape[-1])
     g = a["group"]
     S, K = xq.shape
     N = wq.shape[0]
@@ -109,6 +117,9 @@ def rope(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
 def kv_write(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     cache, x, pos = ins
     p = int(pos[0])
+    if cache.dtype == np.uint16:  # fp16 storage: binary16 bits, rounded to nearest even like kv_write_f16.c
+        with np.errstate(over="ignore"):
+            x = x.astype(f32).astype(np.float16).view(np.uint16)
     cache[p:p + x.shape[0]] = x  # in place: the output aliases the cache state
     return [cache]
 
@@ -116,6 +127,8 @@ def kv_write(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
 @reference_op("attention")
 def attention(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     q, kc, vc, pos = ins
+    if kc.dtype == np.uint16:  # fp16 storage (attention_f16kv.c): every half converts to float exactly
+        kc, vc = kc.view(np.float16).astype(f32), vc.view(np.float16).astype(f32)
     S = q.shape[0]
     nh, nkv, hd = a["n_heads"], a["n_kv_heads"], a["head_dim"]
     p0 = int(pos[0])

@@ -15,6 +15,7 @@ class ReportFiles:
     ops: Path
     html: Path
     profile: str | None     # where instruction counts came from, if anywhere
+    levels: Path | None = None  # levels.png: the plan per memory level (compiled with --mem or -m prefill)
 
 
 def write_report(project: Path, out: Path | None = None, profile: Path | None = None) -> ReportFiles:
@@ -37,5 +38,14 @@ def write_report(project: Path, out: Path | None = None, profile: Path | None = 
     mp = memory_plot.memory_plan_figure(rep, target_capacity(rep.target).sram_bytes)
     memory_plot.save(mp, files.memory_plan)
     ops_plot.save(ops_plot.ops_figure(rep, prof), files.ops)
-    files.html.write_text(render_html(rep, prof, files.memory_plan, files.ops, mp.numbers), encoding="utf-8")
+    page = render_html(rep, prof, files.memory_plan, files.ops, mp.numbers)
+    from slmc.report.levels_plot import levels_section, write_levels
+
+    levels = write_levels(project, out)
+    if levels is not None:  # the per-level picture and the per-operator tile table
+        import json
+
+        page = page.replace("</body>", levels_section(json.loads((project / "report.json").read_text()), levels) + "</body>")
+        files = ReportFiles(files.memory_plan, files.ops, files.html, files.profile, levels)
+    files.html.write_text(page, encoding="utf-8")
     return files

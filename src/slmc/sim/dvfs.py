@@ -156,7 +156,7 @@ def profile_model(model: Path, numerics: str, steps: int = 8, progress: Callable
             h.update(f.read_bytes())
     for f in sorted((Path(__file__).parents[1] / "kernels" / "c").glob("*")):
         h.update(f.read_bytes())
-    key = f"{h.hexdigest()[:16]}-{numerics}-{steps}"
+    key = f"{h.hexdigest()[:16]}-{numerics}-{steps}-v2"  # v2: reports carry weights_sram_share
     cdir = (cache or _cache_dir()) / key
     out = {}
     for isa, tname in ISA_TARGETS.items():
@@ -177,7 +177,8 @@ def profile_model(model: Path, numerics: str, steps: int = 8, progress: Callable
                 progress(f"{tname}: counting instructions, token {n[0]}/{steps}")
 
             _, prof = count_run(proj, get_target(tname), rep, llm_args(steps, 0.0, 0.9, 42, None, None), tok)
-        keep = {k: rep[k] for k in ("config", "weights_bytes", "memory", "numerics", "target") if k in rep}
+        keep = {k: rep[k] for k in ("config", "weights_bytes", "weights_sram_bytes", "memory", "numerics", "target")
+                if k in rep}
         keep["ops"] = rep["ops"]
         out[isa] = dict(profile=prof, report=keep)
         cdir.mkdir(parents=True, exist_ok=True)
@@ -221,7 +222,7 @@ def build_groups(profiles: dict) -> list[Group]:
     arm = profiles["arm"]
     rep = arm["report"]
     cfg = rep["config"]
-    in_flash = rep.get("memory", {}).get("weights_in", "flash") == "flash"
+    in_flash = rep.get("memory", {}).get("weights_in", "flash").startswith("flash")
     names: list[str] = []
     cur = None
     for op in rep["ops"]:
@@ -231,7 +232,7 @@ def build_groups(profiles: dict) -> list[Group]:
     groups = {n: Group(n, {i: 0.0 for i in profiles}, {i: 0.0 for i in profiles}, 0.0) for n in order}
     for op, n in zip(rep["ops"], names):
         if in_flash:
-            groups[n].flash_bytes += _flash_bytes(op, cfg, rep.get("numerics", "q8"))
+            groups[n].flash_bytes += _flash_bytes(op, cfg, rep.get("numerics", "q8")) * (1 - op.get("weights_sram_share", 0.0))
     for isa, pr in profiles.items():
         prof = pr["profile"]
         if len(prof["ops"]) != len(names):
@@ -370,32 +371,3 @@ def solve(groups: list[Group], pm: PowerModel, latency_s: float | None = None, e
                                                               > pm.run_cost(g.cycles[o.isa], g.flash_bytes, o)[2]]
                                     for o in opps if abs(o.v - pm.p["regulator"]["default_v"]) < 1e-9})
     return out
-
-
-def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    f = result["pareto_front"]
-    ax.step([x["latency_per_token_s"] * 1e3 for x in f], [x["energy_per_token_j"] * 1e6 for x in f], where="post",
-            marker=".", label="DVFS schedules (Pareto front, active energy)")
-    for isa, m in (("arm", "s"), ("riscv", "^")):
-        pts = [x for x in result["static_points"] if x["isa"] == isa]
-        if pts:
-            ax.scatter([x["latency_per_token_s"] * 1e3 for x in pts], [x["energy_per_token_j"] * 1e6 for x in pts],
-                       marker=m, s=14, alpha=0.5, label=f"static points, {isa}")
-    r = result["baselines"]["race_to_idle"]
-    ax.scatter([r["latency_per_token_s"] * 1e3], [r.get("active_energy_j", 0) * 1e6], marker="*", s=120, c="red",
-               label="race to idle (150 MHz, 1.10 V)", zorder=5)
-    ax.set_xscale("log")
-    ax.set_xlabel("latency per token (ms)")
-    ax.set_ylabel("energy per token (uJ)")
-    ax.set_title("RP2350 per-group DVFS (MODELLED energy, estimated cycles)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

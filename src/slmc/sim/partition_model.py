@@ -1,7 +1,7 @@
 """How a decoder is split over N chips: the description the system simulator consumes.
 
-This is the plan the future partition pass (issue 7, item 1) must produce; the simulator reads only
-this structure, never the model's weights.
+The partition pass (plan/partition.py) reuses this split for the programs it generates; the simulator
+reads only this structure, never the model's weights.
 
 Rules (the scheme of arXiv 2412.04372, DESIGN.md):
 - attention is split by heads, contiguous balanced blocks: while N <= KV heads, chip i owns KV

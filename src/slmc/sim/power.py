@@ -93,14 +93,14 @@ class PowerModel:
     def eff(self) -> float:
         return self.p["regulator"]["efficiency"]
 
-    def active_w(self, v: float, mhz: float) -> float:
-        """Battery-side power of one core running at (v, mhz): static current constant (power ~ V),
-        dynamic power ~ V^2 f."""
+    def active_w(self, v: float, mhz: float, cores: int = 1) -> float:
+        """Battery-side power with `cores` cores running at (v, mhz): static current constant (power ~ V),
+        dynamic power ~ V^2 f per running core (the static part is the chip's, counted once)."""
         c = self.p["core_current"]
         vr = c["reference_v"]
         static = c["static_ma_at_1v1"] * 1e-3 * v
         dyn = c["dynamic_ma_per_mhz_at_1v1"] * 1e-3 * mhz * vr * (v / vr) ** 2
-        return (static + dyn) / self.eff
+        return (static + cores * dyn) / self.eff
 
     def idle_w(self) -> float:
         i = self.p["idle"]

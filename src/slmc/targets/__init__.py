@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from slmc.errors import SlmcError
+from slmc.targets.levels import Level
+from slmc.targets.engines import Engines
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class Target:
     # one file at a time, so a Zbb kernel does not change how everything else is compiled)
     feature_cflags: tuple[tuple[str, tuple[str, ...]], ...] = ()
     notes: tuple[str, ...] = field(default=())
+    levels: tuple[Level, ...] = ()     # memory hierarchy, fastest first (targets/levels.py); () : one level
+    engines: Engines | None = None     # compute engines: a core cluster, an NPU (targets/engines.py); None: one core
+    cores: int = 0                     # cores the generated program forks over (--cores); 0: the serial build
 
     @property
     def emulated(self) -> bool:

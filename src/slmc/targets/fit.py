@@ -49,8 +49,9 @@ def main_llm_buffers(vocab: int, seq_len: int, prefill_chunk: int) -> int:
 
 
 def memory_fit(target: Target, arena_bytes: int, kv_cache_bytes: int, weights_bytes: int, main_bytes: int,
-               weights_in: str = "flash") -> tuple[MemoryFit, ...]:
-    """What each of the target's memories must hold; empty for a target without limits (the host)."""
+               weights_in: str = "flash", sram_weights: int = 0) -> tuple[MemoryFit, ...]:
+    """What each of the target's memories must hold; empty for a target without limits (the host).
+    `sram_weights`: bytes of the flash weights also copied into SRAM at boot (their image stays in flash)."""
     if target.sram is None or target.flash is None:
         return ()
     sram = [Need("activations and scratch", arena_bytes - kv_cache_bytes), Need("KV cache", kv_cache_bytes),
@@ -58,6 +59,8 @@ def memory_fit(target: Target, arena_bytes: int, kv_cache_bytes: int, weights_by
             Need("C library", target.runtime_sram_bytes)]
     flash = [Need("code (estimate)", target.code_flash_bytes)]
     (sram if weights_in == "sram" else flash).insert(0, Need("weights", weights_bytes))
+    if sram_weights:
+        sram.insert(0, Need("weights copied to SRAM", sram_weights))
     return (MemoryFit("sram", target.sram.size, tuple(sram)), MemoryFit("flash", target.flash.size, tuple(flash)))
 
 

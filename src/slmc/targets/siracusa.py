@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from slmc.targets import TARGETS, MemoryLevel
+from slmc.targets import TARGETS, Level, MemoryLevel
 from slmc.targets.builtin import RV32IMAC
 from slmc.sim.system import ChipModel, LinkModel
+from slmc.targets.siracusa_engines import siracusa_engines
 
 KB, MB = 1024, 1024 * 1024
 
@@ -62,7 +63,13 @@ SIRACUSA_LIKE = dataclasses.replace(
     sram=MemoryLevel("sram", RV32IMAC.sram.origin, 2 * MB),
     flash=MemoryLevel("flash", RV32IMAC.flash.origin, 4 * MB, SIRACUSA_CHIP.l3_bytes_per_s),
     clock_hz=int(SIRACUSA_CHIP.clock_hz),
-    notes=("L3 is emulated as 4 MB flash (QEMU virt memory map); the simulator models 16 MB",),
+    engines=siracusa_engines(SIRACUSA_CHIP),  # 8-core cluster + NPU (targets/siracusa_engines.py)
+    notes=("L3 is emulated as 4 MB flash (QEMU virt memory map); the simulator models 16 MB",
+           "L1 is emulated as a static array in SRAM; DMA transfers are memcpy on the emulator"),
+    # fastest first; L1 and L2 from DESIGN.md, bandwidths from SIRACUSA_CHIP (ASSUMED there), latencies ASSUMED
+    levels=(Level("L1", 256 * KB, 8 * 4.0, 1),                                    # 8 cores x one word per cycle
+            Level("L2", 2 * MB, SIRACUSA_CHIP.l2_l1_bytes_per_cycle, 10, dma=True, memory="sram"),
+            Level("L3", SIRACUSA_CHIP.l3_bytes, SIRACUSA_CHIP.l3_bytes_per_s / SIRACUSA_CHIP.clock_hz, 100, dma=True)),
 )
 
 SYSTEMS: dict[str, tuple[ChipModel, LinkModel]] = {SIRACUSA_LIKE.name: (SIRACUSA_CHIP, MIPI_LINK)}

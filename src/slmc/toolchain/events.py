@@ -1,5 +1,6 @@
 """The event lines a generated program prints (main_llm.c): `T <id>` per generated token,
-`S <key> <value>` statistics at the end, `E <message>` before a non-zero exit. Everything else is
+`S <key> <value>` statistics at the end, `O <mV> <kHz>` per operating-point transition of a
+DVFS-scheduled build (slmc_hal_log.c, at the end), `E <message>` before a non-zero exit. Everything else is
 kept, since on an emulator it may be a fault's register dump."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ class RunResult:
     ids: list[int] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
     exit_code: int = 0
+    opps: list[tuple[int, int]] = field(default_factory=list)
 
 
 class EventParser:
@@ -20,6 +22,7 @@ class EventParser:
         self.on_token = on_token
         self.ids: list[int] = []
         self.stats: dict[str, float] = {}
+        self.opps: list[tuple[int, int]] = []
         self.error: str | None = None
         self.other: list[str] = []
         self._partial = ""
@@ -34,6 +37,8 @@ class EventParser:
                 self.stats[parts[1]] = float(parts[2])
             except ValueError:
                 self.other.append(line.rstrip("\n"))
+        elif len(parts) == 3 and parts[0] == "O" and parts[1].isdigit() and parts[2].isdigit():
+            self.opps.append((int(parts[1]), int(parts[2])))
         elif line.startswith("E "):
             self.error = self.error or line[2:].strip()
         elif line.strip():
@@ -53,4 +58,4 @@ class EventParser:
 
     def result(self, exit_code: int) -> RunResult:
         self.flush()
-        return RunResult(list(self.ids), dict(self.stats), exit_code)
+        return RunResult(list(self.ids), dict(self.stats), exit_code, list(self.opps))

@@ -15,7 +15,7 @@ from slmc.targets.cycles import MODELS
 from slmc.toolchain.count import Counts, code_map, per_op
 from slmc.toolchain.events import RunResult
 
-LINEAR_OPS = ("linear", "linear_q8")
+LINEAR_OPS = ("linear", "linear_q8", "linear_i8")
 
 
 def count_run(project: Path, target: Target, rep: dict, args: list[str], on_token: Callable[[int], None],
@@ -39,10 +39,15 @@ def count_run(project: Path, target: Target, rep: dict, args: list[str], on_toke
 
         res, counts = run_qemu_gdb(target, elf, code, args, on_token)
         try:  # the instruction mix for the cycle estimate, from the first decode steps
-            mix = run_unicorn(target, elf, code, args, lambda t: None, max_decode_calls=mix_steps)[1]
+            mix = None if target.cores else run_unicorn(target, elf, code, args, lambda t: None,  # Unicorn has no harts
+                                                        max_decode_calls=mix_steps)[1]
         except SlmcError:
             mix = None  # code Unicorn cannot run (Zb* extensions): no cycle estimate
     prof = summarize(counts, rep, target, mix)
+    if target.cores:  # per-core counts of a multi-core build (toolchain/cluster_counts.py)
+        from slmc.toolchain.cluster_counts import cluster_profile
+
+        prof["cluster"] = cluster_profile(res.stats, rep, prof)
     (project / "profile.json").write_text(json.dumps(prof, indent=1) + "\n")
     return res, prof
 
@@ -95,11 +100,13 @@ def estimate(target: Target, rep: dict, cycles_per_token: float | None) -> dict:
         seconds = cycles_per_token / target.clock_hz
         weights_in = rep.get("memory", {}).get("weights_in", "flash")
         rate = target.flash.read_bytes_per_s if target.flash else None
-        if rate and weights_in == "flash":
-            stall = rep.get("weights_bytes", 0) / rate
+        if rate and weights_in.startswith("flash"):
+            in_sram = rep.get("weights_sram_bytes", 0)
+            stall = (rep.get("weights_bytes", 0) - in_sram) / rate
             seconds += stall
             out["estimated_flash_seconds_per_token"] = stall
-            basis.append(f"plus every weight byte read once per token from flash at {rate / 1e6:g} MB/s")
+            basis.append(f"plus every weight byte read once per token from flash at {rate / 1e6:g} MB/s"
+                         + (f" ({in_sram:,} B of them copied to SRAM at boot and read there)" if in_sram else ""))
         out["estimated_tokens_per_s"] = 1.0 / seconds
         basis.append(f"at {target.clock_hz / 1e6:g} MHz")
     out["estimate_basis"] = ", ".join(basis)

@@ -17,6 +17,12 @@
 #include <string.h>
 #include <stdint.h>
 #include "model.h"
+#ifdef SLMC_DVFS
+#include "slmc_hal.h" /* a DVFS-scheduled build: slmc_hal_report() prints the transitions made */
+#endif
+#ifdef SLMC_PICO
+#define main slmc_main /* on the chip, slmc_pico.c's main() calls this one */
+#endif
 #ifdef SLMC_HOST
 #include <time.h>
 static double now_s(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
@@ -99,5 +105,8 @@ int main(int argc, char **argv) {
     printf("S positions %d\n", pos);
 #endif
     if (lf) fclose(lf);
+#ifdef SLMC_DVFS
+    slmc_hal_report();
+#endif
     return 0;
 }

@@ -6,4 +6,57 @@
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
+
+/* Integer helpers of the -q int8 kernels (quant/int8.py); reference/int_llm_ops.py is their twin. */
+static inline int64_t slmc_rshift_round(int64_t v, int s) { return s > 0 ? (v + ((int64_t)1 << (s - 1))) >> s : v; }
+static inline int64_t slmc_rdiv(int64_t n, int64_t d) { /* d > 0; half away from zero */
+    int64_t q = ((n < 0 ? -n : n) + d / 2) / d;
+    return n < 0 ? -q : q;
+}
+static inline uint64_t slmc_isqrt(uint64_t n) { /* exact floor square root */
+    uint64_t r = 0, b = (uint64_t)1 << 62;
+    while (b > n) b >>= 2;
+    while (b) {
+        if (n >= r + b) { n -= r + b; r = (r >> 1) + b; } else r >>= 1;
+        b >>= 2;
+    }
+    return r;
+}
+static inline int16_t slmc_sat16(int64_t v) { return (int16_t)(v < -32768 ? -32768 : v > 32767 ? 32767 : v); }
+static inline int32_t slmc_sat32(int64_t v) { return (int32_t)(v < INT32_MIN ? INT32_MIN : v > INT32_MAX ? INT32_MAX : v); }
+/* lut[i] + (lut[i+1] - lut[i]) * f / 256, rounded half up; f in 0..255 */
+static inline int32_t slmc_lut_interp(const int32_t *lut, int32_t i, int32_t f) {
+    return lut[i] + (((lut[i + 1] - lut[i]) * f + 128) >> 8);
+}
+static inline int64_t slmc_isqrt64(int64_t v) { return (int64_t)slmc_isqrt((uint64_t)v); }
+/* arithmetic shift right (gcc shifts signed values arithmetically); shifts past the width give 0 or -1 */
+static inline int64_t slmc_shr(int64_t v, int64_t s) { return s >= 63 ? (v < 0 ? -1 : 0) : v >> s; }
+
+/* Element i of an integer tensor whose type is given by a code (cast.c's: 2 i8, 3 u8, 4 i16, 5 u16,
+ * 6 i32, 7 u32, 8 i64): one Deeploy kernel serves every storage type the importer proves (the switch is
+ * loop-invariant, so the branch is always predicted). Values are computed in int64. */
+static inline int64_t slmc_ldt(const void *p, int t, size_t i) {
+    switch (t) {
+    case 2: return ((const int8_t *)p)[i];
+    case 3: return ((const uint8_t *)p)[i];
+    case 4: return ((const int16_t *)p)[i];
+    case 5: return ((const uint16_t *)p)[i];
+    case 6: return ((const int32_t *)p)[i];
+    case 7: return ((const uint32_t *)p)[i];
+    default: return ((const int64_t *)p)[i];
+    }
+}
+
+/* the value fits the output type: the importer proved its range */
+static inline void slmc_stt(void *p, int t, size_t i, int64_t v) {
+    switch (t) {
+    case 2: ((int8_t *)p)[i] = (int8_t)v; break;
+    case 3: ((uint8_t *)p)[i] = (uint8_t)v; break;
+    case 4: ((int16_t *)p)[i] = (int16_t)v; break;
+    case 5: ((uint16_t *)p)[i] = (uint16_t)v; break;
+    case 6: ((int32_t *)p)[i] = (int32_t)v; break;
+    case 7: ((uint32_t *)p)[i] = (uint32_t)v; break;
+    default: ((int64_t *)p)[i] = v;
+    }
+}
 #endif

@@ -1,0 +1,121 @@
+"""Multi-core builds (`slmc compile --cores N`): the kernels that split their work over a cluster
+are bound to the wrappers of kernels/c/parallel_llm.c, which call the build's serial kernel on a
+slice of the outputs through slmc_parallel_for (kernels/c/parallel.c). Matrix products split by
+blocks of output rows, attention and RoPE by heads, SwiGLU and RMSNorm's scaling (after its sum of
+squares, on core 0) by blocks of elements, the q8 activation quantizer by groups: never inside a
+dot product or a reduction, so the outputs are bit-identical to the serial build.
+
+`parallelize` is a pass over the kernel binding (it returns a new binding; the graph is not
+touched). Each wrapped call gets a site number: the runtime counts each core's instructions per
+site, and report.json's `cluster.sites` says which operator each site is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from slmc.ir import Graph, Node
+from slmc.kernels.registry import CallContext, KernelSpec
+
+PAR_FILE = "parallel_llm.c"
+RUNTIME = ("parallel.c", "parallel_harts.c")
+HEADER = "slmc_parallel.h"
+
+
+@dataclass(frozen=True)
+class Wrapper:
+    c_name: str          # the wrapper in parallel_llm.c
+    fn_arg: bool         # the serial kernel is passed as its first argument
+    split: str           # "rows" | "heads" | "tokens" | "elements" | "groups", for the report
+
+
+# serial kernel file -> its parallel wrapper; kernels not listed run on core 0 alone
+WRAPPERS: dict[str, Wrapper] = {
+    "linear_q8.c": Wrapper("slmc_par_linear_q8", True, "rows"),
+    "linear_q8_rv32.c": Wrapper("slmc_par_linear_q8s", True, "rows"),
+    "linear_q8_sse2.c": Wrapper("slmc_par_linear_q8s", True, "rows"),
+    "linear_f32.c": Wrapper("slmc_par_linear_f32", True, "rows"),
+    "rmsnorm_f32.c": Wrapper("slmc_par_rmsnorm_f32", True, "elements"),  # the sum of squares stays on core 0
+    "attention_f32.c": Wrapper("slmc_par_attention_f32", False, "heads"),
+    "swiglu_f32.c": Wrapper("slmc_par_swiglu_f32", True, "elements"),
+    "quantize_q8.c": Wrapper("slmc_par_quantize_q8", True, "groups"),
+    "rope_f32.c": Wrapper("slmc_par_rope_f32", True, "heads"),
+}
+
+
+@dataclass(frozen=True)
+class Site:
+    index: int
+    graph: str
+    node: str
+    op: str
+    kernel: str          # the serial kernel each core runs on its slice
+    split: str
+
+
+def _stride(spec: KernelSpec, n: Node) -> int:
+    return -(-spec.scratch(n) // 16) * 16
+
+
+def _wrapped(base: KernelSpec, w: Wrapper, cores: int, sites: dict[int, int]) -> KernelSpec:
+    def emit(n: Node, c: CallContext) -> str:
+        call = base.emit(n, c)
+        name, args = call.split("(", 1)
+        fn = f"{name.strip()}, " if w.fn_arg else ""
+        return f"{w.c_name}({fn}{_stride(base, n)}, {sites[id(n)]}, {args}"
+
+    return replace(base, c_file=PAR_FILE, emit=emit, scratch=lambda n: cores * _stride(base, n),
+                   deps=(base.c_file, *base.deps, "parallel.c"), tiling=None)
+
+
+def parallelize(graphs: list[Graph], binding: dict[int, KernelSpec], cores: int) -> tuple[dict[int, KernelSpec], list[Site]]:
+    """The binding with every splittable kernel replaced by its parallel wrapper, and the call sites."""
+    out, sites, index = dict(binding), [], {}
+    wrapped: dict[int, KernelSpec] = {}
+    for g in graphs:
+        for n in g.nodes:
+            spec = binding.get(id(n))
+            if spec is None or spec.c_file not in WRAPPERS:
+                continue
+            w = WRAPPERS[spec.c_file]
+            index[id(n)] = len(sites)
+            sites.append(Site(len(sites), g.name, n.name, n.op, spec.c_file, w.split))
+            if id(spec) not in wrapped:
+                wrapped[id(spec)] = _wrapped(spec, w, cores, index)
+            out[id(n)] = wrapped[id(spec)]
+    return out, sites
+
+
+def header_text() -> str:
+    from slmc.kernels.registry import C_DIR
+
+    return (C_DIR / HEADER).read_text()
+
+
+def sites_of(graphs: list[Graph], binding: dict[int, KernelSpec]) -> list[Site]:
+    """The call sites of a parallelized binding, numbered as `parallelize` numbered them."""
+    out = []
+    for g in graphs:
+        for n in g.nodes:
+            spec = binding.get(id(n))
+            if spec is not None and spec.c_file == PAR_FILE:
+                out.append(Site(len(out), g.name, n.name, n.op, spec.deps[0], WRAPPERS[spec.deps[0]].split))
+    return out
+
+
+def build_files(graphs: list[Graph], binding: dict[int, KernelSpec], target) -> tuple[list[str], dict[str, str],
+                                                                                      tuple[str, ...], list[str]]:
+    """(lines for model.c before the prototypes, files beside model.c, -D defines, runtime C files)."""
+    from slmc.toolchain.harts import runtime_files
+
+    n_sites = max(1, len(sites_of(graphs, binding)))
+    decls = [f'#include "{HEADER}" /* slmc_parallel_for and the serial kernel types its wrappers take */']
+    return decls, {HEADER: header_text()}, (f"SLMC_CORES={target.cores}", f"SLMC_PAR_SITES={n_sites}"), runtime_files(target)
+
+
+def cluster_report(graphs: list[Graph], binding: dict[int, KernelSpec], target) -> dict:
+    """report.json's `cluster`: the cores, how each site splits, and what runs where."""
+    sites = sites_of(graphs, binding)
+    return dict(cores=target.cores, runtime="threads" if target.emulator is None else "harts",
+                sites=[dict(site=s.index, graph=s.graph, node=s.node, op=s.op, kernel=s.kernel, split=s.split)
+                       for s in sites])

@@ -1,0 +1,45 @@
+"""Geometric tiling constraints a kernel declares with its registry entry (KernelSpec.tiling).
+
+The planner (plan/tiling.py) may only cut an operator the way its kernel allows: `MatmulTiles`
+says which inputs are the activations x [n, K], the weights w [N, K] and the bias, that the output
+[n, N] is cut along both n (rows of x) and N (rows of w), and whether K may be split. A kernel
+that keeps one running sum per output in a fixed order (fp32) must not have K split, or the
+tiled program would round differently from the untiled one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MatmulTiles:
+    call: str                   # C function (out, x, w, bias, rows, K, N) the tiled loop calls per tile
+    x: int = 0                  # input index of x [n, K]
+    w: int = 1                  # input index of w [N, K] (row-major, one output feature per row)
+    bias: int = 2               # input index of the bias [N], read in place (None in the graph: none)
+    elem_bytes: int = 4
+    split_k: bool = False       # fp32: K stays whole, so every dot product sums in the kernel's order
+    min_rows: int = 1           # smallest tile along n and along N
+
+
+@dataclass(frozen=True)
+class RowTiles:
+    """A row-wise kernel (norms, element-wise ops): output row r depends only on row r of the
+    `rows` inputs and on all of the `whole` inputs (a norm's weights), so the operator may be cut
+    into tiles of whole rows with the same arithmetic. Its registry `emit` is reused per tile
+    with the tile's row count."""
+    rows: tuple[int, ...] = (0,)     # inputs cut along rows with the output
+    whole: tuple[int, ...] = ()      # inputs every tile needs entirely, loaded into L1 once
+
+
+@dataclass(frozen=True)
+class HeadTiles:
+    """Causal attention over the KV cache, cut by KV head: one KV head's keys and values (the
+    positions seen so far) and the queries of its group of heads at a time. Every head's scores,
+    softmax and weighted sum are the kernel's own, so the tiled result is the untiled one. `call`
+    takes (out, q, kc, vc, att, rows, n_heads, n_kv_heads, head_dim, pos) like the untiled call."""
+    call: str
+    q: int = 0
+    k: int = 1
+    v: int = 2

@@ -1,0 +1,170 @@
+"""numpy twins of the integer-only language-model kernels (kernels/c/*_i*.c, -q int8; quant/int8.py).
+
+Everything is computed in int64 and must equal the C bit for bit: `>>` is arithmetic (floor),
+rshift_round(v, s) = (v + 2^(s-1)) >> s, rdiv rounds half away from zero, isqrt is the exact floor
+square root, and results saturate to their storage type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from slmc.reference.registry import reference_op
+
+I64 = np.int64
+
+
+def rshift_round(v: Any, s: int) -> np.ndarray:
+    v = np.asarray(v, I64)
+    return (v + (I64(1) << I64(s - 1))) >> I64(s) if s > 0 else v
+
+
+def rdiv(n: Any, d: Any) -> np.ndarray:
+    """n / d rounded half away from zero, d > 0."""
+    n, d = np.asarray(n, I64), np.asarray(d, I64)
+    q = (np.abs(n) + d // 2) // d
+    return np.where(n < 0, -q, q)
+
+
+def isqrt(n: int) -> int:
+    import math
+
+    return math.isqrt(max(int(n), 0))
+
+
+def sat(v: np.ndarray, dtype: Any) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.clip(v, info.min, info.max).astype(dtype)
+
+
+def lut_interp(lut: np.ndarray, i: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """lut[i] + (lut[i+1] - lut[i]) * f / 256, the product rounded half up (f in 0..255)."""
+    lo, hi = lut.astype(I64)[i], lut.astype(I64)[i + 1]
+    return lo + (((hi - lo) * f + 128) >> 8)
+
+
+@reference_op("embedding_i8")
+def embedding_i8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    q, m, ids = ins
+    g, idx = a["group"], ids.astype(np.int64)
+    rows = q[idx].astype(I64).reshape(len(idx), -1, g) * m[idx].astype(I64)[:, :, None]
+    return [sat(rshift_round(rows, a["shift"]).reshape(len(idx), -1), np.int32)]
+
+
+@reference_op("rmsnorm_i")
+def rmsnorm_i(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    x, w = ins
+    out = np.zeros(x.shape, np.int16)
+    for r in range(x.shape[0]):
+        xr = x[r].astype(I64)
+        ss = int((xr * xr).sum())
+        rms = max(1, isqrt(ss // x.shape[1] + a["eps"]))
+        out[r] = sat(rdiv((xr * w.astype(I64)) << I64(a["f_out"]), I64(rms) << I64(a["f_w"])), np.int16)
+    return [out]
+
+
+@reference_op("linear_i8")
+def linear_i8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    x, q, m = ins
+    if a.get("layout") == "rows4":  # linear_i8_rv32.c's blob order: same values, same sums
+        from slmc.quant.int8 import unpack_rows4
+
+        q, m = unpack_rows4(q, m)
+    g = a["group"]
+    rows, cols = q.shape
+    qq = q.astype(I64).reshape(rows, cols // g, g)
+    out = []
+    for r in range(x.shape[0]):
+        acc = (qq * x[r].astype(I64).reshape(1, cols // g, g)).sum(-1)   # int32 per group
+        out.append(rshift_round((acc * m.astype(I64)).sum(-1), a["shift"]))
+    return [sat(np.stack(out), np.int16 if a["out_bits"] == 16 else np.int32)]
+
+
+@reference_op("rope_i")
+def rope_i(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    x, pos, cos, sin = ins
+    hd, half = a["head_dim"], a["head_dim"] // 2
+    n, cols = x.shape
+    j = np.arange(half)
+    first = (2 * j) if a["interleaved"] else j
+    second = first + 1 if a["interleaved"] else j + half
+    out = np.zeros_like(x)
+    for r in range(n):
+        c, s = cos[int(pos[0]) + r].astype(I64), sin[int(pos[0]) + r].astype(I64)
+        for h in range(0, cols, hd):
+            u, v = x[r, h + first].astype(I64), x[r, h + second].astype(I64)
+            out[r, h + first] = sat(rshift_round(u * c - v * s, a["frac"]), np.int16)
+            out[r, h + second] = sat(rshift_round(u * s + v * c, a["frac"]), np.int16)
+    return [out]
+
+
+def exp2_neg(u: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """2^(-u / 65536) in Q15 for u >= 0."""
+    n, r = u >> 16, u & 0xFFFF
+    v = lut_interp(lut, r >> 8, r & 0xFF)
+    return np.where(n > 30, 0, v >> np.minimum(n, 30))
+
+
+@reference_op("attention_i")
+def attention_i(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    q, kc, vc, pos, lut = ins
+    H, G, hd = a["n_heads"], a["n_kv_heads"], a["head_dim"]
+    rep = H // G
+    out = np.zeros(q.shape, np.int16)
+    for r in range(q.shape[0]):
+        p = int(pos[0]) + r
+        for h in range(H):
+            g = h // rep
+            k = kc[:p + 1, g * hd:(g + 1) * hd].astype(I64)
+            v = vc[:p + 1, g * hd:(g + 1) * hd].astype(I64)
+            s = k @ q[r, h * hd:(h + 1) * hd].astype(I64)
+            t = np.minimum(s.max() - s, a["t_cap"])
+            e = exp2_neg((t * a["c"]) >> a["c_shift"], lut)
+            num = e @ v
+            out[r, h * hd:(h + 1) * hd] = sat(rdiv(num << I64(a["f_out"]), I64(e.sum()) << I64(a["f_v"])), np.int16)
+    return [out]
+
+
+@reference_op("add_i32")
+def add_i32(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    return [sat(ins[0].astype(I64) + ins[1].astype(I64), np.int32)]
+
+
+def sigmoid_q15(g: np.ndarray, f: int, lut: np.ndarray, step_log2: int, rng: int) -> np.ndarray:
+    """sigmoid(g * 2^-f) in Q15 from the table over [-rng, rng) in steps of 2^-step_log2."""
+    t = np.clip(g.astype(I64), -(rng << f), (rng << f) - 1) + (rng << f)
+    pos = t << step_log2                       # in units of 2^-f table steps
+    i = pos >> f
+    frac = ((pos & ((1 << f) - 1)) << 8) >> f if f > 0 else np.zeros_like(pos)
+    return lut_interp(lut, i, frac)
+
+
+@reference_op("swiglu_i")
+def swiglu_i(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    g, u, lut = ins
+    f = a["f_in"]
+    sg = sigmoid_q15(g, f, lut, a["step_log2"], a["range"])
+    silu = rshift_round(g.astype(I64) * sg, 15)
+    return [sat(rshift_round(silu * u.astype(I64), 2 * f - a["f_out"]), np.int16)]
+
+
+@reference_op("linear_i8_partial")
+def linear_i8_partial(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    """Columns [offset, offset + k) of linear_i8 without the final shift; m: the groups they touch."""
+    x, q, m = ins
+    k, group, offset = q.shape[1], a["group"], a["offset"]
+    g = (offset + np.arange(k)) // group - offset // group
+    out = np.zeros((x.shape[0], q.shape[0]), I64)
+    for r in range(x.shape[0]):
+        prod = q.astype(I64) * x[r].astype(I64)[None, :]               # [rows, k]
+        acc = np.zeros((q.shape[0], m.shape[1]), I64)
+        for j in range(m.shape[1]):
+            acc[:, j] = prod[:, g == j].sum(axis=1)                      # int32 per group
+        out[r] = (acc * m.astype(I64)).sum(axis=1)
+    return [out]
+
+
+@reference_op("requant_i64")
+def requant_i64(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    return [sat(rshift_round(ins[0], a["shift"]), np.int32)]

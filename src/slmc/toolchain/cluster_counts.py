@@ -1,0 +1,93 @@
+"""Per-core instruction counts of a multi-core build (`slmc run --json/--profile`): parallel.c
+prints, per call site, the instructions each core retired on its share (`S par_site<i>_core<c>`),
+the sum over calls of the busiest core (`_span`) and the calls; this turns them into per-operator
+and per-token figures: work (all cores), span (the critical path), parallel efficiency and load
+imbalance. The serial remainder (operators not split; in split operators, what core 0 does outside the shares:
+fork/join and serial parts such as RMSNorm's sum of squares) comes from the exact per-operator
+counts of the same run."""
+
+from __future__ import annotations
+
+
+def site_rows(stats: dict[str, float], rep: dict) -> list[dict]:
+    cores = int(rep["cluster"]["cores"])
+    rows = []
+    for s in rep["cluster"]["sites"]:
+        i = s["site"]
+        calls = int(stats.get(f"par_site{i}_calls", 0))
+        per_core = [int(stats.get(f"par_site{i}_core{c}", 0)) for c in range(cores)]
+        span, work = int(stats.get(f"par_site{i}_span", 0)), sum(per_core)
+        rows.append(dict(site=i, graph=s["graph"], node=s["node"], op=s["op"], split=s["split"], calls=calls,
+                         core_instructions=per_core, work=work, span=span,
+                         efficiency=work / (cores * span) if span else None,
+                         imbalance=span * cores / work if work else None))
+    return rows
+
+
+def cluster_profile(stats: dict[str, float], rep: dict, prof: dict) -> dict:
+    """The `cluster` block of a profile: per site, and per decode token."""
+    cores = int(rep["cluster"]["cores"])
+    rows = site_rows(stats, rep)
+    steps = prof["decode_steps"]
+    dec = [r for r in rows if r["graph"] == "decode"]
+    par_names = {r["node"] for r in dec}
+    # per token on core 0, which runs every share in turn in the counting run
+    par_on_core0 = sum(o["instructions"] for o in prof["ops"] if o["name"] in par_names)
+    work = sum(r["work"] for r in dec) / steps
+    span = sum(r["span"] for r in dec) / steps
+    npu_names = {o["node"] for o in rep.get("engines", {}).get("ops", []) if o["graph"] == "decode" and o["engine"] == "npu"}
+    # the NPU's functional model runs on core 0 in the emulator; its instructions are not the NPU's time
+    npu_model = sum(o["instructions"] for o in prof["ops"] if o["name"] in npu_names)
+    serial = prof["instructions_per_token"] - par_on_core0 - npu_model
+    # on core 0 inside the split operators but outside the shares: the wrappers, slmc_parallel_for's
+    # fork and join, and the serial part of an operator (RMSNorm's sum of squares)
+    overhead = max(0.0, par_on_core0 - work)
+    forks = sum(1 for r in dec if sum(r["core_instructions"][1:]) > 0)
+    npu_ops = [o for o in rep.get("engines", {}).get("ops", []) if o["graph"] == "decode" and o["engine"] == "npu"]
+    npu = None
+    if npu_ops:
+        cyc = sum(o["npu_cycles"] for o in npu_ops)
+        npu = dict(operators=len(npu_ops), cycles_per_token=cyc, energy_uj_per_token=sum(o["npu_energy_pj"] for o in npu_ops) / 1e6,
+                   functional_model_instructions=npu_model,
+                   critical_path_with_npu=serial + overhead + span + cyc,
+                   basis="ESTIMATE: the NPU's cost model (kernels/npu.py), one instruction per cycle on the cores assumed; "
+                         "the functional model's instructions on core 0 are left out")
+    return dict(cores=cores, harts=int(stats.get("par_harts", 0)), sites=rows, npu=npu,
+                per_token=dict(serial_instructions=serial, core0_in_split_ops=overhead,
+                               parallel_work=work, parallel_span=span, forks=forks,
+                               critical_path_instructions=serial + overhead + span,
+                               one_core_equivalent=serial + overhead + work,
+                               efficiency=work / (cores * span) if span else None))
+
+
+def cluster_lines(cl: dict, engines: dict | None = None) -> list[str]:
+    """`slmc run --profile`'s per-core table of a multi-core build (plain text, one line per site),
+    and where each operator ran when report.json has an engine plan."""
+    cores = cl["cores"]
+    out = [f"cluster: {cores} cores; instructions per decode token on each core (counted one share at a time), "
+           "span = busiest core, efficiency = work / (cores x span)",
+           f"{'operator':<26} {'split':<6} " + " ".join(f"{'core' + str(c):>8}" for c in range(cores))
+           + f" {'span':>9} {'eff.':>5}"]
+    for r in cl["sites"]:
+        if r["graph"] != "decode" or not r["calls"]:
+            continue
+        per = [v / r["calls"] for v in r["core_instructions"]]
+        eff = f"{r['efficiency']:.0%}" if r["efficiency"] is not None else "-"
+        out.append(f"{r['node']:<26} {r['split']:<6} " + " ".join(f"{v:>8,.0f}" for v in per)
+                   + f" {r['span'] / r['calls']:>9,.0f} {eff:>5}")
+    pt = cl["per_token"]
+    out.append(f"per token: serial {pt['serial_instructions']:,.0f} + core 0 in split operators (fork/join, "
+               f"RMSNorm's sum) {pt['core0_in_split_ops']:,.0f} "
+               f"+ span {pt['parallel_span']:,.0f} = critical path {pt['critical_path_instructions']:,.0f} "
+               f"(one core: {pt['one_core_equivalent']:,.0f}; {pt['one_core_equivalent'] / pt['critical_path_instructions']:.2f}x)")
+    if cl.get("npu"):
+        n = cl["npu"]
+        out.append(f"NPU: {n['operators']} operators per token, {n['cycles_per_token']:,.0f} cycles and "
+                   f"{n['energy_uj_per_token']:.2f} uJ per token; critical path with the NPU "
+                   f"{n['critical_path_with_npu']:,.0f} ({n['basis']})")
+    if engines:
+        for a in engines["ops"]:
+            if a["graph"] == "decode":
+                out.append(f"engine {a['node']:<26} {a['engine']:<8} {a['reason']}")
+        out.append(engines.get("note", ""))
+    return out

@@ -1,0 +1,119 @@
+"""The cluster of a multi-core build as the compiler and the emulator see it: `with_cores` gives
+the Target a build for N cores is compiled and run with.
+
+- host: POSIX threads (-pthread).
+- an emulated RV32 cluster: QEMU virt with one hart per core (`-smp N`). Every hart starts at the
+  first instruction of flash, so the program is linked with -nostartfiles and picolibc's
+  semihosting crt0 added explicitly after the objects: parallel_harts.c's reset stub, in the same
+  input section, then comes first and sends hart 0 to crt0's _start and parks the others.
+  The single-core build keeps the usual crt0 and boot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from slmc.errors import SlmcError
+from slmc.targets import Target
+
+# picolibc's semihosting crt0 for the multilib the compiler flags select (what --crt0=semihost links)
+_CRT0 = "/usr/lib/picolibc/riscv64-unknown-elf/lib/$(shell $(CC) $(CFLAGS) -print-multi-directory)/crt0-semihost.o"
+
+
+def max_cores(target: Target) -> int | None:
+    """The most cores a build for `target` may use: its cluster's; None where any number goes (host threads)."""
+    if target.emulator is None:
+        return None
+    if target.engines is None or target.engines.cluster.isa != target.isa or target.isa != "rv32":
+        return 1
+    return target.engines.cluster.cores
+
+
+def with_cores(target: Target, cores: int) -> Target:
+    """`target` for a build whose kernels fork over `cores` cores (1: the parallel runtime on one core)."""
+    top = max_cores(target)
+    if cores < 1 or (top is not None and cores > top):
+        where = f"{target.name} has a cluster of {top}" if top and top > 1 else f"{target.name} has one core"
+        raise SlmcError(f"--cores {cores} is not possible: {where}",
+                        f"choose --cores 1..{top}, or a target with a cluster (siracusa-like) or the host")
+    if target.emulator is None:
+        return dataclasses.replace(target, cores=cores, ldflags=(*target.ldflags, "-pthread"),
+                                   cflags=(*target.cflags, "-pthread"))
+    emu = dataclasses.replace(target.emulator, qemu=(*target.emulator.qemu, "-smp", str(cores)))
+    return dataclasses.replace(target, cores=cores, emulator=emu, ldflags=(*target.ldflags, "-nostartfiles", _CRT0))
+
+
+def run_target(target: Target, rep: dict, counting: bool = False) -> Target:
+    """The Target a compiled project runs on: with its cluster when report.json says it was built for
+    one. `counting`: the run that counts instructions boots one hart only (QEMU -smp 1): under
+    -icount minstret is the machine's virtual clock, one hart's count only while one hart runs, so
+    parallel.c then runs each core's share in turn on hart 0 and counts each exactly."""
+    cores = rep.get("cluster", {}).get("cores")
+    if not cores:
+        return target
+    t = with_cores(target, int(cores))
+    if counting and t.emulator is not None:
+        q = list(t.emulator.qemu)
+        q[q.index("-smp") + 1] = "1"
+        t = dataclasses.replace(t, emulator=dataclasses.replace(t.emulator, qemu=tuple(q)))
+    return t
+
+
+def runtime_files(target: Target) -> list[str]:
+    """The runtime C files a multi-core build compiles (the reset stub only where harts boot)."""
+    return ["parallel.c", *(["parallel_harts.c"] if target.emulator is not None and target.isa == "rv32" else [])]
+
+
+# kernel file -> (a host stand-in with its symbol, the portable kernel it calls): linear_q8_rv32.c is
+# bit-identical to linear_q8.c by its contract (tests/kernels), and is RV32 assembly
+_HOST_STAND_INS = {
+    "linear_q8_rv32.c": ("""#include "slmc_kernels.h"
+/* host stand-in for the RV32 kernel (toolchain/harts.py host_build): the portable kernel, bit-identical */
+void slmc_linear_q8(float *out, const int8_t *xq, const float *xs, const int8_t *wq, const float *ws,
+                    const float *b, int n, int k, int m, int group);
+void slmc_linear_q8_rv32(float *out, const int8_t *xq, const float *xs, const int8_t *wq, const float *ws,
+                         const float *b, int16_t *xw, int n, int k, int m, int group) {
+    (void)xw;
+    slmc_linear_q8(out, xq, xs, wq, ws, b, n, k, m, group);
+}
+""", "linear_q8.c"),
+}
+
+
+def host_build(project: Path) -> Path:
+    """`slmc run DIR --on host`: the same C project (model, kernels, runtime) built for this machine
+    with POSIX threads for the cores (parallel.c's host path): build-host/model. The MCU-only reset
+    stub compiles to nothing here."""
+    import re
+    import shutil
+    import subprocess
+
+    from slmc.kernels.registry import C_DIR
+    from slmc.targets import HOST
+    project = Path(project)
+    mk = (project / "Makefile").read_text()
+    cflags = next((ln.split("=", 1)[1] for ln in mk.splitlines() if ln.startswith("CFLAGS = ")), "")
+    defines = re.findall(r"(-D\w+(?:=\S+)?)", cflags)
+    out = project / "build-host" / "model"
+    out.parent.mkdir(exist_ok=True)
+    kernels = sorted(f.name for f in (project / "kernels").glob("*.c"))
+    srcs = ["main.c", "model.c"] + [f"kernels/{f}" for f in kernels if f not in _HOST_STAND_INS]
+    for f in kernels:  # kernels in target assembly: the portable kernel they are bit-identical to
+        if f in _HOST_STAND_INS:
+            shim, portable = _HOST_STAND_INS[f]
+            (out.parent / f).write_text(shim)
+            srcs.append(f"build-host/{f}")
+            if portable not in kernels:
+                (out.parent / portable).write_text((C_DIR / portable).read_text())
+                srcs.append(f"build-host/{portable}")
+    srcs += [f for f in ("slmc_hal_log.c",) if (project / f).exists() and f in mk]
+    if shutil.which(HOST.cc) is None:
+        raise SlmcError(f"the C compiler '{HOST.cc}' is not installed", "install gcc")
+    cmd = [HOST.cc, *HOST.cflags, "-pthread", "-DSLMC_HOST", *defines, "-Ikernels", "-I.", "-o", str(out.relative_to(project)),
+           *srcs, "weights.S", *HOST.ldflags, "-pthread"]
+    r = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
+    if r.returncode != 0:
+        tail = (r.stderr + r.stdout).strip().splitlines()[-12:]
+        raise SlmcError("building the project for the host failed:\n" + "\n".join(tail), "this is a bug in slmc; please report it")
+    return out
