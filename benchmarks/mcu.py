@@ -194,7 +194,7 @@ def measure(cli: list[str], work: Path, stories260k: Path, notes: list[str], log
             p, rep = s["prof"], s["rep"]
             macs = sum(o["macs"] for o in rep["ops"] if o["op"] in ("linear", "linear_q8", "linear_i8"))
             rows.append(dict(program="slmc", target=tname, isa=isa, numerics=numerics, weights=weights,
-                             same_file_as_llama2c=src_file == l2c_files[numerics], counter=p["counter"],
+                             same_file_as_llama2c=src_file == l2c_files.get(numerics), counter=p["counter"],
                              positions=p["decode_steps"], instructions_per_token=p["instructions_per_token"],
                              matmul_macs_per_token=macs,
                              instructions_per_mac_matmul=p["linear_instructions_per_mac"],

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import cluster
 import levels
 import mcu
 import systems
@@ -319,6 +320,8 @@ def render(res: dict) -> str:
     lines = [*intro(res), *decode_table(res), *llama2c_table(res), *ort_table(res), *compile_table(res),
              *checks_table(res), *profile_table(res), *mcu.render(res), *systems.render(res.get("systems")),
              *levels.render(res.get("levels")),
+             *(["## 11. Heterogeneous execution: cluster and NPU (issue 10; siracusa-like, ESTIMATED time)", "",
+                *cluster.render(res["cluster"])] if res.get("cluster") else []),
              *standing(res)]
     return "\n".join(lines).rstrip() + "\n"
 

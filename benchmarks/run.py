@@ -41,6 +41,7 @@ import callgrind  # noqa: E402
 import llama2c_baseline as l2c  # noqa: E402
 import mcu  # noqa: E402
 import render  # noqa: E402
+import cluster  # noqa: E402
 import levels  # noqa: E402
 import systems  # noqa: E402
 from cases import STEPS, Case, makefile_flags, parse_slmc, prepare, slmc_cmd  # noqa: E402
@@ -351,12 +352,17 @@ def main() -> int:
     except Exception as e:  # a cross build or emulator failure costs the MCU section, not the whole benchmark
         mcu_res = None
         notes.append(f"MCU section failed: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
-    systems_res = None
+    systems_res = cluster_res = None
     try:
         levels_res = levels.measure(console.log)
     except Exception as e:
         levels_res = None
         notes.append(f"levels section failed: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
+    if mcu.enabled():  # the cluster's per-core counts run under QEMU
+        try:
+            cluster_res = cluster.measure(log=console.log)
+        except Exception as e:
+            notes.append(f"cluster section failed: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
     if mcu.enabled():  # the DVFS study profiles both ISAs on the emulators
         try:
             systems_res = systems.measure(SHARED / "models" / "stories260K" / "stories260K.bin", console.log)
@@ -371,7 +377,7 @@ def main() -> int:
         models=[dict(key=c.key, title=c.title, source=c.source, config=_config(c), numerics=list(c.numerics),
                      v0=c.v0.name, v2=c.v2.name, v2_group=c.group) for c in cases],
         notes=notes, checks=checks, decode=decode_rows, compile=compile_rows, profile=profile, mcu=mcu_res,
-        systems=systems_res, levels=levels_res)
+        systems=systems_res, levels=levels_res, cluster=cluster_res)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     doc = render.write(results)
     console.log(f"wrote {RESULTS.relative_to(ROOT)} and {doc.relative_to(ROOT)} in {results['meta']['bench_seconds']:.0f} s")

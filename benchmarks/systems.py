@@ -147,9 +147,11 @@ def render(res: dict | None) -> list[str]:
               f"FPU: the float rescale of every quantization group is a soft-float call), so a split takes at most "
               f"{1 - min(sh):.0%} of the rows and saves at most {d['split_time_saving'][1]:.0%} of a group's compute "
               f"time, while a second core's dynamic power is charged for all of it and the flash time is shared. "
-              f"With int8 (integer-only, no soft-float on the Hazard3) the picture changes: the dual-ISA schedules "
-              f"use {', '.join(sorted({s['isa'] for r in (d['int8']['dual'], d['int8']['dual_slack']) for s in r['schedule']}))}."
-              if "split" not in dual_used and d.get("int8") else ""), "",
+              if "split" not in dual_used else "")
+           + (f"With int8 (integer-only: no soft-float on the Hazard3) the Hazard3 needs {d['int8']['riscv_over_arm_cycles'][0]:.1f}-"
+              f"{d['int8']['riscv_over_arm_cycles'][1]:.1f}x the M33's cycles per group, and the dual-ISA schedules use "
+              f"{', '.join(sorted({s['isa'] for r in (d['int8']['dual'], d['int8']['dual_slack']) for s in r['schedule']}))}."
+              if d.get("int8") else ""), "",
            "Assumptions (every one from `rp2350_power.json`, with its source):", ""]
     out += [f"- **{k}**: {v}" for k, v in d["assumptions"].items() if v]
     out += ["", "## 9. One model over N chips (`slmc simulate`, MODELLED)", "",

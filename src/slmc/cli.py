@@ -73,7 +73,8 @@ def compile(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace L
                                                 "norms over N cores (threads on the host, harts under QEMU); "
                                                 "default: the serial build"),
             engine: Optional[str] = typer.Option(None, "--engine", help="override the engine assignment, e.g. "
-                                                 "linear=npu or linear=cluster (targets with engines: siracusa-like)")) -> None:
+                                                 "linear=npu or linear=cluster; ffn_bits=4 stores the FFN weights on "
+                                                 "the NPU at 4 bits (targets with engines: siracusa-like)")) -> None:
     """Compile MODEL into a C project in OUT, with report.json."""
     try:
         rep = _compile(model, target, numerics, out, prefill_chunk, tokenizer, context, kv_cache, chips, fan_in,

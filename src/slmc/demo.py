@@ -93,7 +93,8 @@ def _summary(builds: dict, host_tps: float | None, counts: dict) -> None:
         t.add_column(name, justify="right")
     rows = {"arena (activations, scratch)": lambda r: _kib(r["arena_bytes"] - r["kv_cache_bytes"]),
             "KV cache": lambda r: _kib(r["kv_cache_bytes"]) + f" ({r['config']['seq_len']} positions)",
-            "weights (flash)": lambda r: _kib(r["weights_bytes"]),
+            "weights": lambda r: _kib(r["weights_bytes"]) + (f" ({_kib(r['weights_sram_bytes'])} copied to SRAM)"
+                                                            if r.get("weights_sram_bytes") else ""),
             "SRAM used / capacity": lambda r: (f"{_kib(r['memory']['sram']['used'])} / {_kib(r['memory']['sram']['capacity'])}"
                                                if r.get("memory") else "-"),
             "MACs per token": lambda r: f"{r['macs_per_token']:,}"}

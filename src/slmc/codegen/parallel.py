@@ -3,7 +3,9 @@ are bound to the wrappers of kernels/c/parallel_llm.c, which call the build's se
 slice of the outputs through slmc_parallel_for (kernels/c/parallel.c). Matrix products split by
 blocks of output rows, attention and RoPE by heads, SwiGLU and RMSNorm's scaling (after its sum of
 squares, on core 0) by blocks of elements, the q8 activation quantizer by groups: never inside a
-dot product or a reduction, so the outputs are bit-identical to the serial build.
+dot product or a reduction, so the outputs are bit-identical to the serial build. Attention over an
+fp16 KV cache splits by KV heads (parallel_attention_f16kv.c), so each cached row is still
+converted once for the query heads that share it.
 
 `parallelize` is a pass over the kernel binding (it returns a new binding; the graph is not
 touched). Each wrapped call gets a site number: the runtime counts each core's instructions per
@@ -26,7 +28,8 @@ HEADER = "slmc_parallel.h"
 class Wrapper:
     c_name: str          # the wrapper in parallel_llm.c
     fn_arg: bool         # the serial kernel is passed as its first argument
-    split: str           # "rows" | "heads" | "tokens" | "elements" | "groups", for the report
+    split: str           # "rows" | "heads" | "kv_heads" | "elements" | "groups", for the report
+    c_file: str = PAR_FILE
 
 
 # serial kernel file -> its parallel wrapper; kernels not listed run on core 0 alone
@@ -40,7 +43,9 @@ WRAPPERS: dict[str, Wrapper] = {
     "swiglu_f32.c": Wrapper("slmc_par_swiglu_f32", True, "elements"),
     "quantize_q8.c": Wrapper("slmc_par_quantize_q8", True, "groups"),
     "rope_f32.c": Wrapper("slmc_par_rope_f32", True, "heads"),
+    "attention_f16kv.c": Wrapper("slmc_par_attention_f16kv", False, "kv_heads", "parallel_attention_f16kv.c"),
 }
+PAR_FILES = frozenset(w.c_file for w in WRAPPERS.values())
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,8 @@ def _wrapped(base: KernelSpec, w: Wrapper, cores: int, sites: dict[int, int]) ->
         fn = f"{name.strip()}, " if w.fn_arg else ""
         return f"{w.c_name}({fn}{_stride(base, n)}, {sites[id(n)]}, {args}"
 
-    return replace(base, c_file=PAR_FILE, emit=emit, scratch=lambda n: cores * _stride(base, n),
+    # deps[0] is the serial kernel (sites_of reads it back; unused where the wrapper repeats it)
+    return replace(base, c_file=w.c_file, emit=emit, scratch=lambda n: cores * _stride(base, n),
                    deps=(base.c_file, *base.deps, "parallel.c"), tiling=None)
 
 
@@ -98,7 +104,7 @@ def sites_of(graphs: list[Graph], binding: dict[int, KernelSpec]) -> list[Site]:
     for g in graphs:
         for n in g.nodes:
             spec = binding.get(id(n))
-            if spec is not None and spec.c_file == PAR_FILE:
+            if spec is not None and spec.c_file in PAR_FILES:
                 out.append(Site(len(out), g.name, n.name, n.op, spec.deps[0], WRAPPERS[spec.deps[0]].split))
     return out
 

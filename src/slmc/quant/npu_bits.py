@@ -49,6 +49,7 @@ def ffn_bits_accuracy(model: DecoderModel, bits: int = 4, positions: int = 64, g
 
     if not isinstance(model.layers[0].w1, np.ndarray):
         raise ValueError("needs a float checkpoint")
+    positions = min(positions, model.config.seq_len)
     ids = [1] + reference_greedy(model, [1], positions - 1)
     ref = reference_logits(model, ids).astype(np.float64)
 

@@ -35,7 +35,8 @@ def cluster_profile(stats: dict[str, float], rep: dict, prof: dict) -> dict:
     par_on_core0 = sum(o["instructions"] for o in prof["ops"] if o["name"] in par_names)
     work = sum(r["work"] for r in dec) / steps
     span = sum(r["span"] for r in dec) / steps
-    npu_names = {o["node"] for o in rep.get("engines", {}).get("ops", []) if o["graph"] == "decode" and o["engine"] == "npu"}
+    npu_ops = [o for o in rep.get("engines", {}).get("ops", []) if o["graph"] == "decode" and o["engine"] == "npu"]
+    npu_names = {o["node"] for o in npu_ops}
     # the NPU's functional model runs on core 0 in the emulator; its instructions are not the NPU's time
     npu_model = sum(o["instructions"] for o in prof["ops"] if o["name"] in npu_names)
     serial = prof["instructions_per_token"] - par_on_core0 - npu_model
@@ -43,11 +44,11 @@ def cluster_profile(stats: dict[str, float], rep: dict, prof: dict) -> dict:
     # fork and join, and the serial part of an operator (RMSNorm's sum of squares)
     overhead = max(0.0, par_on_core0 - work)
     forks = sum(1 for r in dec if sum(r["core_instructions"][1:]) > 0)
-    npu_ops = [o for o in rep.get("engines", {}).get("ops", []) if o["graph"] == "decode" and o["engine"] == "npu"]
     npu = None
     if npu_ops:
         cyc = sum(o["npu_cycles"] for o in npu_ops)
-        npu = dict(operators=len(npu_ops), cycles_per_token=cyc, energy_uj_per_token=sum(o["npu_energy_pj"] for o in npu_ops) / 1e6,
+        npu = dict(operators=len(npu_ops), cycles_per_token=cyc,
+                   energy_uj_per_token=sum(o["npu_energy_pj"] for o in npu_ops) / 1e6,
                    functional_model_instructions=npu_model,
                    critical_path_with_npu=serial + overhead + span + cyc,
                    basis="ESTIMATE: the NPU's cost model (kernels/npu.py), one instruction per cycle on the cores assumed; "

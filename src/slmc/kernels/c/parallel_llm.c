@@ -1,17 +1,19 @@
 #include "slmc_kernels.h"
 #include "slmc_parallel.h"
 
-/* The language-model kernels split over the cluster (slmc_parallel.h), each a thin wrapper that
- * calls the serial kernel of the build on a slice: matrix products by blocks of output rows,
- * attention by heads, norms by token rows. A slice computes exactly what the whole call computes
- * for those outputs (every output is one dot product done by one core), so the results are
- * bit-identical to the serial build on any number of cores. The first arguments are the serial
- * kernel, the bytes of scratch each core gets (scratch holds one per core) and the call's site. */
+/* The language-model kernels split over the cluster (slmc_parallel.h), most a thin wrapper that
+ * calls the serial kernel of the build on a slice: matrix products by blocks of output rows, RoPE
+ * by heads, SwiGLU by blocks of elements, the q8 quantizer by groups; attention (by heads) and
+ * RMSNorm (its scaling by blocks of elements) repeat their kernel's arithmetic here. A slice
+ * computes exactly what the whole call computes for those outputs (every output is one dot
+ * product or one element, done by one core), so the results are bit-identical to the serial build
+ * on any number of cores. The first arguments are the serial kernel, the bytes of scratch each
+ * core gets (the scratch holds one part per core) and the call's site. */
 
 /* Output rows per work item: 8, the RV32 kernel's pass, even where that leaves cores idle: measured
  * on stories260K's 64x32 products, a 4-row slice (the kernel's remainder path) costs 3,250
  * instructions and an 8-row slice 2,929, so 8 cores on 4-row slices are slower than 4 on 8 rows. */
-static int par_rows(int m) { (void)m; return 8; }
+#define SLMC_PAR_ROWS 8
 #define SLMC_PAR_ELEMS 8    /* elements per work item of the element-wise parts (stories260K: 64-wide rows on 8 cores) */
 
 typedef struct {
@@ -41,13 +43,13 @@ static void par_q8_task(void *p, int i0, int i1, int core) {
 
 void slmc_par_linear_q8s(slmc_linear_q8s_fn fn, int stride, int site, float *out, const int8_t *xq, const float *xs,
                          const int8_t *wq, const float *ws, const float *b, void *scratch, int n, int k, int m, int group) {
-    par_q8 j = {fn, NULL, out, xq, wq, xs, ws, b, (uint8_t *)scratch, stride, n, k, m, group, par_rows(m)};
+    par_q8 j = {fn, NULL, out, xq, wq, xs, ws, b, (uint8_t *)scratch, stride, n, k, m, group, SLMC_PAR_ROWS};
     slmc_parallel_for(par_q8_task, &j, (m + j.rows - 1) / j.rows, site);
 }
 
 void slmc_par_linear_q8(slmc_linear_q8_fn fn, int stride, int site, float *out, const int8_t *xq, const float *xs,
                         const int8_t *wq, const float *ws, const float *b, int n, int k, int m, int group) {
-    par_q8 j = {NULL, fn, out, xq, wq, xs, ws, b, NULL, stride, n, k, m, group, par_rows(m)};
+    par_q8 j = {NULL, fn, out, xq, wq, xs, ws, b, NULL, stride, n, k, m, group, SLMC_PAR_ROWS};
     slmc_parallel_for(par_q8_task, &j, (m + j.rows - 1) / j.rows, site);
 }
 
@@ -69,7 +71,7 @@ static void par_f32_task(void *p, int i0, int i1, int core) {
 
 void slmc_par_linear_f32(slmc_linear_f32_fn fn, int stride, int site, float *out, const float *x, const float *w,
                          const float *b, int n, int k, int m) {
-    par_f32 j = {fn, out, x, w, b, n, k, m, par_rows(m)};
+    par_f32 j = {fn, out, x, w, b, n, k, m, SLMC_PAR_ROWS};
     (void)stride;
     slmc_parallel_for(par_f32_task, &j, (m + j.rows - 1) / j.rows, site);
 }
