@@ -64,7 +64,7 @@ def compile(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace L
             weights_sram: str = typer.Option("auto", "--weights-sram", help="auto: where weights stream from flash, "
                                              "copy as many as the free SRAM holds at boot | off"),
             chips: int = typer.Option(1, "--chips", help="partition over N chips: OUT/chip0..chipN-1 + manifest.json"),
-            fan_in: int = typer.Option(2, "--fan-in", help="fan-in of the chips' hierarchical all-reduce"),
+            fan_in: int = typer.Option(2, "--fan-in", "--reduce-fanin", help="fan-in of the chips' hierarchical all-reduce"),
             mem: Optional[str] = typer.Option(None, "--mem", help="resize memory levels, e.g. L1=64KiB,L2=1MiB "
                                               "(see `slmc targets`); plans and tiles across the levels"),
             mode: str = typer.Option("decode", "-m", "--mode", help="decode | prefill (a prompt step over --seq "

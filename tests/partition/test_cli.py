@@ -14,6 +14,7 @@ SLMC = [sys.executable, "-m", "slmc.cli"]
     (["--chips", "2", "-t", "cortex-m33"], "runs on the host only"),
     (["--chips", "0"], "0 chips"),
     (["--chips", "2", "--fan-in", "1"], "fan-in 1 is below 2"),
+    (["--chips", "2", "--reduce-fanin", "1"], "fan-in 1 is below 2"),   # the spelling of --fan-in
 ])
 def test_bad_partition_options(tmp_path, args, msg):
     ckpt = shared_path("models/stories260K/stories260K.bin")

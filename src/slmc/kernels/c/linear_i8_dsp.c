@@ -18,12 +18,6 @@ static inline int32_t mac4(int32_t acc, uint32_t e, uint32_t o, uint32_t w) {
     return __smlad(o, __sxtb16((w >> 8) | (w << 24)), acc);
 }
 
-static void store(void *out, size_t at, int64_t acc, int shift, int out_bits) {
-    int64_t y = slmc_rshift_round(acc, shift);
-    if (out_bits == 16) ((int16_t *)out)[at] = slmc_sat16(y);
-    else ((int32_t *)out)[at] = slmc_sat32(y);
-}
-
 void slmc_linear_i8_dsp(void *out, const int16_t *x, const int8_t *q, const int32_t *m, void *scratch, int n,
                         int rows, int cols, int group, int shift, int out_bits) {
     uint32_t *xw = (uint32_t *)scratch;
@@ -55,19 +49,12 @@ void slmc_linear_i8_dsp(void *out, const int16_t *x, const int8_t *q, const int3
                 pm += 4;
             }
             size_t at = (size_t)i * rows + (size_t)blk * 4;
-            store(out, at, c0, shift, out_bits);
-            store(out, at + 1, c1, shift, out_bits);
-            store(out, at + 2, c2, shift, out_bits);
-            store(out, at + 3, c3, shift, out_bits);
+            slmc_i8_store(out, at, c0, shift, out_bits);
+            slmc_i8_store(out, at + 1, c1, shift, out_bits);
+            slmc_i8_store(out, at + 2, c2, shift, out_bits);
+            slmc_i8_store(out, at + 3, c3, shift, out_bits);
         }
-        for (int r = nb * 4; r < rows; r++, pw += cols, pm += ng) {
-            int64_t acc = 0;
-            for (int g = 0; g < ng; g++) {
-                int32_t a = 0;
-                for (int k = g * group; k < (g + 1) * group; k++) a += (int32_t)xi[k] * pw[k];
-                acc += (int64_t)a * pm[g];
-            }
-            store(out, (size_t)i * rows + r, acc, shift, out_bits);
-        }
+        for (int r = nb * 4; r < rows; r++, pw += cols, pm += ng)
+            slmc_i8_store(out, (size_t)i * rows + r, slmc_i8_row(xi, pw, pm, cols, group), shift, out_bits);
     }
 }

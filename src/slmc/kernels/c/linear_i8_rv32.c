@@ -7,12 +7,6 @@
  * and each int16 activation is loaded once for four rows: 4 lh, 16 lb, 16 mul, 16 add per 16 MACs.
  * Rows after the last full block follow row-major. Groups are multiples of 4 (the graph builder gives
  * other groups the row-major order and the portable kernel). */
-static void store(void *out, size_t at, int64_t acc, int shift, int out_bits) {
-    int64_t y = slmc_rshift_round(acc, shift);
-    if (out_bits == 16) ((int16_t *)out)[at] = slmc_sat16(y);
-    else ((int32_t *)out)[at] = slmc_sat32(y);
-}
-
 void slmc_linear_i8_rv32(void *out, const int16_t *x, const int8_t *q, const int32_t *m, int n, int rows, int cols,
                          int group, int shift, int out_bits) {
     int ng = cols / group, nb = rows / 4;
@@ -39,19 +33,12 @@ void slmc_linear_i8_rv32(void *out, const int16_t *x, const int8_t *q, const int
                 pm += 4;
             }
             size_t at = (size_t)i * rows + (size_t)blk * 4;
-            store(out, at, c0, shift, out_bits);
-            store(out, at + 1, c1, shift, out_bits);
-            store(out, at + 2, c2, shift, out_bits);
-            store(out, at + 3, c3, shift, out_bits);
+            slmc_i8_store(out, at, c0, shift, out_bits);
+            slmc_i8_store(out, at + 1, c1, shift, out_bits);
+            slmc_i8_store(out, at + 2, c2, shift, out_bits);
+            slmc_i8_store(out, at + 3, c3, shift, out_bits);
         }
-        for (int r = nb * 4; r < rows; r++, pw += cols, pm += ng) {
-            int64_t acc = 0;
-            for (int g = 0; g < ng; g++) {
-                int32_t a = 0;
-                for (int k = g * group; k < (g + 1) * group; k++) a += (int32_t)xi[k] * pw[k];
-                acc += (int64_t)a * pm[g];
-            }
-            store(out, (size_t)i * rows + r, acc, shift, out_bits);
-        }
+        for (int r = nb * 4; r < rows; r++, pw += cols, pm += ng)
+            slmc_i8_store(out, (size_t)i * rows + r, slmc_i8_row(xi, pw, pm, cols, group), shift, out_bits);
     }
 }

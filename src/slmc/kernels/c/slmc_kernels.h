@@ -28,6 +28,22 @@ static inline int32_t slmc_sat32(int64_t v) { return (int32_t)(v < INT32_MIN ? I
 static inline int32_t slmc_lut_interp(const int32_t *lut, int32_t i, int32_t f) {
     return lut[i] + (((lut[i + 1] - lut[i]) * f + 128) >> 8);
 }
+/* -q int8 matrix products (linear_i8*.c): one row of int8 weights against int16 activations, an int32 sum
+ * per group times the group's multiplier, summed in int64; and the final rounding shift and saturation. */
+static inline int64_t slmc_i8_row(const int16_t *x, const int8_t *w, const int32_t *m, int cols, int group) {
+    int64_t acc = 0;
+    for (int g = 0; g < cols / group; g++) {
+        int32_t a = 0;
+        for (int k = g * group; k < (g + 1) * group; k++) a += (int32_t)x[k] * w[k];
+        acc += (int64_t)a * m[g];
+    }
+    return acc;
+}
+static inline void slmc_i8_store(void *out, size_t at, int64_t acc, int shift, int out_bits) {
+    int64_t y = slmc_rshift_round(acc, shift);
+    if (out_bits == 16) ((int16_t *)out)[at] = slmc_sat16(y);
+    else ((int32_t *)out)[at] = slmc_sat32(y);
+}
 static inline int64_t slmc_isqrt64(int64_t v) { return (int64_t)slmc_isqrt((uint64_t)v); }
 /* arithmetic shift right (gcc shifts signed values arithmetically); shifts past the width give 0 or -1 */
 static inline int64_t slmc_shr(int64_t v, int64_t s) { return s >= 63 ? (v < 0 ? -1 : 0) : v >> s; }
