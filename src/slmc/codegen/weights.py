@@ -84,9 +84,9 @@ def layout_weights(graphs: list[Graph], in_ram: frozenset[str] = frozenset()) ->
 
 def weights_for_sram(layout: WeightsLayout, graphs: list[Graph], budget: int) -> frozenset[str]:
     """The constants to copy into `budget` bytes of SRAM: every byte of a matrix is read once per token
-    from flash, so any byte moved saves the same; an embedding table read one row per token is left
-    in flash unless a matrix product reads it too (a tied classifier). Largest first, then the rest
-    that still fit (the gaps of alignment counted)."""
+    from flash, so any byte moved saves the same; tables read one row per token (token embeddings,
+    RoPE's cos/sin, learned positions) are left in flash unless a matrix product reads them too (a tied
+    classifier). Largest first, then the rest that still fit (the gaps of alignment counted)."""
     from slmc.ir.ops import VIEWS
 
     readers: dict[int, set[str]] = {}
@@ -97,7 +97,8 @@ def weights_for_sram(layout: WeightsLayout, graphs: list[Graph], budget: int) ->
             for v in n.inputs:
                 if v is not None and id(v) in layout.by_value:
                     readers.setdefault(layout.by_value[id(v)], set()).add(n.op)
-    cands = sorted((i for i, ops in readers.items() if not all(op.startswith("embedding") for op in ops)),
+    row_reads = ("embedding", "rope", "pos_embedding")
+    cands = sorted((i for i, ops in readers.items() if not all(op.startswith(row_reads) for op in ops)),
                    key=lambda i: -layout.entries[i].nbytes)
     chosen, left = set(), budget
     for i in cands:
