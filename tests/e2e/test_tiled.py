@@ -99,14 +99,14 @@ int main(void) {
 """
 
 
-@pytest.mark.parametrize("l1", ["16KiB", "64KiB"])
-def test_dma_counters_equal_the_planned_traffic(tmp_path, monkeypatch, l1):
+@pytest.mark.parametrize("quant,l1", [("fp32", "16KiB"), ("fp32", "64KiB"), ("q8", "16KiB"), ("q8", "8KiB")])
+def test_dma_counters_equal_the_planned_traffic(tmp_path, monkeypatch, quant, l1):
     """One full prompt step moves exactly the bytes the tiling plan says, link by link (attention's
     plan counts the whole context; at position 0 a step reads only its own rows of the cache)."""
     _need(("gcc",))
     target = _levels_target("host", monkeypatch)
     out = tmp_path / "p"
-    rep = compile_model(CompileOptions(shared_path("models/stories260K/stories260K.bin"), target, "fp32", out, 16,
+    rep = compile_model(CompileOptions(shared_path("models/stories260K/stories260K.bin"), target, quant, out, 16,
                                        mem=f"L1={l1}", mode="prefill"))
     (out / "harness.c").write_text(HARNESS)
     srcs = ["harness.c", "model.c", "weights.S", *sorted(str(f.relative_to(out)) for f in (out / "kernels").glob("*.c"))]
@@ -132,6 +132,15 @@ def test_siracusa_like_itself_on_rv32(tmp_path):
     assert got == ref
 
 
+def test_siracusa_like_itself_on_rv32_q8(tmp_path):
+    """siracusa-like proper in q8: the RV32IM q8 kernel (int16 scratch in L2) on L1 tiles."""
+    _need(("riscv64-unknown-elf-gcc", "qemu-system-riscv32"))
+    ref, _ = _q8_logits(tmp_path, "siracusa-like", 16, None, 20)
+    got, rep = _q8_logits(tmp_path, "siracusa-like", 16, "L1=8KiB", 20)
+    assert [t["op"] for t in rep["levels"]["tiles"] if t["graph"] == "prefill"].count("linear_q8") == 36
+    assert got == ref
+
+
 def test_row_wise_operators_left_in_place_still_match(tmp_path, monkeypatch):
     """L1 = 1,500 B: the matrix products tile, SwiGLU (one row needs 2,064 B) reads L2 in place."""
     _need(("gcc",))
@@ -142,17 +151,27 @@ def test_row_wise_operators_left_in_place_still_match(tmp_path, monkeypatch):
     assert got == ref
 
 
-def test_q8_build_with_levels_matches(tmp_path, monkeypatch):
-    """q8: the norms and element-wise operators tile (the q8 products read L2/L3 in place); same logits."""
-    _need(("gcc",))
-    target = _levels_target("host", monkeypatch)
-    outs = []
-    for mem in (None, "L1=16KiB"):
-        out = tmp_path / (mem or "ref")
-        rep = compile_model(CompileOptions(shared_path("models/stories260K/stories260K.bin"), target, "q8", out, 16,
-                                           mem=mem, mode="prefill" if mem else "decode"))
-        dump = tmp_path / f"{out.name}.f32"
-        run_program(get_target(target), build(out), llm_args(35, 0.0, 0.9, 1, PROMPT[:27], dump))
-        outs.append(dump.read_bytes())
-    assert {t["op"] for t in rep["levels"]["tiles"]} == {"rmsnorm", "add", "swiglu"}
-    assert outs[0] == outs[1]
+def _q8_logits(tmp: Path, target: str, seq: int, mem: str | None, n_prompt: int) -> tuple[bytes, dict]:
+    out = tmp / f"q8-{target}-{seq}-{mem or 'untiled'}"
+    rep = compile_model(CompileOptions(shared_path("models/stories260K/stories260K.bin"), target, "q8", out, seq,
+                                       mem=mem, mode="prefill" if mem else "decode"))
+    dump = tmp / f"{out.name}.f32"
+    run_program(get_target(target), build(out), llm_args(n_prompt + 8, 0.0, 0.9, 1, PROMPT[:n_prompt], dump))
+    return dump.read_bytes(), rep
+
+
+@pytest.mark.parametrize("base,tools,seq,l1s", [(*HOST, 16, ("64KiB", "16KiB", "8KiB")), (*HOST, 64, ("64KiB", "16KiB", "8KiB")),
+                                                (*M33, 16, ("16KiB", "8KiB"))])
+def test_q8_tiled_equals_untiled(tmp_path, monkeypatch, base, tools, seq, l1s):
+    """q8: the products tile like fp32 ones (token rows of xq + xs, output rows of wq + ws, K whole),
+    and so do the norms and element-wise operators; quantize_q8 reads L2 in place. Same logits."""
+    _need(tools)
+    target = _levels_target(base, monkeypatch)
+    n_prompt = seq + seq // 2 + 3
+    ref, _ = _q8_logits(tmp_path, target, seq, None, n_prompt)
+    for l1 in l1s:
+        got, rep = _q8_logits(tmp_path, target, seq, f"L1={l1}", n_prompt)
+        ops = [t["op"] for t in rep["levels"]["tiles"] if t["graph"] == "prefill"]
+        assert ops.count("linear_q8") == 36 and {"rmsnorm", "add", "swiglu"} <= set(ops)
+        assert rep["levels"]["placement"][0]["used"] <= rep["levels"]["placement"][0]["capacity"]
+        assert got == ref, f"tiled q8 (L1={l1}, S={seq}) logits differ from the untiled build on {base}"

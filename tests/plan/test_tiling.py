@@ -81,6 +81,48 @@ def test_double_buffering_only_with_dma():
     assert with_dma.exposed < without.exposed
 
 
+@st.composite
+def q8_shapes(draw):
+    group = draw(st.sampled_from([4, 8, 16]))
+    return MatmulShape(rows=draw(st.integers(1, 24)), k=group * draw(st.integers(1, 6)), n_out=draw(st.integers(1, 40)),
+                       elem=4, x_level=1, w_level=draw(st.sampled_from([1, 2])), out_level=1,
+                       double=draw(st.booleans()), groups=draw(st.integers(1, 2)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(q8_shapes(), st.integers(64, 20000), st.sampled_from([1, 4]))
+def test_q8_tile_choice_is_the_cheapest_that_fits(s, capacity, mult):
+    """q8: rows of x and w carry their scales (K + 4 * groups bytes moved per row; a tile is its
+    int8 rows, aligned, then its scales); a blocked layout ("rows4") cuts w in whole blocks of 4."""
+    from slmc.kernels.tiles import Q8MatmulTiles
+    from slmc.plan.lifetimes import ALIGN
+
+    rule = Q8MatmulTiles("f", w_multiple=mult)
+    best = best_matmul_tiles(s, capacity, rule)
+    wn = [nt for nt in range(1, s.n_out + 1) if nt % mult == 0 or nt >= s.n_out]
+    brute = [c for o in ("w-outer", "x-outer") for nt in wn for mt in range(1, s.rows + 1)
+             for d in (True, False) for c in [matmul_choice(s, o, nt, mt, d)] if c.footprint <= capacity]
+    if best is None:
+        assert not brute
+        assert smallest_matmul_tiles(s, mult).footprint > capacity
+        return
+    assert best.nt % mult == 0 or best.nt >= s.n_out
+    assert best.key() == min(c.key() for c in brute)
+    row = s.k + 4 * s.groups
+    assert s.row == row and best.bytes_moved >= compulsory_bytes(s) == (s.rows + s.n_out) * row + s.rows * s.n_out * 4
+    for role, b in best.buffers:
+        if role != "out":
+            r = best.nt if role == "w" else best.mt
+            assert b == -(-r * s.k // ALIGN) * ALIGN + 4 * r * s.groups
+
+
+def test_q8_everything_fits_moves_int8_rows_and_scales_once():
+    s = MatmulShape(rows=16, k=64, n_out=512, elem=4, x_level=1, w_level=2, out_level=1, double=True, groups=1)
+    c = best_matmul_tiles(s, 1 << 24)
+    assert c is not None and c.resident and dict(((a, b), n) for a, b, n in c.moved) == {
+        (2, 0): 512 * 68, (1, 0): 16 * 68, (0, 1): 16 * 512 * 4}
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 40), st.lists(st.integers(1, 2000), min_size=1, max_size=3), st.lists(st.integers(4, 3000), max_size=2),
        st.integers(4, 2000), st.booleans(), st.integers(64, 30000))

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from slmc.ir import Graph, Node
 from slmc.kernels.registry import CallContext, KernelSpec
-from slmc.kernels.tiles import HeadTiles, RowTiles
+from slmc.kernels.tiles import HeadTiles, Q8MatmulTiles, RowTiles
 from slmc.plan.levels import LevelPlan, TiledOp
+from slmc.plan.lifetimes import ALIGN
 
 DMA_FILE = "dma.c"
 
@@ -29,67 +30,98 @@ class TiledProgram:
     decls: list[str]             # lines for model.c after the kernel prototypes
 
 
+def _al(x: int) -> int:
+    return -(-x // ALIGN) * ALIGN
+
+
 def _ptr(off: int) -> str:
     return f"(float *)(slmc_l1 + {off})"
 
 
 def matmul_loops(t: TiledOp, node: Node, c: CallContext) -> str:
-    """The C of one tiled matrix product (indented for the body of a step function)."""
+    """The C of one tiled matrix product (indented for the body of a step function). q8
+    (`Q8MatmulTiles`): a tile of x or w is its int8 rows, then (aligned) their scales, each moved
+    by its own transfer; the kernel is called with both parts."""
     s, ch, r = t.shape, t.choice, t.rule
     K, N, e = s.k, s.n_out, s.elem
+    q8 = isinstance(r, Q8MatmulTiles)
     X, W, OUT = c.ref(r.x), c.ref(r.w), c.out()
     bias = c.ref(r.bias) if r.bias < len(node.inputs) else "NULL"
     offs: dict[str, list[int]] = {}
     for (role, _), off in zip(ch.buffers, t.offsets):
         offs.setdefault(role, []).append(off)
     outer, inner = ("w", "x") if ch.order == "w-outer" else ("x", "w")
-    src = {"w": (W, s.w_level), "x": (X, s.x_level)}
+    src = {"w": (r.w, s.w_level), "x": (r.x, s.x_level)}
+    tile = {"w": ch.nt, "x": ch.mt}
     o_tile, i_tile = (ch.nt, ch.mt) if outer == "w" else (ch.mt, ch.nt)
     o_total, i_total = (str(N), "rows") if outer == "w" else ("rows", str(N))
     double = len(offs[outer]) == 2
     how = (f"{inner} loaded once" if ch.resident else f"{inner} reloaded per {outer} tile") + ", " + \
         (f"{outer} double-buffered" if double else f"{outer} single-buffered")
-    L = [f"{{   /* tiled in L1 ({ch.footprint:,} B), {ch.order}: w tiles [{ch.nt}, {K}] from level {s.w_level}, "
+    kind = f"q8 (int8 rows + {s.groups} scales each)" if q8 else ""
+    ptr = (lambda off: f"(slmc_l1 + {off})") if q8 else _ptr
+    ty = "uint8_t" if q8 else "float"
+    L = [f"{{   /* tiled in L1 ({ch.footprint:,} B), {ch.order}{', ' + kind if kind else ''}: w tiles [{ch.nt}, {K}] from level {s.w_level}, "
          f"x tiles [{ch.mt}, {K}] from level {s.x_level}, {how}; out tiles [{ch.mt}, {ch.nt}] to level {s.out_level} */",
-         f"    float *const t_{outer}[2] = {{{_ptr(offs[outer][0])}, {_ptr(offs[outer][-1])}}};",
-         f"    float *const t_{inner} = {_ptr(offs[inner][0])};",
+         f"    {ty} *const t_{outer}[2] = {{{ptr(offs[outer][0])}, {ptr(offs[outer][-1])}}};",
+         f"    {ty} *const t_{inner} = {ptr(offs[inner][0])};",
          f"    float *const t_o = {_ptr(offs['out'][0])};",
          f"    const int rows = {c.rows};"]
-    p_src, p_lvl = src[outer]
-    q_src, q_lvl = src[inner]
-    row = K * e
-    if ch.resident:
-        L += [f"    slmc_dma_start(2, t_{inner}, 0, {q_src}, {q_lvl}, 1, {i_total} * {row}, {i_total} * {row}, {i_total} * {row});",
-              "    slmc_dma_wait(2);"]
 
-    def load_outer(buf: str, start: str, count: str, chan: str) -> str:
-        return (f"slmc_dma_start({chan}, {buf}, 0, {p_src} + (size_t)({start}) * {K}, {p_lvl}, 1, ({count}) * {row}, "
-                f"({count}) * {row}, ({count}) * {row});")
+    def load(role: str, buf: str, start: str, count: str, chan: str) -> list[str]:
+        """Transfers of rows start .. start + count - 1 of x or w into the tile `buf`."""
+        i, lvl = src[role]
+        if not q8:
+            row = K * e
+            return [f"slmc_dma_start({chan}, {buf}, 0, {c.ref(i)} + (size_t)({start}) * {K}, {lvl}, 1, ({count}) * {row}, "
+                    f"({count}) * {row}, ({count}) * {row});"]
+        sb, scales = 4 * s.groups, _al(tile[role] * K)
+        return [f"slmc_dma_start({chan}, {buf}, 0, {c.ref(i)} + (size_t)({start}) * {K}, {lvl}, 1, ({count}) * {K}, "
+                f"({count}) * {K}, ({count}) * {K});",
+                f"slmc_dma_start({chan}, {buf} + {scales}, 0, {c.ref(i + 1)} + (size_t)({start}) * {s.groups}, {lvl}, 1, "
+                f"({count}) * {sb}, ({count}) * {sb}, ({count}) * {sb});"]
+
+    def args(role: str, p: str) -> str:
+        if not q8:
+            return p
+        return f"(const int8_t *)({p}), (const float *)({p} + {_al(tile[role] * K)})"
+    if ch.resident:
+        L += ["    " + x for x in load(inner, f"t_{inner}", "0", i_total, "2")] + ["    slmc_dma_wait(2);"]
     if double:
-        L.append(f"    if ({o_total} > 0) " + load_outer("t_" + outer + "[0]", "0",
-                                                         f"{o_total} < {o_tile} ? {o_total} : {o_tile}", "0"))
+        L += [f"    if ({o_total} > 0) {{",
+              *("        " + x for x in load(outer, f"t_{outer}[0]", "0", f"{o_total} < {o_tile} ? {o_total} : {o_tile}", "0")),
+              "    }"]
     L += [f"    for (int a0 = 0, t = 0; a0 < {o_total}; a0 += {o_tile}, t++) {{",
           f"        const int na = {o_total} - a0 < {o_tile} ? {o_total} - a0 : {o_tile};"]
     if double:
         L += [f"        if (a0 + {o_tile} < {o_total}) {{",
               f"            const int nb = {o_total} - a0 - {o_tile} < {o_tile} ? {o_total} - a0 - {o_tile} : {o_tile};",
-              "            " + load_outer(f"t_{outer}[(t + 1) & 1]", f"a0 + {o_tile}", "nb", "(t + 1) & 1"),
+              *("            " + x for x in load(outer, f"t_{outer}[(t + 1) & 1]", f"a0 + {o_tile}", "nb", "(t + 1) & 1")),
               "        }", "        slmc_dma_wait(t & 1);"]
     else:
-        L += ["        " + load_outer(f"t_{outer}[0]", "a0", "na", "0"), "        slmc_dma_wait(0);"]
+        L += [*("        " + x for x in load(outer, f"t_{outer}[0]", "a0", "na", "0")), "        slmc_dma_wait(0);"]
     cur = f"t_{outer}[t & 1]" if double else f"t_{outer}[0]"
     L += [f"        for (int b0 = 0; b0 < {i_total}; b0 += {i_tile}) {{",
           f"            const int nb = {i_total} - b0 < {i_tile} ? {i_total} - b0 : {i_tile};"]
-    if ch.resident:
-        inner_ptr = f"t_{inner} + (size_t)b0 * {K}"
+    if ch.resident and q8:
+        # the resident tile holds all rows: int8 rows at b0 * K, their scales after all of them
+        sc = _al(tile[inner] * K)
+        inner_args = (f"(const int8_t *)(t_{inner} + (size_t)b0 * {K}), "
+                      f"(const float *)(t_{inner} + {sc}) + (size_t)b0 * {s.groups}")
+    elif ch.resident:
+        inner_args = f"t_{inner} + (size_t)b0 * {K}"
     else:
-        inner_ptr = f"t_{inner}"
-        L += [f"            slmc_dma_start(2, t_{inner}, 0, {q_src} + (size_t)b0 * {K}, {q_lvl}, 1, nb * {row}, "
-              f"nb * {row}, nb * {row});", "            slmc_dma_wait(2);"]
-    xs, ws = (inner_ptr, cur) if outer == "w" else (cur, inner_ptr)
+        inner_args = args(inner, f"t_{inner}")
+        L += [*("            " + x for x in load(inner, f"t_{inner}", "b0", "nb", "2")), "            slmc_dma_wait(2);"]
+    xs, ws = (inner_args, args(outer, cur)) if outer == "w" else (args(outer, cur), inner_args)
     i0, s0, ni, ns = ("a0", "b0", "na", "nb") if outer == "w" else ("b0", "a0", "nb", "na")
     b = "NULL" if bias == "NULL" else f"{bias} + {i0}"
-    L += [f"            {r.call}(t_o, {xs}, {ws}, {b}, {ns}, {K}, {ni});",
+    if q8:
+        scratch = f", {c.scratch()}" if r.scratch else ""
+        call = f"{r.call}(t_o, {xs}, {ws}, {b}{scratch}, {ns}, {K}, {ni}, {node.attrs['group']});"
+    else:
+        call = f"{r.call}(t_o, {xs}, {ws}, {b}, {ns}, {K}, {ni});"
+    L += [f"            {call}",
           f"            slmc_dma_start(3, {OUT} + (size_t){s0} * {N} + {i0}, {s.out_level}, t_o, 0, {ns}, {ni} * {e}, "
           f"{N * e}, {ni} * {e});",
           "            slmc_dma_wait(3);", "        }", "    }", "}"]

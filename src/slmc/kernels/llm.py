@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slmc.ir import DType, Node
 from slmc.kernels.registry import REGISTRY, CallContext, KernelSpec, register
-from slmc.kernels.tiles import HeadTiles, MatmulTiles, RowTiles
+from slmc.kernels.tiles import HeadTiles, MatmulTiles, Q8MatmulTiles, RowTiles
 
 F32, I8, U16 = DType.F32, DType.I8, DType.U16
 
@@ -52,7 +52,7 @@ register(KernelSpec("quantize_q8", F32, "quantize_q8.c",
 register(KernelSpec("linear_q8", I8, "linear_q8.c",
                     lambda n, c: f"slmc_linear_q8({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.ref(3)}, "
                                  f"{c.ref(4)}, {c.rows}, {_last(n)}, {n.outputs[0].shape[-1]}, {n.attrs['group']});",
-                    macs=_linear_macs, where=lambda n: "layout" not in n.attrs))
+                    macs=_linear_macs, where=lambda n: "layout" not in n.attrs, tiling=Q8MatmulTiles("slmc_linear_q8")))
 
 
 def _linear_q8_tuned(isa: str, suffix: str, layout: str = "") -> KernelSpec:
@@ -64,7 +64,8 @@ def _linear_q8_tuned(isa: str, suffix: str, layout: str = "") -> KernelSpec:
                                    f"{c.ref(3)}, {c.ref(4)}, {c.scratch()}, {c.rows}, {_last(n)}, "
                                    f"{n.outputs[0].shape[-1]}, {n.attrs['group']});",
                       isa=isa, scratch=lambda n: 2 * n.inputs[0].type.numel,  # type: ignore[union-attr]
-                      macs=_linear_macs, where=lambda n: n.attrs.get("layout", "") == layout)
+                      macs=_linear_macs, where=lambda n: n.attrs.get("layout", "") == layout,
+                      tiling=Q8MatmulTiles(f"slmc_linear_q8_{suffix}", scratch=True, w_multiple=4 if layout == "rows4" else 1))
 
 
 register(_linear_q8_tuned("sse2", "sse2"))

@@ -24,6 +24,27 @@ class MatmulTiles:
 
 
 @dataclass(frozen=True)
+class Q8MatmulTiles:
+    """A q8 product out[n, N] = (xq, xs)[n, K] @ (wq, ws)[N, K]^T: cut like `MatmulTiles` by token
+    rows (xq int8 + their xs scales) and output rows (wq int8 rows + their ws scales), K never
+    split, so every output is the same integer group sums rescaled in the same order. A "rows4"
+    blob (linear_q8_dsp.c's order: blocks of 4 rows word-interleaved, the rows after the last block
+    row-major) is cut in whole blocks, `w_multiple=4`: a w tile then starts at a multiple of 4 and
+    is a contiguous slice of the blob in the same order, and every row stays in a block or in the
+    tail as untiled. `call` takes the untiled call's arguments
+    (out, xq, xs, wq, ws, bias[, scratch], rows, K, N, group); `scratch`: it takes the arena
+    scratch pointer (the tuned kernels' int16 copy of x, planned for all n rows)."""
+    call: str
+    x: int = 0                  # xq [n, K] int8; xs [n, K / group] fp32 is input x + 1
+    w: int = 2                  # wq [N, K] int8; ws [N, K / group] fp32 is input w + 1
+    bias: int = 4
+    elem_bytes: int = 4         # the output's
+    scratch: bool = False
+    min_rows: int = 1
+    w_multiple: int = 1         # a w tile holds a multiple of this many rows (or all of them)
+
+
+@dataclass(frozen=True)
 class RowTiles:
     """A row-wise kernel (norms, element-wise ops): output row r depends only on row r of the
     `rows` inputs and on all of the `whole` inputs (a norm's weights), so the operator may be cut

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from slmc.errors import SlmcError
 from slmc.ir import Graph, Node, ValueKind
 from slmc.kernels.registry import KernelSpec
-from slmc.kernels.tiles import HeadTiles, MatmulTiles, RowTiles
+from slmc.kernels.tiles import HeadTiles, MatmulTiles, Q8MatmulTiles, RowTiles
 from slmc.plan.check import check
 from slmc.plan.cpsat import cpsat_plan
 from slmc.plan.lifetimes import Buffer, live_peak
@@ -63,7 +63,7 @@ class TiledOp:
     shape: "MatmulShape | RowShape"
     choice: TileChoice
     offsets: tuple[int, ...]     # L1 offset of each of choice.buffers
-    rule: "MatmulTiles | RowTiles"
+    rule: "MatmulTiles | Q8MatmulTiles | RowTiles"
     step: int                    # time step (over all graphs, as in the arena's plan)
 
     def as_dict(self, levels: tuple[Level, ...]) -> dict:
@@ -113,13 +113,14 @@ class LevelPlan:
                                       for g in graphs})
 
 
-def _matmul_shape(node: Node, rule: MatmulTiles, levels: tuple[Level, ...], arena: int, weights: int) -> MatmulShape:
+def _matmul_shape(node: Node, rule: MatmulTiles | Q8MatmulTiles, levels: tuple[Level, ...], arena: int, weights: int) -> MatmulShape:
     x, w = node.inputs[rule.x], node.inputs[rule.w]
     assert x is not None and w is not None
     w_level = weights if w.kind == ValueKind.CONST else arena
     src = max(w_level, arena)
     return MatmulShape(rows=x.shape[0], k=x.shape[-1], n_out=w.shape[0], elem=rule.elem_bytes, x_level=arena,
-                       w_level=w_level, out_level=arena, double=levels[src].dma)
+                       w_level=w_level, out_level=arena, double=levels[src].dma,
+                       groups=x.shape[-1] // node.attrs["group"] if isinstance(rule, Q8MatmulTiles) else 0)
 
 
 def _row_shape(node: Node, rule: RowTiles, levels: tuple[Level, ...], arena: int, weights: int) -> RowShape | None:
@@ -172,7 +173,7 @@ def plan_levels(graphs: list[Graph], binding: dict[int, KernelSpec], plan: Memor
         for t, (g, node) in enumerate(steps):
             spec = binding.get(id(node))
             rule = spec.tiling if spec is not None else None
-            if isinstance(rule, MatmulTiles):
+            if isinstance(rule, (MatmulTiles, Q8MatmulTiles)):
                 shape = _matmul_shape(node, rule, levels, arena_level, weights_level)
                 choice = best_matmul_tiles(shape, l1.size, rule)
             elif isinstance(rule, RowTiles) and (shape := _row_shape(node, rule, levels, arena_level, weights_level)):
@@ -186,7 +187,7 @@ def plan_levels(graphs: list[Graph], binding: dict[int, KernelSpec], plan: Memor
                 in_place.append(f"{g.name}/{node.name}")   # the cores read L2 in place: slower, not impossible
                 continue
             if choice is None:
-                need = smallest_matmul_tiles(shape).footprint   # weights in L3 cannot be read in place
+                need = smallest_matmul_tiles(shape, getattr(rule, "w_multiple", 1)).footprint   # weights in L3 cannot be read in place
                 if worst is None or need > worst[0]:
                     worst = (need, g, node, rule)
                 continue
@@ -195,7 +196,8 @@ def plan_levels(graphs: list[Graph], binding: dict[int, KernelSpec], plan: Memor
         if worst is not None:
             need, g, node, rule = worst
             w = node.inputs[rule.w]
-            what = f"one row of {w.name} {w.type}, one row of x, one output"
+            mult = getattr(rule, "w_multiple", 1)
+            what = f"{'one row' if mult == 1 else f'one block of {mult} rows'} of {w.name} {w.type}, one row of x, one output"
             raise SlmcError(
                 f"no tiling of {g.name}/{node.name} ({node.op}) fits {target_name} {l1.name}: its smallest tiles "
                 f"({what}) need {need:,} B, "

@@ -2,7 +2,8 @@
 
 For a matrix product out[n, N] = x[n, K] @ w[N, K]^T (kernels/tiles.py `MatmulTiles`) the kernel
 runs on tiles held in the fastest level (L1): `nt` rows of w, `mt` rows of x and an [mt, nt]
-output tile. K is never split for fp32, so every output is the same sum in the same order as in
+output tile (q8, `Q8MatmulTiles`: the rows of x and w carry their group scales along). K is never
+split (fp32 or q8), so every output is the same sum in the same order as in
 the untiled program. Two loop orders:
 
 - "w-outer": w tiles outer, each loaded once (double-buffered where DMA connects w's level: the
@@ -23,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
-from slmc.kernels.tiles import MatmulTiles
+from slmc.kernels.tiles import MatmulTiles, Q8MatmulTiles
 from slmc.plan.lifetimes import ALIGN
 
 
@@ -41,6 +42,17 @@ class MatmulShape:
     w_level: int        # where w lives
     out_level: int      # where the output goes
     double: bool        # DMA connects the streamed operand's level: double-buffer it
+    groups: int = 0     # q8 (Q8MatmulTiles): scale groups per row; a row of x or w is K int8 and this many fp32
+                        # scales, a tile the int8 rows then (aligned) their scales. 0: fp32, K elements of `elem` bytes
+
+    @property
+    def row(self) -> int:
+        """Bytes of one row of x or w (what DMA moves per row)."""
+        return self.k + 4 * self.groups if self.groups else self.k * self.elem
+
+    def tile_bytes(self, r: int) -> int:
+        """L1 bytes of an x or w tile of `r` rows (q8: the scales start aligned after the int8 rows)."""
+        return _al(r * self.k) + 4 * r * self.groups if self.groups else r * self.k * self.elem
 
 
 @dataclass(frozen=True)
@@ -76,21 +88,21 @@ def _cands(n: int) -> list[int]:
 
 def matmul_choice(s: MatmulShape, order: str, nt: int, mt: int, double: bool | None = None) -> TileChoice:
     """`double`: double-buffer the outer operand (default: where DMA connects its level)."""
-    e, K = s.elem, s.k
+    e = s.elem
     double = s.double if double is None else (double and s.double)
     if order == "w-outer":
         resident = mt >= s.rows
         mt = min(mt, s.rows)
-        bufs = [("w", nt * K * e)] * (2 if double and nt < s.n_out else 1) + [("x", mt * K * e), ("out", mt * nt * e)]
+        bufs = [("w", s.tile_bytes(nt))] * (2 if double and nt < s.n_out else 1) + [("x", s.tile_bytes(mt)), ("out", mt * nt * e)]
         x_loads = 1 if resident else ceil(s.n_out / nt)
-        moved = ((s.w_level, 0, s.n_out * K * e), (s.x_level, 0, x_loads * s.rows * K * e))
+        moved = ((s.w_level, 0, s.n_out * s.row), (s.x_level, 0, x_loads * s.rows * s.row))
         overlapped = moved[0][2] if len(bufs) == 4 else 0
     else:
         resident = nt >= s.n_out
         nt = min(nt, s.n_out)
-        bufs = [("x", mt * K * e)] * (2 if double and mt < s.rows else 1) + [("w", nt * K * e), ("out", mt * nt * e)]
+        bufs = [("x", s.tile_bytes(mt))] * (2 if double and mt < s.rows else 1) + [("w", s.tile_bytes(nt)), ("out", mt * nt * e)]
         w_loads = 1 if resident else ceil(s.rows / mt)
-        moved = ((s.x_level, 0, s.rows * K * e), (s.w_level, 0, w_loads * s.n_out * K * e))
+        moved = ((s.x_level, 0, s.rows * s.row), (s.w_level, 0, w_loads * s.n_out * s.row))
         overlapped = moved[0][2] if len(bufs) == 4 else 0
     moved += ((0, s.out_level, s.rows * s.n_out * e),)
     calls = ceil(s.n_out / nt) * ceil(s.rows / mt)
@@ -98,7 +110,7 @@ def matmul_choice(s: MatmulShape, order: str, nt: int, mt: int, double: bool | N
     return TileChoice(order, nt, mt, resident, tuple(bufs), moved, calls, exposed)
 
 
-def best_matmul_tiles(s: MatmulShape, capacity: int, rule: MatmulTiles | None = None) -> TileChoice | None:
+def best_matmul_tiles(s: MatmulShape, capacity: int, rule: MatmulTiles | Q8MatmulTiles | None = None) -> TileChoice | None:
     """The cheapest tile choice whose L1 buffers fit `capacity` bytes; None when not even the
     smallest tiles fit. For each loop order, buffering and outer tile size the inner tile is the
     largest that fits (a larger one never moves more bytes nor makes more calls; the footprint
@@ -106,9 +118,11 @@ def best_matmul_tiles(s: MatmulShape, capacity: int, rule: MatmulTiles | None = 
     it (fewer exposed bytes) unless a single buffer's larger tiles move fewer bytes, or only a
     single buffer fits."""
     best: TileChoice | None = None
+    mult = getattr(rule, "w_multiple", 1)
+    w_cands = sorted({min(mult * c, s.n_out) for c in _cands(-(-s.n_out // mult))})   # whole blocks of a blocked layout
     for double in ((True, False) if s.double else (False,)):
         for order in ("w-outer", "x-outer"):
-            outer, inner = (_cands(s.n_out), _cands(s.rows)) if order == "w-outer" else (_cands(s.rows), _cands(s.n_out))
+            outer, inner = (w_cands, _cands(s.rows)) if order == "w-outer" else (_cands(s.rows), w_cands)
             for o in outer:
                 if rule is not None and o < rule.min_rows:
                     continue
@@ -130,9 +144,10 @@ def best_matmul_tiles(s: MatmulShape, capacity: int, rule: MatmulTiles | None = 
     return best
 
 
-def smallest_matmul_tiles(s: MatmulShape) -> TileChoice:
-    """The smallest footprint any tiling of this product needs (one row of each)."""
-    return min((matmul_choice(s, o, 1, 1, False) for o in ("w-outer", "x-outer")), key=lambda c: c.footprint)
+def smallest_matmul_tiles(s: MatmulShape, w_multiple: int = 1) -> TileChoice:
+    """The smallest footprint any tiling of this product needs (one row of x, one of w or one block)."""
+    nt = min(w_multiple, s.n_out)
+    return min((matmul_choice(s, o, nt, 1, False) for o in ("w-outer", "x-outer")), key=lambda c: c.footprint)
 
 
 def compulsory_bytes(s: "MatmulShape | RowShape") -> int:
@@ -141,7 +156,7 @@ def compulsory_bytes(s: "MatmulShape | RowShape") -> int:
         return row_compulsory(s)
     if isinstance(s, HeadShape):
         return sum(b for _, _, b in head_choice(s).moved)   # one pass over queries, cache and outputs
-    return (s.rows * s.k + s.n_out * s.k + s.rows * s.n_out) * s.elem
+    return (s.rows + s.n_out) * s.row + s.rows * s.n_out * s.elem
 
 
 @dataclass(frozen=True)
