@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from slmc.codegen.emit_c import LlmInfo, emit_model, prototypes
-from slmc.codegen.project import write_project
+from slmc.codegen.project import TEMPLATES, write_project
 from slmc.errors import SlmcError
 from slmc.frontend.build_chips import build_chip_graph
 from slmc.frontend.decoder import DecoderModel
@@ -105,7 +105,9 @@ def compile_chips(opts, progress=lambda s: None, model: "DecoderModel | None" = 
             rep["chip"] = chip
             rep["share"] = plan.to_dict()["chips"][chip]
             d = tmp / f"chip{chip}"
-            write_project(d, target, model_h, model_c, weights.blob, files, "main_chip.c")
+            # main_chip.c includes main_llm.c's generation loop (chip 0) with the link hooks
+            write_project(d, target, model_h, model_c, weights.blob, files, "main_chip.c",
+                          {"main_llm.c": (TEMPLATES / "main_llm.c").read_text()})
             (d / "chip.h").write_text(_chip_h(plan, chip))
             (d / "report.json").write_text(json.dumps(rep, indent=1) + "\n")
             reports.append(rep)

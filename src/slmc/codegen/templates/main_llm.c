@@ -30,6 +30,14 @@ static double now_s(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t
 
 int slmc_sample(const float *logits, int n, float temperature, float topp, uint64_t *rng, float *probs, int *idx);
 
+/* Hooks for a program that includes this loop (main_chip.c: chip 0 of a partitioned model); none here. */
+#ifndef SLMC_ARG_HOOK
+#define SLMC_ARG_HOOK(name, value) 0      /* 1: an extra argument, consumed */
+#define SLMC_START_HOOK() ((void)0)       /* before slmc_reset */
+#define SLMC_STEP_HOOK(pos, rows) ((void)0) /* before each step: rows 0 for a decode step */
+#define SLMC_END_HOOK() ((void)0)         /* after the last step */
+#endif
+
 #define MAX_PROMPT SLMC_SEQ_LEN
 #define LOGIT_ROWS (SLMC_PREFILL_CHUNK > 0 ? SLMC_PREFILL_CHUNK : 1)
 static float logits[LOGIT_ROWS * SLMC_VOCAB_SIZE];
@@ -62,7 +70,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-s")) seed = strtoull(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "-i")) ids = argv[i + 1];
         else if (!strcmp(argv[i], "-l")) logits_path = argv[i + 1];
-        else { fprintf(stderr, "E unknown argument %s\n", argv[i]); return 2; }
+        else if (!SLMC_ARG_HOOK(argv[i], argv[i + 1])) { fprintf(stderr, "E unknown argument %s\n", argv[i]); return 2; }
     }
     if (steps <= 0 || steps > SLMC_SEQ_LEN) steps = SLMC_SEQ_LEN;
     int n_prompt = 1;
@@ -75,6 +83,7 @@ int main(int argc, char **argv) {
     FILE *lf = NULL;
     if (logits_path && !(lf = fopen(logits_path, "wb"))) { fprintf(stderr, "E cannot write %s\n", logits_path); return 2; }
     uint64_t rng = seed ? seed : 1;
+    SLMC_START_HOOK();
     slmc_reset();
 #ifdef SLMC_HOST
     double t0 = now_s();
@@ -84,12 +93,14 @@ int main(int argc, char **argv) {
     while (pos < n_prompt - 1) {
         int c = n_prompt - 1 - pos;
         if (c > LOGIT_ROWS) c = LOGIT_ROWS;
+        SLMC_STEP_HOOK(pos, c);
         slmc_prefill(prompt + pos, c, pos, logits);
         if (lf) fwrite(logits, sizeof(float), (size_t)c * SLMC_VOCAB_SIZE, lf);
         pos += c;
     }
     int token = prompt[n_prompt - 1];
     for (; pos < steps; pos++) {
+        SLMC_STEP_HOOK(pos, 0);
         slmc_decode(token, pos, logits);
         if (lf) fwrite(logits, sizeof(float), SLMC_VOCAB_SIZE, lf);
         int next = slmc_sample(logits, SLMC_VOCAB_SIZE, temperature, topp, &rng, probs, sort_idx);
@@ -100,6 +111,9 @@ int main(int argc, char **argv) {
     }
 #ifdef SLMC_HOST
     double dt = now_s() - t0;
+#endif
+    SLMC_END_HOOK();
+#ifdef SLMC_HOST
     printf("S positions %d\nS seconds %.6f\n", pos, dt);
 #else
     printf("S positions %d\n", pos);
