@@ -69,7 +69,7 @@ def _wrapped(base: KernelSpec, w: Wrapper, cores: int, sites: dict[int, int]) ->
         fn = f"{name.strip()}, " if w.fn_arg else ""
         return f"{w.c_name}({fn}{_stride(base, n)}, {sites[id(n)]}, {args}"
 
-    # deps[0] is the serial kernel (sites_of reads it back; unused where the wrapper repeats it)
+    # deps[0] is the serial kernel (sites_of reads it back; parallel_attention_f16kv.c calls into it)
     return replace(base, c_file=w.c_file, emit=emit, scratch=lambda n: cores * _stride(base, n),
                    deps=(base.c_file, *base.deps, "parallel.c"), tiling=None)
 

@@ -25,15 +25,17 @@ static inline float kv_f16_to_f32(uint16_t h) {
 /* Causal attention with grouped-query heads: token s of the chunk sits at position pos + s and
  * sees positions 0 .. pos + s. Each cached row is converted once for all the query heads that share
  * it (kv_mul = n_heads / n_kv_heads), into `row`; every head's scores, softmax and weighted sum are
- * attention_f32.c's, in the same order. Scratch: kv_mul * seq_len scores, then hd floats for `row`. */
-void slmc_attention_f16kv(float *out, const float *q, const uint16_t *kc, const uint16_t *vc, float *att,
-                          int n, int n_heads, int n_kv_heads, int hd, int pos) {
+ * attention_f32.c's, in the same order. Scratch: kv_mul * seq_len scores, then hd floats for `row`.
+ * This function does KV heads kh0 .. kh1-1 (the cluster's wrapper, parallel_attention_f16kv.c, gives
+ * each core a range and its own scratch); slmc_attention_f16kv all of them. */
+void slmc_attention_f16kv_heads(float *out, const float *q, const uint16_t *kc, const uint16_t *vc, float *att,
+                                int n, int n_heads, int n_kv_heads, int hd, int pos, int kh0, int kh1) {
     int kv_dim = n_kv_heads * hd, kv_mul = n_heads / n_kv_heads, stride = pos + n;
     float *row = att + (size_t)kv_mul * stride;
     float scale = sqrtf((float)hd);
     for (int s = 0; s < n; s++) {
         int len = pos + s + 1;
-        for (int kh = 0; kh < n_kv_heads; kh++) {
+        for (int kh = kh0; kh < kh1; kh++) {
             const float *q0 = q + (size_t)s * n_heads * hd + (size_t)kh * kv_mul * hd;
             float *o0 = out + (size_t)s * n_heads * hd + (size_t)kh * kv_mul * hd;
             for (int t = 0; t < len; t++) {
@@ -64,4 +66,9 @@ void slmc_attention_f16kv(float *out, const float *q, const uint16_t *kc, const 
             }
         }
     }
+}
+
+void slmc_attention_f16kv(float *out, const float *q, const uint16_t *kc, const uint16_t *vc, float *att,
+                          int n, int n_heads, int n_kv_heads, int hd, int pos) {
+    slmc_attention_f16kv_heads(out, q, kc, vc, att, n, n_heads, n_kv_heads, hd, pos, 0, n_kv_heads);
 }
