@@ -39,7 +39,7 @@ WRAPPERS: dict[str, Wrapper] = {
     "linear_q8_sse2.c": Wrapper("slmc_par_linear_q8s", True, "rows"),
     "linear_f32.c": Wrapper("slmc_par_linear_f32", True, "rows"),
     "rmsnorm_f32.c": Wrapper("slmc_par_rmsnorm_f32", True, "elements"),  # the sum of squares stays on core 0
-    "attention_f32.c": Wrapper("slmc_par_attention_f32", False, "heads"),
+    "attention_f32.c": Wrapper("slmc_par_attention_f32", False, "heads", "parallel_attention_f32.c"),
     "swiglu_f32.c": Wrapper("slmc_par_swiglu_f32", True, "elements"),
     "quantize_q8.c": Wrapper("slmc_par_quantize_q8", True, "groups"),
     "rope_f32.c": Wrapper("slmc_par_rope_f32", True, "heads"),

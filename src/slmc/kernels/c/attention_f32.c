@@ -2,14 +2,16 @@
 
 /* Causal attention over the KV cache with grouped-query heads: token s of the chunk sits at
  * position pos + s and sees positions 0 .. pos + s. att is scratch for one head's scores
- * (seq_len floats). Scores, softmax and weighted sum follow llama2.c's run.c. */
-void slmc_attention_f32(float *out, const float *q, const float *kc, const float *vc, float *att,
-                        int n, int n_heads, int n_kv_heads, int hd, int pos) {
+ * (seq_len floats). Scores, softmax and weighted sum follow llama2.c's run.c. This function does
+ * heads h0 .. h1-1 (the cluster's wrapper, parallel_attention_f32.c, gives each core a range and its
+ * own scratch); slmc_attention_f32 all of them. */
+void slmc_attention_f32_heads(float *out, const float *q, const float *kc, const float *vc, float *att,
+                              int n, int n_heads, int n_kv_heads, int hd, int pos, int h0, int h1) {
     int kv_dim = n_kv_heads * hd, kv_mul = n_heads / n_kv_heads;
     float scale = sqrtf((float)hd);
     for (int s = 0; s < n; s++) {
         int len = pos + s + 1;
-        for (int h = 0; h < n_heads; h++) {
+        for (int h = h0; h < h1; h++) {
             const float *qh = q + (size_t)s * n_heads * hd + (size_t)h * hd;
             int kvo = (h / kv_mul) * hd;
             float mx = -INFINITY;
@@ -33,4 +35,9 @@ void slmc_attention_f32(float *out, const float *q, const float *kc, const float
             }
         }
     }
+}
+
+void slmc_attention_f32(float *out, const float *q, const float *kc, const float *vc, float *att,
+                        int n, int n_heads, int n_kv_heads, int hd, int pos) {
+    slmc_attention_f32_heads(out, q, kc, vc, att, n, n_heads, n_kv_heads, hd, pos, 0, n_heads);
 }

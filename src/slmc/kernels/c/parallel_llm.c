@@ -3,8 +3,9 @@
 
 /* The language-model kernels split over the cluster (slmc_parallel.h), most a thin wrapper that
  * calls the serial kernel of the build on a slice: matrix products by blocks of output rows, RoPE
- * by heads, SwiGLU by blocks of elements, the q8 quantizer by groups; attention (by heads) and
- * RMSNorm (its scaling by blocks of elements) repeat their kernel's arithmetic here. A slice
+ * by heads, SwiGLU by blocks of elements, the q8 quantizer by groups; RMSNorm (its scaling by blocks
+ * of elements) repeats its kernel's arithmetic here; attention has files of its own
+ * (parallel_attention_f32.c, parallel_attention_f16kv.c) that call its kernel's per-head body. A slice
  * computes exactly what the whole call computes for those outputs (every output is one dot
  * product or one element, done by one core), so the results are bit-identical to the serial build
  * on any number of cores. The first arguments are the serial kernel, the bytes of scratch each
@@ -116,54 +117,6 @@ void slmc_par_rmsnorm_f32(slmc_rmsnorm_f32_fn fn, int stride, int site, float *o
     }
     par_norm j = {out, x, w, inv, dim, n * dim};
     slmc_parallel_for(par_norm_task, &j, (n * dim + SLMC_PAR_ELEMS - 1) / SLMC_PAR_ELEMS, site);
-}
-
-/* attention_f32.c's loop body for heads h0..h1-1, unchanged (the same float operations in the same
- * order), with each core's score row in its own part of the scratch. */
-typedef struct {
-    float *out;
-    const float *q, *kc, *vc;
-    uint8_t *att;
-    int stride, n, n_heads, n_kv_heads, hd, pos;
-} par_att;
-
-static void par_att_task(void *p, int h0, int h1, int core) {
-    const par_att *j = (const par_att *)p;
-    float *att = (float *)(void *)(j->att + (size_t)core * j->stride);
-    int hd = j->hd, n_heads = j->n_heads, kv_dim = j->n_kv_heads * hd, kv_mul = n_heads / j->n_kv_heads;
-    float scale = sqrtf((float)hd);
-    for (int s = 0; s < j->n; s++) {
-        int len = j->pos + s + 1;
-        for (int h = h0; h < h1; h++) {
-            const float *qh = j->q + (size_t)s * n_heads * hd + (size_t)h * hd;
-            int kvo = (h / kv_mul) * hd;
-            float mx = -INFINITY;
-            for (int t = 0; t < len; t++) {
-                const float *k = j->kc + (size_t)t * kv_dim + kvo;
-                float score = 0.0f;
-                for (int i = 0; i < hd; i++) score += qh[i] * k[i];
-                score /= scale;
-                att[t] = score;
-                if (score > mx) mx = score;
-            }
-            float sum = 0.0f;
-            for (int t = 0; t < len; t++) { att[t] = expf(att[t] - mx); sum += att[t]; }
-            for (int t = 0; t < len; t++) att[t] /= sum;
-            float *oh = j->out + (size_t)s * n_heads * hd + (size_t)h * hd;
-            for (int i = 0; i < hd; i++) oh[i] = 0.0f;
-            for (int t = 0; t < len; t++) {
-                const float *v = j->vc + (size_t)t * kv_dim + kvo;
-                float a = att[t];
-                for (int i = 0; i < hd; i++) oh[i] += a * v[i];
-            }
-        }
-    }
-}
-
-void slmc_par_attention_f32(int stride, int site, float *out, const float *q, const float *kc, const float *vc,
-                            void *att, int n, int n_heads, int n_kv_heads, int hd, int pos) {
-    par_att j = {out, q, kc, vc, (uint8_t *)att, stride, n, n_heads, n_kv_heads, hd, pos};
-    slmc_parallel_for(par_att_task, &j, n_heads, site);
 }
 
 /* Element-wise and per-group kernels, split by blocks of elements or of q8 groups: each output is
