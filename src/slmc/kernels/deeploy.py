@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from slmc.ir import DType, Node, Value
-from slmc.kernels.onnx import CAST_CODES, GraphCallContext, _mm_dims, bcast_strides, contiguous, merge_axes
+from slmc.kernels.onnx import CAST_CODES, GraphCallContext, _mm_dims, contiguous, gemm_dims, merge_axes
 from slmc.kernels.registry import KernelSpec, register
 from slmc.reference.deeploy_ops import levels, mean_axes
 
@@ -130,15 +130,8 @@ def _int_matmul(n: Node, c: GraphCallContext) -> str:
 
 
 def _int_gemm(n: Node, c: GraphCallContext) -> str:
-    a, b = n.inputs[0], n.inputs[1]
     cc = n.inputs[2] if len(n.inputs) > 2 else None
-    assert a is not None and b is not None
-    ta, tb = n.attrs.get("transA", 0), n.attrs.get("transB", 0)
-    m, k = (a.shape[1], a.shape[0]) if ta else a.shape
-    nn = b.shape[0] if tb else b.shape[1]
-    ars, acs = (1, a.shape[1]) if ta else (a.shape[1], 1)
-    brs, bcs = (1, b.shape[1]) if tb else (b.shape[1], 1)
-    crs, ccs = bcast_strides(cc.shape, (m, nn)) if cc is not None else (0, 0)
+    m, k, nn, ars, acs, brs, bcs, crs, ccs = gemm_dims(n)
     cref = f"{c.ref(2)}, {_t(cc)}" if cc is not None else "NULL, 0"
     return (f"slmc_int_gemm({_io(n, c, 0, 1)}, {cref}, {m}, {k}, {nn}, {ars}, {acs}, {brs}, {bcs}, {crs}, {ccs}, "
             f"{int(n.attrs.get('alpha', 1))}, {int(n.attrs.get('beta', 1))});")

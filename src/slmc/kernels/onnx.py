@@ -294,7 +294,8 @@ def _matmul_macs(n: Node) -> int:
     return m * k * nn * math.prod(batch)
 
 
-def _gemm(n: Node, c: GraphCallContext) -> str:
+def gemm_dims(n: Node) -> tuple[int, ...]:
+    """Gemm's m, k, n and the row/column strides of A, B and the broadcast C (0, 0 without C), in elements."""
     a, b, cc = n.inputs[0], n.inputs[1], n.inputs[2] if len(n.inputs) > 2 else None
     assert a is not None and b is not None
     ta, tb = n.attrs.get("transA", 0), n.attrs.get("transB", 0)
@@ -303,6 +304,11 @@ def _gemm(n: Node, c: GraphCallContext) -> str:
     ars, acs = (1, a.shape[1]) if ta else (a.shape[1], 1)
     brs, bcs = (1, b.shape[1]) if tb else (b.shape[1], 1)
     crs, ccs = bcast_strides(cc.shape, (m, nn)) if cc is not None else (0, 0)
+    return m, k, nn, ars, acs, brs, bcs, crs, ccs
+
+
+def _gemm(n: Node, c: GraphCallContext) -> str:
+    m, k, nn, ars, acs, brs, bcs, crs, ccs = gemm_dims(n)
     return (f"slmc_gemm_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {m}, {k}, {nn}, {ars}, {acs}, {brs}, {bcs}, "
             f"{crs}, {ccs}, {_f(n.attrs.get('alpha', 1.0))}, {_f(n.attrs.get('beta', 1.0))});")
 
