@@ -35,18 +35,22 @@ def _progress():
 def _compile(model: Path, target: str, numerics: str, out: Path, prefill_chunk: Optional[int],
              tokenizer: Optional[Path], context: Optional[int] = None, kv_cache: Optional[str] = None,
              chips: int = 1, fan_in: int = 2, mem: Optional[str] = None, mode: str = "decode",
-             cores: Optional[int] = None, engine: Optional[str] = None, weights_sram: str = "auto") -> dict:
+             cores: Optional[int] = None, engine: Optional[str] = None, weights_sram: str = "auto",
+             memory_sharing: str = "on") -> dict:
     from slmc.driver import CompileOptions, compile_model
 
     if numerics not in NUMERICS:
         raise SlmcError(f"unknown numerics '{numerics}'", f"use -q one of {', '.join(NUMERICS)}")
     if weights_sram not in ("auto", "off"):
         raise SlmcError(f"unknown --weights-sram '{weights_sram}'", "use --weights-sram auto or off")
+    if memory_sharing not in ("on", "off"):
+        raise SlmcError(f"unknown --memory-sharing '{memory_sharing}'", "use --memory-sharing on or off")
     with _progress() as p:
         task = p.add_task("compiling", total=None)
         return compile_model(CompileOptions(model, target, numerics, out, prefill_chunk, tokenizer, context,
                                             kv_cache=kv_cache, chips=chips, fan_in=fan_in,
-                                            mem=mem, mode=mode, cores=cores, engine=engine, weights_sram=weights_sram),
+                                            mem=mem, mode=mode, cores=cores, engine=engine, weights_sram=weights_sram,
+                                            memory_sharing=memory_sharing),
                              lambda s: p.update(task, description=s))
 
 
@@ -74,11 +78,13 @@ def compile(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace L
                                                 "default: the serial build"),
             engine: Optional[str] = typer.Option(None, "--engine", help="override the engine assignment, e.g. "
                                                  "linear=npu or linear=cluster; ffn_bits=4 stores the FFN weights on "
-                                                 "the NPU at 4 bits (targets with engines: siracusa-like)")) -> None:
+                                                 "the NPU at 4 bits (targets with engines: siracusa-like)"),
+            memory_sharing: str = typer.Option("on", "--memory-sharing", help="on: an output may lie over the part of "
+                                               "an input its kernel has consumed (vMCU) | off: conventional planning")) -> None:
     """Compile MODEL into a C project in OUT, with report.json."""
     try:
         rep = _compile(model, target, numerics, out, prefill_chunk, tokenizer, context, kv_cache, chips, fan_in,
-                       mem, mode, cores, engine, weights_sram)
+                       mem, mode, cores, engine, weights_sram, memory_sharing)
     except SlmcError as e:
         _fail(e)
         return
@@ -89,7 +95,9 @@ def compile(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace L
         for note in rep["notes"]:
             err.print(f"split: {note}", highlight=False)
         return
-    err.print(f"wrote {out}/: arena {rep['arena_bytes']:,} B (lower bound {rep['lower_bound_bytes']:,}), "
+    shared = rep["shared_lower_bound_bytes"]
+    bound = f"lower bound {rep['lower_bound_bytes']:,}" + (f", {shared:,} with memory sharing" if shared != rep["lower_bound_bytes"] else "")
+    err.print(f"wrote {out}/: arena {rep['arena_bytes']:,} B ({bound}), "
               f"weights {rep['weights_bytes']:,} B, KV cache {rep['kv_cache_bytes']:,} B"
               f"{' (' + rep['kv_cache'] + ')' if 'kv_cache' in rep else ''}, "
               f"{rep['macs_per_token']:,} MACs/token", highlight=False)

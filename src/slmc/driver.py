@@ -45,6 +45,7 @@ class CompileOptions:
     mode: str = "decode"                # "prefill": a prompt step over --seq tokens is the one planned for
     cores: int | None = None            # fork the kernels over N cores (codegen/parallel.py); None: the serial build
     engine: str | None = None           # --engine linear=npu|cluster: overrides of the engine assignment (plan/engines.py)
+    memory_sharing: str = "on"          # "on": outputs may lie over the inputs their kernels consumed (kernels/overlap.py)
 
 
 def load_model(path: Path) -> "DecoderModel | Graph":
@@ -77,7 +78,10 @@ def _report(model: "DecoderModel | Graph", graphs: list[Graph], binding: dict[in
            for n in decode.nodes if id(n) in binding]
     rep: dict = dict(
         model=str(opts.model), target=target.name, numerics=opts.numerics,
-        arena_bytes=plan.arena_bytes, lower_bound_bytes=plan.lower_bound_bytes, weights_bytes=weights_bytes,
+        arena_bytes=plan.arena_bytes, lower_bound_bytes=plan.lower_bound_bytes,
+        shared_lower_bound_bytes=plan.shared_lower_bound_bytes, activation_arena_bytes=plan.activation_arena_bytes,
+        activation_lower_bound_bytes=plan.activation_lower_bound_bytes, memory_sharing=_sharing_rows(plan),
+        weights_bytes=weights_bytes,
         kv_cache_bytes=plan.kv_cache_bytes, macs_per_token=sum(o["macs"] for o in ops if o["op"] != "attention"),
         planner=plan.planner, plan_optimal=plan.optimal, plan_best_bound_bytes=plan.best_bound_bytes, graphs=[g.name for g in graphs],
         graph_steps=[len(g.nodes) for g in graphs], ops=ops,
@@ -91,6 +95,19 @@ def _report(model: "DecoderModel | Graph", graphs: list[Graph], binding: dict[in
         rep["source"] = model.source
         rep["notes"] = list(model.notes)
     return rep
+
+
+def _sharing_rows(plan: MemoryPlan) -> list[dict]:
+    """Each output planned over an input it consumes: how many bytes they share and why it is safe."""
+    rows = []
+    for ov in plan.overlaps:
+        o, i = plan.buffers[ov.out], plan.buffers[ov.inp]
+        oo, io = plan.offsets[ov.out], plan.offsets[ov.inp]
+        shared = max(0, min(oo + o.size, io + i.size) - max(oo, io))
+        if shared:
+            rows.append(dict(output=o.name, input=i.name, shared_bytes=shared, offset=oo - io, allowed=[ov.lo, ov.hi],
+                             order=ov.share.why))
+    return rows
 
 
 def compile_model(opts: CompileOptions, progress: Progress = lambda s: None,
@@ -146,7 +163,7 @@ def compile_model(opts: CompileOptions, progress: Progress = lambda s: None,
         if opts.kv_cache is not None:
             raise SlmcError("--kv-cache applies to language models only", "omit --kv-cache for ONNX graphs")
         graphs, llm, main = [model], None, "main_graph.c"
-    binding, plan, weights = _bind_and_plan(graphs, target, progress, opts.engine)
+    binding, plan, weights = _bind_and_plan(graphs, target, progress, opts.engine, _sharing(opts, target))
     memory = _memory(target, plan, weights.nbytes, llm)
     fix, kv_note = "", ""
     if (not fits(memory) and isinstance(model, DecoderModel) and llm is not None and opts.kv_cache is None
@@ -154,7 +171,7 @@ def compile_model(opts: CompileOptions, progress: Progress = lambda s: None,
         # fp16 storage halves the KV cache: chosen before any position is cut (and it keeps more if some must be)
         fp32_kv, opts = plan.kv_cache_bytes, replace(opts, kv_cache="fp16")
         graphs, llm = _llm_graphs(model, opts, target)
-        binding, plan, weights = _bind_and_plan(graphs, target, progress, opts.engine)
+        binding, plan, weights = _bind_and_plan(graphs, target, progress, opts.engine, _sharing(opts, target))
         memory = _memory(target, plan, weights.nbytes, llm)
         kv_note = f"the KV cache is stored as fp16 ({plan.kv_cache_bytes:,} B instead of {fp32_kv:,} B in fp32) so that "
     if not fits(memory) and isinstance(model, DecoderModel) and llm is not None:
@@ -167,7 +184,7 @@ def compile_model(opts: CompileOptions, progress: Progress = lambda s: None,
         while n > 0 and not fits(memory):
             capped = with_context(model, n)
             graphs, llm = _llm_graphs(capped, opts, target)
-            binding, plan, weights = _bind_and_plan(graphs, target, progress, opts.engine)
+            binding, plan, weights = _bind_and_plan(graphs, target, progress, opts.engine, _sharing(opts, target))
             memory = _memory(target, plan, weights.nbytes, llm)
             n -= 64
         model, memory = (capped, memory) if fits(memory) else (model, full)
@@ -310,6 +327,10 @@ def _llm_graphs(model: DecoderModel, opts: CompileOptions, target: Target) -> tu
     graphs = [build_step_graph(model, 1, opts.numerics, kv, layout)]
     if chunk > 1:
         graphs.append(build_step_graph(model, chunk, opts.numerics, kv, layout))
+    if _sharing(opts, target) and not _tiled(target) and not opts.engine:
+        from slmc.passes import fuse_gate   # the FFN pair: its gate product is written over the gate input
+
+        graphs = [fuse_gate.run(g) for g in graphs]
     c = model.config
     return graphs, LlmInfo(c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len,
                            chunk if chunk > 1 else 0)
@@ -334,7 +355,23 @@ def _weights_to_sram(graphs: list[Graph], weights, memory: tuple[MemoryFit, ...]
     return weights, _memory(target, plan, weights.nbytes, llm, weights.ram_bytes)
 
 
-def _bind_and_plan(graphs: list[Graph], target: Target, progress: Progress, engine: str | None = None):
+def _sharing(opts: CompileOptions, target: Target) -> bool:
+    """Memory sharing (kernels/overlap.py) needs the kernels' own loop order: not with --cores, whose
+    wrappers run parts of a kernel at the same time on several cores."""
+    if opts.memory_sharing not in ("on", "off"):
+        raise SlmcError(f"--memory-sharing {opts.memory_sharing!r} is not on or off", "use --memory-sharing on or off")
+    return opts.memory_sharing == "on" and not target.cores
+
+
+def _tiled(target: Target) -> bool:
+    """A level faster than the arena's (plan/levels.py): kernels there walk their operands tile by tile."""
+    from slmc.targets.levels import levels_of
+
+    return next((i for i, lv in enumerate(levels_of(target)) if lv.memory == "sram"), 0) > 0
+
+
+def _bind_and_plan(graphs: list[Graph], target: Target, progress: Progress, engine: str | None = None,
+                   sharing: bool = False):
     progress("selecting kernels")
     binding = bind(graphs, target)
     if engine or target.cores:  # the matrix products the engine plan gives the NPU get its weight layout
@@ -351,7 +388,12 @@ def _bind_and_plan(graphs: list[Graph], target: Target, progress: Progress, engi
         binding, _ = parallelize(graphs, binding, target.cores)
     progress("planning memory")
     scratch = {id(n): binding[id(n)].scratch(n) for g in graphs for n in g.nodes if id(n) in binding}
-    return binding, plan_memory(graphs, scratch), layout_weights(graphs)
+    contracts = None
+    if sharing:
+        from slmc.kernels.overlap import contracts_for
+
+        contracts = contracts_for(graphs, binding, _tiled(target))
+    return binding, plan_memory(graphs, scratch, contracts), layout_weights(graphs)
 
 
 def _memory(target: Target, plan: MemoryPlan, weights_bytes: int, llm: LlmInfo | None,

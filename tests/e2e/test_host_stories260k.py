@@ -41,11 +41,14 @@ def test_fp32_greedy_ids_and_logits_match_llama2c(builds, tmp_path):
 
 def test_report_has_the_interface_fields(builds):
     rep = json.loads((builds["fp32"] / "report.json").read_text())
-    for key in ("arena_bytes", "lower_bound_bytes", "weights_bytes", "kv_cache_bytes", "macs_per_token", "planner"):
+    for key in ("arena_bytes", "lower_bound_bytes", "weights_bytes", "kv_cache_bytes", "macs_per_token", "planner",
+                "shared_lower_bound_bytes", "activation_arena_bytes", "activation_lower_bound_bytes", "memory_sharing"):
         assert key in rep
     assert rep["macs_per_token"] == 259_328  # DESIGN.md: MACs per token in the matrix products
     assert rep["kv_cache_bytes"] == 2 * 5 * 512 * 32 * 4
-    assert rep["arena_bytes"] >= rep["lower_bound_bytes"]
+    # memory sharing (on by default): the arena may go below the conventional bound, never below the shared one
+    assert rep["lower_bound_bytes"] >= rep["arena_bytes"] >= rep["shared_lower_bound_bytes"]
+    assert rep["activation_arena_bytes"] == rep["arena_bytes"] - rep["kv_cache_bytes"]
 
 
 def test_prompt_ids_through_prefill_continue_the_greedy_run(builds, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from slmc.ir import DType, Node
+from slmc.kernels.overlap import by_chunks, consumed_first, elementwise, in_place
 from slmc.kernels.registry import REGISTRY, CallContext, KernelSpec, register
 from slmc.kernels.tiles import HeadTiles, MatmulTiles, Q8MatmulTiles, RowTiles
 
@@ -38,17 +39,32 @@ register(KernelSpec("pos_embedding", F32, "pos_embedding_f32.c",
                     lambda n, c: f"slmc_pos_embedding_f32({c.out()}, {c.ref(0)}, {c.pos}, {c.rows}, {_last(n)});"))
 register(KernelSpec("rmsnorm", F32, "rmsnorm_f32.c",
                     lambda n, c: f"slmc_rmsnorm_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows}, {_last(n)}, "
-                                 f"{n.attrs['eps']!r}f);", tiling=RowTiles((0,), (1,))))
+                                 f"{n.attrs['eps']!r}f);", tiling=RowTiles((0,), (1,)), overlap=elementwise(0)))
 register(KernelSpec("layernorm", F32, "layernorm_f32.c",
                     lambda n, c: f"slmc_layernorm_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
-                                 f"{_last(n)}, {n.attrs['eps']!r}f);", tiling=RowTiles((0,), (1, 2))))
+                                 f"{_last(n)}, {n.attrs['eps']!r}f);", tiling=RowTiles((0,), (1, 2)), overlap=elementwise(0)))
 register(KernelSpec("linear", F32, "linear_f32.c",
                     lambda n, c: f"slmc_linear_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
                                  f"{_last(n)}, {n.outputs[0].shape[-1]});",
                     macs=_linear_macs, tiling=MatmulTiles("slmc_linear_f32")))
+# the up projection with the SwiGLU gate in its epilogue (passes/fuse_gate.py); inputs [x, w, b or None, gate]
+register(KernelSpec("linear_swiglu", F32, "linear_swiglu_f32.c",
+                    lambda n, c: f"slmc_linear_swiglu_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.ref(3)}, "
+                                 f"{c.rows}, {_last(n)}, {n.outputs[0].shape[-1]});",
+                    macs=_linear_macs, overlap=in_place(3, lambda n: _column_order(n), "output columns outermost: "
+                                                        "gate[s][i] is read just before out[s][i] is written")))
+
+
+def _column_order(n: Node):
+    """The step at which linear_swiglu_f32.c reads gate[s][i] and writes out[s][i]: columns outermost."""
+    import numpy as np
+
+    rows, m = n.outputs[0].shape[0], n.outputs[0].shape[-1]
+    e = np.arange(rows * m)
+    return (e % m) * rows + e // m
 register(KernelSpec("quantize_q8", F32, "quantize_q8.c",
                     lambda n, c: f"slmc_quantize_q8({c.out(0)}, {c.out(1)}, {c.ref(0)}, {c.rows}, {_last(n)}, "
-                                 f"{n.attrs['group']});"))
+                                 f"{n.attrs['group']});", overlap=elementwise(0)))  # x -> xq; the scales xs: none
 register(KernelSpec("linear_q8", I8, "linear_q8.c",
                     lambda n, c: f"slmc_linear_q8({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.ref(3)}, "
                                  f"{c.ref(4)}, {c.rows}, {_last(n)}, {n.outputs[0].shape[-1]}, {n.attrs['group']});",
@@ -65,7 +81,18 @@ def _linear_q8_tuned(isa: str, suffix: str, layout: str = "") -> KernelSpec:
                                    f"{n.outputs[0].shape[-1]}, {n.attrs['group']});",
                       isa=isa, scratch=lambda n: 2 * n.inputs[0].type.numel,  # type: ignore[union-attr]
                       macs=_linear_macs, where=lambda n: n.attrs.get("layout", "") == layout,
-                      tiling=Q8MatmulTiles(f"slmc_linear_q8_{suffix}", scratch=True, w_multiple=4 if layout == "rows4" else 1))
+                      tiling=Q8MatmulTiles(f"slmc_linear_q8_{suffix}", scratch=True, w_multiple=4 if layout == "rows4" else 1),
+                      overlap=_widened_first if suffix == "dsp" else lambda n: ())
+
+
+def _widened_first(n: Node):
+    """linear_q8_dsp.c widens all of xq into its scratch before the first output, then walks the token
+    rows: xs row s is read while output row s is written (the portable and RV32 kernels walk the
+    output columns outermost, rereading every row: no overlap)."""
+    rows = _rows(n)
+    return (consumed_first(0, "xq widened into scratch before any output")(n)
+            + by_chunks(1, lambda n: rows, "token rows; row s of xs read while output row s is written",
+                        reread=True)(n))
 
 
 register(_linear_q8_tuned("sse2", "sse2"))
@@ -80,7 +107,19 @@ def q8_layout(features: frozenset[str]) -> str:
 
 register(KernelSpec("rope", F32, "rope_f32.c",
                     lambda n, c: f"slmc_rope_f32({c.out()}, {c.ref(0)}, {c.ref(2)}, {c.ref(3)}, {c.rows}, "
-                                 f"{_last(n)}, {n.attrs['head_dim']}, {c.pos}, {n.attrs['interleaved']});"))
+                                 f"{_last(n)}, {n.attrs['head_dim']}, {c.pos}, {n.attrs['interleaved']});",
+                    overlap=in_place(0, lambda n: _rope_order(n), "pairs (i, i + head_dim/2) or (2i, 2i + 1) of each head")))
+
+
+def _rope_order(n: Node):
+    """The step at which rope_f32.c reads and writes each element: one step per rotated pair."""
+    import numpy as np
+
+    feats, hd, e = _last(n), n.attrs["head_dim"], np.arange(n.outputs[0].type.numel)
+    j, half = e % feats, hd // 2
+    i = j % hd
+    pair = i // 2 if n.attrs["interleaved"] else i % half
+    return ((e // feats) * (feats // hd) + j // hd) * half + pair
 register(KernelSpec("kv_write", F32, "kv_write_f32.c",
                     lambda n, c: f"slmc_kv_write_f32({c.ref(0)}, {c.ref(1)}, {c.pos}, {c.rows}, {_last(n)});"))
 # --kv-cache fp16: the cache state holds binary16 bit patterns (u16); storage only, attention reads floats back
@@ -94,26 +133,28 @@ def _attention_macs(n: Node) -> int:
     return 2 * n.attrs["n_heads"] * n.attrs["head_dim"] * n.outputs[0].shape[0]
 
 
-def _attention(fn: str, kv: DType, scratch) -> KernelSpec:
+def _attention(fn: str, kv: DType, scratch, per: str) -> KernelSpec:
     return KernelSpec("attention", F32, f"{fn}.c",
                       lambda n, c: f"slmc_{fn}({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.scratch()}, "
                                    f"{c.rows}, {n.attrs['n_heads']}, {n.attrs['n_kv_heads']}, {n.attrs['head_dim']}, "
                                    f"{c.pos});",
                       scratch=scratch, macs=_attention_macs, tiling=HeadTiles(f"slmc_{fn}"),
+                      overlap=by_chunks(0, lambda n: _rows(n) * n.attrs[per], f"token rows, then {per}: a query "
+                                        "part is read whole before its output part is written"),
                       where=lambda n: n.inputs[1].dtype == kv)  # type: ignore[union-attr]
 
 
 # f32: one head's scores (seq_len floats); f16kv: the scores of the heads sharing a KV head, and one
 # converted cache row (each row is converted once for all of them)
-register(_attention("attention_f32", F32, lambda n: 4 * n.inputs[1].shape[0]))  # type: ignore[union-attr]
+register(_attention("attention_f32", F32, lambda n: 4 * n.inputs[1].shape[0], "n_heads"))  # type: ignore[union-attr]
 register(_attention("attention_f16kv", U16, lambda n: 4 * (n.attrs["n_heads"] // n.attrs["n_kv_heads"]
-                                                              * n.inputs[1].shape[0] + n.attrs["head_dim"])))
+                                                              * n.inputs[1].shape[0] + n.attrs["head_dim"]), "n_kv_heads"))
 register(KernelSpec("add", F32, "add_f32.c",
                     lambda n, c: f"slmc_add_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows} * {_numel_per_row(n)});",
-                    tiling=RowTiles((0, 1))))
+                    tiling=RowTiles((0, 1)), overlap=elementwise(0, 1)))
 register(KernelSpec("swiglu", F32, "swiglu_f32.c",
                     lambda n, c: f"slmc_swiglu_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows} * {_numel_per_row(n)});",
-                    tiling=RowTiles((0, 1))))
+                    tiling=RowTiles((0, 1)), overlap=elementwise(0, 1)))
 register(KernelSpec("gelu", F32, "gelu_f32.c",
                     lambda n, c: f"slmc_gelu_f32({c.out()}, {c.ref(0)}, {c.rows} * {_numel_per_row(n)}, "
-                                 f"{n.attrs.get('approximate', 0)});", tiling=RowTiles((0,))))
+                                 f"{n.attrs.get('approximate', 0)});", tiling=RowTiles((0,)), overlap=elementwise(0)))

@@ -41,6 +41,7 @@ class KernelSpec:
     deps: tuple[str, ...] = ()                  # other C files it calls into
     where: Callable[[Node], bool] = field(default=lambda n: True)  # a further condition (e.g. the KV cache's type)
     tiling: object | None = None                # geometric tiling constraints (kernels/tiles.py); None: not tiled
+    overlap: Callable[[Node], tuple] = field(default=lambda n: ())  # kernels/overlap.py: outputs that may lie over consumed inputs
 
     @property
     def path(self) -> Path:

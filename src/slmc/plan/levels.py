@@ -226,7 +226,7 @@ def plan_levels(graphs: list[Graph], binding: dict[int, KernelSpec], plan: Memor
     shared += extra
     arena = LevelUse(levels[arena_level], "activations, scratch, KV cache" + (", weights" if weights_level == arena_level else "")
                      + (f", {extra:,} B of stack, C library and main.c buffers" if extra else ""),
-                     plan.arena_bytes + shared, plan.lower_bound_bytes + shared, plan.best_bound_bytes + shared,
+                     plan.arena_bytes + shared, plan.shared_lower_bound_bytes + shared, plan.best_bound_bytes + shared,
                      plan.optimal, plan.planner, getattr(plan, "seconds", 0.0))
     uses.append(arena)
     for lv in levels[arena_level + 1:weights_level]:

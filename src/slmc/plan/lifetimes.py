@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from slmc.ir import Graph, Node, Value, ValueKind
 from slmc.ir.ops import ALIASES
+from slmc.kernels.overlap import Share
 
 ALIGN = 16
 
@@ -85,3 +86,75 @@ def live_peak(buffers: list[Buffer], steps: int) -> int:
         cur += d
         peak = max(peak, cur)
     return peak
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Buffer `out` (index) may lie over buffer `inp` at out.offset - inp.offset in [lo, hi]: the node
+    at `step` consumes inp for the last time while it writes out (kernels/overlap.py)."""
+    out: int
+    inp: int
+    step: int
+    share: Share
+
+    @property
+    def lo(self) -> int:
+        return self.share.lo
+
+    @property
+    def hi(self) -> int:
+        return self.share.hi
+
+
+def overlaps_for(graphs: list[Graph], buffers: list[Buffer], contracts: dict[int, tuple]) -> list[Overlap]:
+    """The overlaps the kernels' contracts (`contracts`: id(node) -> Shares) allow in this plan: only where
+    the node is the input's last reader and the output's first writer, both whole buffers of their own."""
+    index = {b.name: i for i, b in enumerate(buffers)}
+    out: list[Overlap] = []
+    t = 0
+    for g in graphs:
+        for node in g.nodes:
+            roots = [storage_root(v) for v in node.inputs if v is not None]
+            for sh in contracts.get(id(node), ()):
+                vi, vo = node.inputs[sh.inp], node.outputs[sh.out]
+                ri, ro = storage_root(vi), storage_root(vo)
+                i, o = index.get(buffer_name(g, ri)), index.get(buffer_name(g, ro))
+                if (i is None or o is None or ri.kind == ValueKind.STATE or ro is not vo or ri.nbytes != vi.nbytes
+                        or sum(r is ri for r in roots) != 1 or buffers[i].last != t or buffers[o].first != t
+                        or sh.steps * sh.in_chunk != buffers[i].size or sh.steps * sh.out_chunk != buffers[o].size):
+                    continue
+                out.append(Overlap(o, i, t, sh))
+            t += 1
+    return out
+
+
+def _max_overlap(ov: Overlap, si: int, so: int) -> int:
+    def at(d: int) -> int:
+        return max(0, min(d + so, si) - max(d, 0))
+    clamp = lambda d: min(max(d, ov.lo), ov.hi)  # noqa: E731
+    return max(at(clamp(0)), at(clamp(si - so)), at(ov.lo), at(ov.hi))
+
+
+def shared_peak(buffers: list[Buffer], steps: int, overlaps: list[Overlap]) -> int:
+    """The lower bound under the overlap contracts: at each step the live bytes less the most the outputs
+    written there can lie over the inputs consumed there (no output over more than its size, no input
+    under more than its size)."""
+    live = [0] * (steps + 1)
+    for b in buffers:
+        live[b.first] += b.size
+        live[b.last + 1] -= b.size
+    for t in range(1, steps + 1):
+        live[t] += live[t - 1]
+    by_step: dict[int, list[Overlap]] = {}
+    for ov in overlaps:
+        by_step.setdefault(ov.step, []).append(ov)
+    return max((live[t] - step_saving(buffers, by_step.get(t, [])) for t in range(steps)), default=0)
+
+
+def step_saving(buffers: list[Buffer], ovs: list[Overlap]) -> int:
+    """The most bytes the outputs of one step can lie over the inputs it consumes, under `ovs` (that step's)."""
+    per_out: dict[int, int] = {}
+    for ov in ovs:
+        per_out[ov.out] = per_out.get(ov.out, 0) + _max_overlap(ov, buffers[ov.inp].size, buffers[ov.out].size)
+    return min(sum(min(v, buffers[o].size) for o, v in per_out.items()),
+               sum(buffers[i].size for i in {ov.inp for ov in ovs}))

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from slmc.ir import Graph
 from slmc.plan.check import check
-from slmc.plan.lifetimes import Buffer, buffers_for, live_peak
 from slmc.plan.cpsat import cpsat_plan
+from slmc.plan.lifetimes import Buffer, Overlap, buffers_for, live_peak, overlaps_for, shared_peak
 
 
 @dataclass(frozen=True)
@@ -16,12 +16,23 @@ class MemoryPlan:
     buffers: tuple[Buffer, ...]
     offsets: tuple[int, ...]
     arena_bytes: int
-    lower_bound_bytes: int
+    lower_bound_bytes: int  # conventional: the peak of whole live buffers
     kv_cache_bytes: int
     planner: str
     optimal: bool           # proven: arena == the best lower bound, or CP-SAT proved optimality
-    best_bound_bytes: int   # the tightest lower bound known (>= lower_bound_bytes)
+    best_bound_bytes: int   # the tightest lower bound known (>= shared_lower_bound_bytes)
     seconds: float = 0.0    # planning time (greedy, CP-SAT when it runs, and the checker)
+    overlaps: tuple[Overlap, ...] = ()   # outputs planned over consumed inputs (kernels/overlap.py)
+    shared_lower_bound_bytes: int = 0    # the bound under the overlap contracts (== lower_bound_bytes without)
+
+    @property
+    def activation_arena_bytes(self) -> int:
+        """The arena less the KV cache (live throughout, never shared); weights are not in the arena."""
+        return self.arena_bytes - self.kv_cache_bytes
+
+    @property
+    def activation_lower_bound_bytes(self) -> int:
+        return self.lower_bound_bytes - self.kv_cache_bytes
 
     def offset_of(self, name: str) -> int:
         for b, off in zip(self.buffers, self.offsets):
@@ -34,12 +45,16 @@ class MemoryPlan:
                 for b, o in zip(self.buffers, self.offsets)]
 
 
-def plan_memory(graphs: list[Graph], scratch: dict[int, int]) -> MemoryPlan:
+def plan_memory(graphs: list[Graph], scratch: dict[int, int], contracts: dict[int, tuple] | None = None) -> MemoryPlan:
+    """`contracts`: id(node) -> the overlap contracts of its kernel (None or {}: no memory sharing)."""
     t0 = time.perf_counter()
     buffers, steps = buffers_for(graphs, scratch)
-    placement, info = cpsat_plan(buffers)
-    check(buffers, placement)
+    overlaps = overlaps_for(graphs, buffers, contracts) if contracts else []
+    placement, info = cpsat_plan(buffers, overlaps=overlaps)
+    check(buffers, placement, overlaps)
     states = {v.name for g in graphs for v in g.states()}
-    return MemoryPlan(tuple(buffers), placement.offsets, placement.size, live_peak(buffers, steps),
+    conventional = live_peak(buffers, steps)
+    return MemoryPlan(tuple(buffers), placement.offsets, placement.size, conventional,
                       sum(b.size for b in buffers if b.name in states), placement.planner, info.optimal,
-                      info.lower_bound, time.perf_counter() - t0)
+                      info.lower_bound, time.perf_counter() - t0, tuple(overlaps),
+                      shared_peak(buffers, steps, overlaps) if overlaps else conventional)

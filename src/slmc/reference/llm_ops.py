@@ -154,6 +154,13 @@ def swiglu(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     return [(g * (f32(1.0) / (f32(1.0) + np.exp(-g))) * u).astype(f32)]
 
 
+@reference_op("linear_swiglu")
+def linear_swiglu(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    """linear_swiglu_f32.c: swiglu(gate, linear(x, w, b)); inputs [x, w, b or None, gate]."""
+    x, w, b, gate = ins
+    return swiglu([gate, linear([x, w, b], a)[0]], a)
+
+
 @reference_op("gelu")
 def gelu(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     x = ins[0].astype(np.float64)
