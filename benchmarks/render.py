@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cluster
 import levels
+import sharing
 import mcu
 import systems
 
@@ -322,6 +323,7 @@ def render(res: dict) -> str:
              *levels.render(res.get("levels")),
              *(["## 11. Heterogeneous execution: cluster and NPU (issue 10; siracusa-like, ESTIMATED time)", "",
                 *cluster.render(res["cluster"])] if res.get("cluster") else []),
+             *sharing.render(res.get("sharing")),
              *standing(res)]
     return "\n".join(lines).rstrip() + "\n"
 

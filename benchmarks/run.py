@@ -43,6 +43,7 @@ import mcu  # noqa: E402
 import render  # noqa: E402
 import cluster  # noqa: E402
 import levels  # noqa: E402
+import sharing  # noqa: E402
 import systems  # noqa: E402
 from cases import STEPS, Case, makefile_flags, parse_slmc, prepare, slmc_cmd  # noqa: E402
 from measure import loadavg, run_proc, stats  # noqa: E402
@@ -358,6 +359,11 @@ def main() -> int:
     except Exception as e:
         levels_res = None
         notes.append(f"levels section failed: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
+    try:
+        sharing_res = sharing.measure(console.log)
+    except Exception as e:
+        sharing_res = None
+        notes.append(f"sharing section failed: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
     if mcu.enabled():  # the cluster's per-core counts run under QEMU
         try:
             cluster_res = cluster.measure(log=console.log)
@@ -377,7 +383,8 @@ def main() -> int:
         models=[dict(key=c.key, title=c.title, source=c.source, config=_config(c), numerics=list(c.numerics),
                      v0=c.v0.name, v2=c.v2.name, v2_group=c.group) for c in cases],
         notes=notes, checks=checks, decode=decode_rows, compile=compile_rows, profile=profile, mcu=mcu_res,
-        systems=systems_res, levels=levels_res, cluster=cluster_res)
+        systems=systems_res, levels=levels_res, cluster=cluster_res,
+        sharing=sharing_res)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     doc = render.write(results)
     console.log(f"wrote {RESULTS.relative_to(ROOT)} and {doc.relative_to(ROOT)} in {results['meta']['bench_seconds']:.0f} s")

@@ -53,6 +53,12 @@ def test_unknown_numerics(tmp_path):
     _expect_clean_failure(["compile", str(ckpt), "-q", "int4", "-o", str(tmp_path / "o")], tmp_path / "o", "int4")
 
 
+def test_unknown_memory_sharing(tmp_path):
+    ckpt = shared_path("models/stories260K/stories260K.bin")
+    _expect_clean_failure(["compile", str(ckpt), "--memory-sharing", "maybe", "-o", str(tmp_path / "o")], tmp_path / "o",
+                          "--memory-sharing 'maybe'", "on or off")
+
+
 def test_tokenizer_vocabulary_mismatch(tmp_path):
     import sentencepiece as spm
 

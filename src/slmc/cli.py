@@ -43,8 +43,6 @@ def _compile(model: Path, target: str, numerics: str, out: Path, prefill_chunk: 
         raise SlmcError(f"unknown numerics '{numerics}'", f"use -q one of {', '.join(NUMERICS)}")
     if weights_sram not in ("auto", "off"):
         raise SlmcError(f"unknown --weights-sram '{weights_sram}'", "use --weights-sram auto or off")
-    if memory_sharing not in ("on", "off"):
-        raise SlmcError(f"unknown --memory-sharing '{memory_sharing}'", "use --memory-sharing on or off")
     with _progress() as p:
         task = p.add_task("compiling", total=None)
         return compile_model(CompileOptions(model, target, numerics, out, prefill_chunk, tokenizer, context,

@@ -359,7 +359,7 @@ def _sharing(opts: CompileOptions, target: Target) -> bool:
     """Memory sharing (kernels/overlap.py) needs the kernels' own loop order: not with --cores, whose
     wrappers run parts of a kernel at the same time on several cores."""
     if opts.memory_sharing not in ("on", "off"):
-        raise SlmcError(f"--memory-sharing {opts.memory_sharing!r} is not on or off", "use --memory-sharing on or off")
+        raise SlmcError(f"unknown --memory-sharing '{opts.memory_sharing}'", "use --memory-sharing on or off")
     return opts.memory_sharing == "on" and not target.cores
 
 

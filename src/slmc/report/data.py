@@ -60,7 +60,7 @@ class Report:
     numerics: str
     planner: str
     arena_bytes: int
-    lower_bound_bytes: int
+    lower_bound_bytes: int           # the bound the plan is held to: under memory sharing where it was on
     weights_bytes: int
     kv_cache_bytes: int
     macs_per_token: int
@@ -76,6 +76,7 @@ class Report:
     notes: tuple[str, ...]
     instructions_per_token: float | None
     memory: dict[str, Any]           # report.json's per-memory fit, as the compiler checked it ({} if none)
+    conventional_bound_bytes: int = 0  # the peak of whole live tensors (== lower_bound_bytes without sharing)
 
     @property
     def steps(self) -> int:
@@ -157,7 +158,8 @@ def parse_report(raw: dict) -> Report:
         return Report(
             model=str(raw.get("model", "?")), target=str(raw.get("target", "?")), numerics=str(raw.get("numerics", "?")),
             planner=str(raw.get("planner", "?")), arena_bytes=int(raw["arena_bytes"]),
-            lower_bound_bytes=int(raw.get("lower_bound_bytes", raw["arena_bytes"])),
+            lower_bound_bytes=int(raw.get("shared_lower_bound_bytes", raw.get("lower_bound_bytes", raw["arena_bytes"]))),
+            conventional_bound_bytes=int(raw.get("lower_bound_bytes", raw["arena_bytes"])),
             weights_bytes=int(raw.get("weights_bytes", 0)), kv_cache_bytes=int(raw.get("kv_cache_bytes", 0)),
             macs_per_token=int(raw.get("macs_per_token", 0)),
             attention_macs_per_position=raw.get("attention_macs_per_position"),

@@ -163,7 +163,9 @@ def render_html(rep: Report, profile: Profile | None, plan_png: Path, ops_png: P
              _card("KV cache", fmt_bytes(rep.kv_cache_bytes), f"{rep.kv_cache_bytes:,} B (in the arena)"),
              _card("weights", fmt_bytes(rep.weights_bytes), f"{rep.weights_bytes:,} B"),
              _card("lower bound gap", f"{100 * gap / max(rep.lower_bound_bytes, 1):.1f}%",
-                   f"{gap:,} B over the live-peak bound {rep.lower_bound_bytes:,} B"),
+                   f"{gap:,} B over the live-peak bound {rep.lower_bound_bytes:,} B"
+                   + (f" (with memory sharing; {rep.conventional_bound_bytes:,} B for whole tensors)"
+                      if rep.conventional_bound_bytes > rep.lower_bound_bytes else "")),
              _card("MACs / token", f"{rep.macs_per_token:,}",
                    f"+ {rep.attention_macs_per_position:,} x (position + 1) in attention"
                    if rep.attention_macs_per_position else "matrix products")]

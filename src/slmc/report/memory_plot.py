@@ -269,7 +269,9 @@ def _build(rep: Report, sram_bytes: int | None, n_listed: int) -> MemoryPlanFigu
     gap = rep.arena_bytes - rep.lower_bound_bytes
     fig.text(LEFT_IN / WIDTH_IN, 1 - 0.62 / height,
              f"{rep.model.split('/')[-1]} · {rep.numerics} · target {rep.target} · lower bound "
-             f"{rep.lower_bound_bytes:,} B (gap {gap:,} B, {100 * gap / max(rep.lower_bound_bytes, 1):.1f}%)",
+             f"{rep.lower_bound_bytes:,} B (gap {gap:,} B, {100 * gap / max(rep.lower_bound_bytes, 1):.1f}%)"
+             + (f" with memory sharing: outputs over consumed inputs overlap; whole tensors need "
+                f"{rep.conventional_bound_bytes:,} B" if rep.conventional_bound_bytes > rep.lower_bound_bytes else ""),
              fontsize=9.5, color="#444444", va="top")
 
     # Key to the colours, then the numbered list.

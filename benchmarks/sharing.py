@@ -1,0 +1,201 @@
+"""Memory sharing figures (issue 9): prompt mode (S = 256 tokens) of stories260K and a TinyLlama-42M-shaped
+model, fp32, planned with and without the overlap contracts (kernels/overlap.py).
+
+    python benchmarks/sharing.py      # measures, stores results.json["sharing"], rewrites docs/BENCHMARKS.md
+
+Per operator of the first block: the bytes its own inputs and outputs need (whole tensors) against the same
+with its output over the consumed input, as the plan placed it (vMCU reports 12 to 49.5% per layer). Whole
+prompt step (activations: no KV cache, no weights): the conventional lower bound (the most bytes of whole
+tensors live at once), what a TFLite-Micro-style planner reaches on the same lifetimes (largest first, first
+fit: plan/memory.py greedy_by_size, from TFLM's GreedyMemoryPlanner), slmc's conventional plan, the bound
+under the contracts and slmc's plan with sharing. "unfused": the graph as built (w3 and SwiGLU apart), what
+`--memory-sharing off` compiles; "fused": the graph `--memory-sharing on` compiles (w3 with the gate in its
+epilogue, so the gate's bytes take the product). No C is built here: tests/e2e/test_sharing.py runs both.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from slmc.driver import bind, load_model
+from slmc.frontend.build import build_step_graph
+from slmc.frontend.random_model import SHAPES, random_decoder
+from slmc.kernels.overlap import contracts_for
+from slmc.passes import fuse_gate
+from slmc.plan.lifetimes import step_saving, storage_root
+from slmc.plan.memory import greedy_by_size
+from slmc.plan.plan import MemoryPlan, plan_memory
+from slmc.targets import get_target
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "models" / "stories260K" / "stories260K.bin"
+RESULTS = ROOT / "benchmarks" / "results.json"
+PICTURE = ROOT / "docs" / "memory_sharing.png"
+SEQ = 256
+VMCU = (12.0, 49.5)
+
+
+def _plan(model, fused: bool, sharing: bool) -> tuple[list, MemoryPlan, float]:
+    graphs = [build_step_graph(model, SEQ, "fp32")]
+    if fused:
+        graphs = [fuse_gate.run(g) for g in graphs]
+    binding = bind(graphs, get_target("host"))
+    scratch = {id(n): binding[id(n)].scratch(n) for g in graphs for n in g.nodes if id(n) in binding}
+    t0 = time.perf_counter()
+    plan = plan_memory(graphs, scratch, contracts_for(graphs, binding, False) if sharing else None)
+    return graphs, plan, time.perf_counter() - t0
+
+
+def _shared_at(plan: MemoryPlan) -> dict[int, int]:
+    """step -> bytes the plan's outputs share with the inputs consumed at that step."""
+    out: dict[int, int] = {}
+    for ov in plan.overlaps:
+        o, i = plan.buffers[ov.out], plan.buffers[ov.inp]
+        oo, io = plan.offsets[ov.out], plan.offsets[ov.inp]
+        out[ov.step] = out.get(ov.step, 0) + max(0, min(oo + o.size, io + i.size) - max(oo, io))
+    return out
+
+
+def _live(plan: MemoryPlan, steps: int) -> list[int]:
+    """Activation bytes live at each step (state, the KV cache, is named without its graph's prefix)."""
+    live = [0] * steps
+    for b in plan.buffers:
+        if "/" in b.name:
+            for t in range(b.first, b.last + 1):
+                live[t] += b.size
+    return live
+
+
+def _per_op(graphs, plan: MemoryPlan) -> list[dict]:
+    """Each operator of block 0: its inputs (temporaries) and outputs as whole tensors, the most its contracts
+    let them share, and what the plan shares there."""
+    g = graphs[0]
+    sizes = {b.name: b.size for b in plan.buffers}
+    used = _shared_at(plan)
+    rows = []
+    for t, node in enumerate(g.nodes):
+        if not node.name.startswith("layers.0.") or node.op in ("kv_write", "reshape"):
+            continue
+        names = {f"{g.name}/{storage_root(v).name}" for v in [*node.inputs, *node.outputs] if v is not None}
+        ovs = [ov for ov in plan.overlaps if ov.step == t]
+        rows.append(dict(op=node.op, name=node.name, io_bytes=sum(sizes.get(n, 0) for n in names),
+                         allowed_bytes=step_saving(list(plan.buffers), ovs), shared_bytes=used.get(t, 0),
+                         order="; ".join(dict.fromkeys(ov.share.why for ov in ovs))))
+    return rows
+
+
+def measure_model(name: str, model, log=print) -> dict:
+    res: dict = dict(model=name, seq=SEQ)
+    for fused in (False, True):
+        key = "fused" if fused else "unfused"
+        log(f"sharing: {name} S={SEQ} {key}: planning with and without the contracts")
+        graphs, off, off_s = _plan(model, fused, False)
+        _, on, on_s = _plan(model, fused, True)
+        kv = on.kv_cache_bytes
+        tflm = greedy_by_size(list(off.buffers)).size - kv
+        res[key] = dict(conventional_bound=off.activation_lower_bound_bytes, tflm_greedy=tflm,
+                        slmc_conventional=off.activation_arena_bytes, shared_bound=on.shared_lower_bound_bytes - kv,
+                        slmc_shared=on.activation_arena_bytes, kv_cache=kv, planner=on.planner, optimal=on.optimal,
+                        seconds_off=round(off_s, 2), seconds_on=round(on_s, 2), buffers=len(on.buffers),
+                        live_conventional=_live(off, len(graphs[0].nodes)),
+                        shared_by_step=[_shared_at(on).get(t, 0) for t in range(len(graphs[0].nodes))],
+                        ops=_per_op(graphs, on))
+    return res
+
+
+def measure(log=print) -> dict:
+    t0 = time.perf_counter()
+    models = [("stories260K", load_model(SHARED)), ("TinyLlama-42M-shaped", random_decoder(SHAPES["tinyllama42M"]))]
+    out = [measure_model(n, m, log) for n, m in models]
+    draw(out)
+    for m in out:   # the per-step series are the picture's; results.json keeps the figures
+        for key in ("unfused", "fused"):
+            del m[key]["live_conventional"], m[key]["shared_by_step"]
+    return dict(models=out, seconds=round(time.perf_counter() - t0, 1))
+
+
+def _pct(a: int, b: int) -> str:
+    return f"{100 * (1 - a / b):.1f}%" if b else "-"
+
+
+def draw(models: list[dict], path: Path = PICTURE) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(models), figsize=(6.5 * len(models), 4.2))
+    for ax, m in zip(axes, models):
+        f = m["fused"]
+        conv = [v / 1024 for v in m["unfused"]["live_conventional"]]
+        fused = [v / 1024 for v in f["live_conventional"]]
+        shared = [(a - s) / 1024 for a, s in zip(f["live_conventional"], f["shared_by_step"])]
+        ax.step(range(len(conv)), conv, where="mid", color="#999999", label="whole tensors, graph as built")
+        ax.step(range(len(fused)), fused, where="mid", color="#1f77b4", label="whole tensors, FFN pair fused")
+        ax.step(range(len(shared)), shared, where="mid", color="#d62728", label="with memory sharing (as planned)")
+        ax.axhline(f["slmc_shared"] / 1024, color="#d62728", ls="--", lw=0.8)
+        ax.axhline(m["unfused"]["conventional_bound"] / 1024, color="#999999", ls="--", lw=0.8)
+        ax.set_title(f"{m['model']}, prompt step S = {m['seq']} (fp32)", fontsize=10)
+        ax.set_xlabel("operator (time step)")
+        ax.set_ylabel("live activation KiB (no KV cache, no weights)")
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def render(res: dict | None) -> list[str]:
+    head = "## 12. Memory sharing: outputs over consumed inputs (issue 9; prompt mode S = 256, fp32)"
+    if not res:
+        return [head, "", "Not measured in this run.", ""]
+    out = [head, "", "Activation bytes only (the KV cache is live throughout and weights are constants: neither can "
+           "be shared). The TFLite-Micro-style planner is largest-first first-fit (plan/memory.py `greedy_by_size`, "
+           "from TFLM's GreedyMemoryPlanner) on the same lifetimes. \"as built\": w3 and SwiGLU apart (what "
+           "`--memory-sharing off` compiles); \"fused\": w3 with the gate in its epilogue (what `on` compiles), so the "
+           "up projection's output never exists. Reproduce: `python benchmarks/sharing.py`. Outputs identical with and "
+           "without sharing: tests/e2e/test_sharing.py (host and M33, random shapes, untiled and tiled).", "",
+           "| model | graph | conventional bound B | TFLM greedy B | slmc, no sharing B | bound with sharing B | "
+           "slmc with sharing B | below the graph's conventional bound | below the as-built bound | planning s |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for m in res["models"]:
+        base = m["unfused"]["conventional_bound"]
+        for key, label in (("unfused", "as built"), ("fused", "fused")):
+            r = m[key]
+            out.append(f"| {m['model']} | {label} | {r['conventional_bound']:,} | {r['tflm_greedy']:,} | "
+                       f"{r['slmc_conventional']:,} | {r['shared_bound']:,} | {r['slmc_shared']:,} | "
+                       f"**{_pct(r['slmc_shared'], r['conventional_bound'])}** | {_pct(r['slmc_shared'], base)} | "
+                       f"{r['seconds_on']:.2f} |")
+    out += ["", "![live activation bytes per operator](memory_sharing.png)", "",
+            f"Per operator of block 0 (fused graph): bytes of its own inputs and outputs as whole tensors, the most "
+            f"its kernel's contract lets the output lie over consumed inputs (the per-layer reduction; vMCU: "
+            f"{VMCU[0]:g} to {VMCU[1]:g}% per layer), and what this plan shares there (only what the peak needs). "
+            "The matrix products allow none: they walk output columns outermost (each weight row is read once, from "
+            "flash on an MCU) and so reread every token row until the last column.", "",
+            "| model | operator | op | inputs + outputs B | contract allows B | reduction | plan shares B | loop order |",
+            "|---|---|---|---|---|---|---|---|"]
+    for m in res["models"]:
+        for r in m["fused"]["ops"]:
+            out.append(f"| {m['model']} | {r['name']} | {r['op']} | {r['io_bytes']:,} | {r['allowed_bytes']:,} | "
+                       f"{_pct(r['io_bytes'] - r['allowed_bytes'], r['io_bytes'])} | {r['shared_bytes']:,} | "
+                       f"{r['order'] or '-'} |")
+    return out + ["", f"(sharing section: {res['seconds']:.0f} s)", ""]
+
+
+def main() -> None:
+    res = measure()
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["sharing"] = res
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    sys.path.insert(0, str(Path(__file__).parent))
+    import render as doc
+
+    print("\n".join(render(res)))
+    print(doc.write(results))
+
+
+if __name__ == "__main__":
+    main()
