@@ -53,9 +53,7 @@ def _shared_at(plan: MemoryPlan) -> dict[int, int]:
     """step -> bytes the plan's outputs share with the inputs consumed at that step."""
     out: dict[int, int] = {}
     for ov in plan.overlaps:
-        o, i = plan.buffers[ov.out], plan.buffers[ov.inp]
-        oo, io = plan.offsets[ov.out], plan.offsets[ov.inp]
-        out[ov.step] = out.get(ov.step, 0) + max(0, min(oo + o.size, io + i.size) - max(oo, io))
+        out[ov.step] = out.get(ov.step, 0) + plan.shared_bytes(ov)
     return out
 
 

@@ -19,10 +19,12 @@ from slmc.frontend.build import build_step_graph
 from slmc.frontend.decoder import DecoderModel
 from slmc.ir import Graph
 from slmc.kernels.llm import q8_layout
+from slmc.kernels.overlap import contracts_for
 from slmc.kernels.registry import KernelSpec, select
 from slmc.plan.plan import MemoryPlan, plan_memory
 from slmc.targets import Target, get_target
 from slmc.targets.fit import MemoryFit, check_fit, fits, main_llm_buffers, memory_fit, positions_that_fit
+from slmc.targets.levels import tiles_above_arena
 
 Progress = Callable[[str], None]
 
@@ -80,7 +82,7 @@ def _report(model: "DecoderModel | Graph", graphs: list[Graph], binding: dict[in
         model=str(opts.model), target=target.name, numerics=opts.numerics,
         arena_bytes=plan.arena_bytes, lower_bound_bytes=plan.lower_bound_bytes,
         shared_lower_bound_bytes=plan.shared_lower_bound_bytes, activation_arena_bytes=plan.activation_arena_bytes,
-        activation_lower_bound_bytes=plan.activation_lower_bound_bytes, memory_sharing=_sharing_rows(plan),
+        activation_lower_bound_bytes=plan.activation_lower_bound_bytes, memory_sharing=plan.sharing_rows(),
         weights_bytes=weights_bytes,
         kv_cache_bytes=plan.kv_cache_bytes, macs_per_token=sum(o["macs"] for o in ops if o["op"] != "attention"),
         planner=plan.planner, plan_optimal=plan.optimal, plan_best_bound_bytes=plan.best_bound_bytes, graphs=[g.name for g in graphs],
@@ -95,19 +97,6 @@ def _report(model: "DecoderModel | Graph", graphs: list[Graph], binding: dict[in
         rep["source"] = model.source
         rep["notes"] = list(model.notes)
     return rep
-
-
-def _sharing_rows(plan: MemoryPlan) -> list[dict]:
-    """Each output planned over an input it consumes: how many bytes they share and why it is safe."""
-    rows = []
-    for ov in plan.overlaps:
-        o, i = plan.buffers[ov.out], plan.buffers[ov.inp]
-        oo, io = plan.offsets[ov.out], plan.offsets[ov.inp]
-        shared = max(0, min(oo + o.size, io + i.size) - max(oo, io))
-        if shared:
-            rows.append(dict(output=o.name, input=i.name, shared_bytes=shared, offset=oo - io, allowed=[ov.lo, ov.hi],
-                             order=ov.share.why))
-    return rows
 
 
 def compile_model(opts: CompileOptions, progress: Progress = lambda s: None,
@@ -327,7 +316,7 @@ def _llm_graphs(model: DecoderModel, opts: CompileOptions, target: Target) -> tu
     graphs = [build_step_graph(model, 1, opts.numerics, kv, layout)]
     if chunk > 1:
         graphs.append(build_step_graph(model, chunk, opts.numerics, kv, layout))
-    if _sharing(opts, target) and not _tiled(target) and not opts.engine:
+    if _sharing(opts, target) and not tiles_above_arena(target) and not opts.engine:
         from slmc.passes import fuse_gate   # the FFN pair: its gate product is written over the gate input
 
         graphs = [fuse_gate.run(g) for g in graphs]
@@ -363,13 +352,6 @@ def _sharing(opts: CompileOptions, target: Target) -> bool:
     return opts.memory_sharing == "on" and not target.cores
 
 
-def _tiled(target: Target) -> bool:
-    """A level faster than the arena's (plan/levels.py): kernels there walk their operands tile by tile."""
-    from slmc.targets.levels import levels_of
-
-    return next((i for i, lv in enumerate(levels_of(target)) if lv.memory == "sram"), 0) > 0
-
-
 def _bind_and_plan(graphs: list[Graph], target: Target, progress: Progress, engine: str | None = None,
                    sharing: bool = False):
     progress("selecting kernels")
@@ -388,11 +370,7 @@ def _bind_and_plan(graphs: list[Graph], target: Target, progress: Progress, engi
         binding, _ = parallelize(graphs, binding, target.cores)
     progress("planning memory")
     scratch = {id(n): binding[id(n)].scratch(n) for g in graphs for n in g.nodes if id(n) in binding}
-    contracts = None
-    if sharing:
-        from slmc.kernels.overlap import contracts_for
-
-        contracts = contracts_for(graphs, binding, _tiled(target))
+    contracts = contracts_for(graphs, binding, tiles_above_arena(target)) if sharing else None
     return binding, plan_memory(graphs, scratch, contracts), layout_weights(graphs)
 
 

@@ -40,6 +40,18 @@ class MemoryPlan:
                 return off
         raise KeyError(name)
 
+    def shared_bytes(self, ov: Overlap) -> int:
+        """Bytes the plan actually lets output and input of `ov` share (0 where it kept them apart)."""
+        o, i = self.buffers[ov.out], self.buffers[ov.inp]
+        oo, io = self.offsets[ov.out], self.offsets[ov.inp]
+        return max(0, min(oo + o.size, io + i.size) - max(oo, io))
+
+    def sharing_rows(self) -> list[dict]:
+        """Each output planned over an input it consumes: how many bytes they share and why it is safe."""
+        return [dict(output=self.buffers[ov.out].name, input=self.buffers[ov.inp].name, shared_bytes=self.shared_bytes(ov),
+                     offset=self.offsets[ov.out] - self.offsets[ov.inp], allowed=[ov.lo, ov.hi], order=ov.share.why)
+                for ov in self.overlaps if self.shared_bytes(ov)]
+
     def as_rows(self) -> list[dict[str, int | str]]:
         return [dict(name=b.name, offset=o, size=b.size, first=b.first, last=b.last)
                 for b, o in zip(self.buffers, self.offsets)]

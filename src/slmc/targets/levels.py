@@ -74,6 +74,12 @@ def levels_of(target: "object") -> tuple[Level, ...]:
     return (Level("RAM", 0, 0.0, 0),)
 
 
+def tiles_above_arena(target: "object") -> bool:
+    """A level faster than the arena's (plan/levels.py places the arena in the first SRAM level): operators
+    there compute on tiles, walking their operands in tile order."""
+    return next((i for i, lv in enumerate(levels_of(target)) if lv.memory == "sram"), 0) > 0
+
+
 def with_mem(target: "object", spec: str | None) -> "object":
     """The target with the levels named in `spec` resized (see module docstring); unchanged when None."""
     if spec is None:
