@@ -44,7 +44,7 @@ def _chip_h(plan: PartitionPlan, chip: int) -> str:
 
 def compile_chips(opts, progress=lambda s: None, model: "DecoderModel | None" = None) -> dict:
     """Compile `opts.model` split over `opts.chips` chips into `opts.out` (driver.CompileOptions)."""
-    from slmc.driver import _bind_and_plan, _replace_dir, _report, load_model, with_context
+    from slmc.driver import _bind_and_plan, _replace_dir, _report, _sharing, load_model, with_context
 
     target = get_target(opts.target)
     if target.emulated:
@@ -88,7 +88,7 @@ def compile_chips(opts, progress=lambda s: None, model: "DecoderModel | None" = 
                 graphs = [build_int8_chip_graph(model, formats, plan, chip)]
             else:
                 graphs = chip_graphs(model, plan, chip, chunk, getattr(opts, "kv_cache", None) or "fp32")
-            binding, mem, weights = _bind_and_plan(graphs, target, progress)
+            binding, mem, weights = _bind_and_plan(graphs, target, progress, None, _sharing(opts, target))
             files: list[str] = []
             for spec in binding.values():
                 for f in (spec.c_file, *spec.deps):
