@@ -86,23 +86,30 @@ def test_sharing_gives_the_same_outputs_on_the_m33(tmp_path_factory, case):
     _check(tmp_path_factory, "cortex-m33", case)
 
 
-@pytest.mark.parametrize("base,tools,seq", [(*HOST, 64), (*M33, 16)])
-def test_stories260k_prompt_mode_same_logits_with_a_third_less_activation_memory(tmp_path, base, tools, seq):
-    """The real checkpoint in prompt mode: the activation arena at least 30% below the conventional bound of
-    the compiled graph (and below the conventional plan of the graph as built), identical logits."""
+RV32 = ("rv32imac", ("riscv64-unknown-elf-gcc", "qemu-system-riscv32"))
+
+
+@pytest.mark.parametrize("base,tools,seq,numerics", [(*HOST, 64, "fp32"), (*M33, 16, "fp32"), (*M33, 16, "q8"),
+                                                     (*RV32, 16, "q8")])
+def test_stories260k_prompt_mode_same_logits_with_less_activation_memory(tmp_path, base, tools, seq, numerics):
+    """The real checkpoint in prompt mode: identical ids and logits with and without sharing; in fp32 the
+    activation arena is at least 30% below the conventional bound of the compiled graph (and below the
+    conventional plan of the graph as built). q8 on the M33 and RV32 runs the kernels that widen xq first."""
     from conftest import shared_path
 
     _need(tools)
     ckpt = shared_path("models/stories260K/stories260K.bin")
-    prompt = [1, 403, 407, 261, 378, 425, 260, 261, 263, 378, 395, 261, 322, 432, 258, 404, 342] * 3
+    prompt = [1, 403, 407, 261, 378, 425, 260, 261, 263, 378, 395, 261, 322, 432, 258, 404, 342] * 2
     got = {}
     for sharing in ("on", "off"):
         out = tmp_path / sharing
-        rep = compile_model(CompileOptions(ckpt, base, "fp32", out, seq, mode="prefill", memory_sharing=sharing))
+        rep = compile_model(CompileOptions(ckpt, base, numerics, out, seq, mode="prefill", memory_sharing=sharing))
         logits = tmp_path / f"{sharing}.f32"
         res = run_program(get_target(base), build(out), llm_args(len(prompt) + 4, 0.0, 0.9, 1, prompt, logits))
         got[sharing] = (res.ids, logits.read_bytes(), rep)
     on, off = got["on"][2], got["off"][2]
-    assert on["activation_arena_bytes"] <= 0.7 * on["activation_lower_bound_bytes"]
-    assert on["activation_arena_bytes"] < off["activation_arena_bytes"] == off["activation_lower_bound_bytes"]
+    assert on["memory_sharing"] and on["activation_arena_bytes"] < off["activation_arena_bytes"]
+    assert off["activation_arena_bytes"] == off["activation_lower_bound_bytes"]
+    if numerics == "fp32":
+        assert on["activation_arena_bytes"] <= 0.7 * on["activation_lower_bound_bytes"]
     assert len(got["on"][1]) == 4 * 512 * (len(prompt) + 4) and got["on"][:2] == got["off"][:2]

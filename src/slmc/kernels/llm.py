@@ -82,13 +82,13 @@ def _linear_q8_tuned(isa: str, suffix: str, layout: str = "") -> KernelSpec:
                       isa=isa, scratch=lambda n: 2 * n.inputs[0].type.numel,  # type: ignore[union-attr]
                       macs=_linear_macs, where=lambda n: n.attrs.get("layout", "") == layout,
                       tiling=Q8MatmulTiles(f"slmc_linear_q8_{suffix}", scratch=True, w_multiple=4 if layout == "rows4" else 1),
-                      overlap=_widened_first if suffix == "dsp" else lambda n: ())
+                      overlap=_widened_first if suffix in ("dsp", "rv32") else lambda n: ())
 
 
 def _widened_first(n: Node):
-    """linear_q8_dsp.c widens all of xq into its scratch before the first output, then walks the token
-    rows: xs row s is read while output row s is written (the portable and RV32 kernels walk the
-    output columns outermost, rereading every row: no overlap)."""
+    """linear_q8_dsp.c and linear_q8_rv32.c widen all of xq into their scratch before the first output, then
+    walk the token rows: xs row s is read while output row s is written (the portable and SSE2 kernels walk
+    the output columns outermost, rereading every row: no overlap)."""
     rows = _rows(n)
     return (consumed_first(0, "xq widened into scratch before any output")(n)
             + by_chunks(1, lambda n: rows, "token rows; row s of xs read while output row s is written",
