@@ -23,12 +23,13 @@ from pathlib import Path
 from slmc.driver import bind, load_model
 from slmc.frontend.build import build_step_graph
 from slmc.frontend.random_model import SHAPES, random_decoder
-from slmc.kernels.overlap import contracts_for
 from slmc.passes import fuse_gate
 from slmc.plan.lifetimes import step_saving, storage_root
 from slmc.plan.memory import greedy_by_size
 from slmc.plan.plan import MemoryPlan, plan_memory
+from slmc.plan.sharing import contracts_for
 from slmc.targets import get_target
+from slmc.targets.levels import levels_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "models" / "stories260K" / "stories260K.bin"
@@ -38,14 +39,17 @@ SEQ = 256
 VMCU = (12.0, 49.5)
 
 
-def _plan(model, fused: bool, sharing: bool) -> tuple[list, MemoryPlan, float]:
+def _plan(model, fused: bool, sharing: bool, tiled: bool = False) -> tuple[list, MemoryPlan, float]:
+    """tiled: on siracusa-like (L1 256 KiB above the L2 arena), where the contracts follow the tile order."""
     graphs = [build_step_graph(model, SEQ, "fp32")]
     if fused:
         graphs = [fuse_gate.run(g) for g in graphs]
-    binding = bind(graphs, get_target("host"))
+    target = get_target("siracusa-like" if tiled else "host")
+    binding = bind(graphs, target)
     scratch = {id(n): binding[id(n)].scratch(n) for g in graphs for n in g.nodes if id(n) in binding}
     t0 = time.perf_counter()
-    plan = plan_memory(graphs, scratch, contracts_for(graphs, binding, False) if sharing else None)
+    levels = levels_of(target) if tiled else None
+    plan = plan_memory(graphs, scratch, contracts_for(graphs, binding, levels) if sharing else None)
     return graphs, plan, time.perf_counter() - t0
 
 
@@ -87,11 +91,11 @@ def _per_op(graphs, plan: MemoryPlan) -> list[dict]:
 
 def measure_model(name: str, model, log=print) -> dict:
     res: dict = dict(model=name, seq=SEQ)
-    for fused in (False, True):
-        key = "fused" if fused else "unfused"
+    for key in ("unfused", "fused", "tiled"):
+        fused, tiled = key == "fused", key == "tiled"
         log(f"sharing: {name} S={SEQ} {key}: planning with and without the contracts")
-        graphs, off, off_s = _plan(model, fused, False)
-        _, on, on_s = _plan(model, fused, True)
+        graphs, off, off_s = _plan(model, fused, False, tiled)
+        _, on, on_s = _plan(model, fused, True, tiled)
         kv = on.kv_cache_bytes
         tflm = greedy_by_size(list(off.buffers)).size - kv
         res[key] = dict(conventional_bound=off.activation_lower_bound_bytes, tflm_greedy=tflm,
@@ -110,7 +114,7 @@ def measure(log=print) -> dict:
     out = [measure_model(n, m, log) for n, m in models]
     draw(out)
     for m in out:   # the per-step series are the picture's; results.json keeps the figures
-        for key in ("unfused", "fused"):
+        for key in ("unfused", "fused", "tiled"):
             del m[key]["live_conventional"], m[key]["shared_by_step"]
     return dict(models=out, seconds=round(time.perf_counter() - t0, 1))
 
@@ -154,14 +158,15 @@ def render(res: dict | None) -> list[str]:
            "be shared). The TFLite-Micro-style planner is largest-first first-fit (plan/memory.py `greedy_by_size`, "
            "from TFLM's GreedyMemoryPlanner) on the same lifetimes. \"as built\": w3 and SwiGLU apart (what "
            "`--memory-sharing off` compiles); \"fused\": w3 with the gate in its epilogue (what `on` compiles), so the "
-           "up projection's output never exists. Reproduce: `python benchmarks/sharing.py`. Outputs identical with and "
+           "up projection's output never exists; \"tiled\": on siracusa-like with `-m prefill` (L1 256 KiB above the "
+           "L2 arena; not fused), where the matrix products and attention take the contract of their tile order. Reproduce: `python benchmarks/sharing.py`. Outputs identical with and "
            "without sharing: tests/e2e/test_sharing.py (host and M33, random shapes, untiled and tiled).", "",
            "| model | graph | conventional bound B | TFLM greedy B | slmc, no sharing B | bound with sharing B | "
            "slmc with sharing B | below the graph's conventional bound | below the as-built bound | planning s |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for m in res["models"]:
         base = m["unfused"]["conventional_bound"]
-        for key, label in (("unfused", "as built"), ("fused", "fused")):
+        for key, label in (("unfused", "as built"), ("fused", "fused"), ("tiled", "as built, tiled in L1")):
             r = m[key]
             out.append(f"| {m['model']} | {label} | {r['conventional_bound']:,} | {r['tflm_greedy']:,} | "
                        f"{r['slmc_conventional']:,} | {r['shared_bound']:,} | {r['slmc_shared']:,} | "

@@ -19,12 +19,12 @@ from slmc.frontend.build import build_step_graph
 from slmc.frontend.decoder import DecoderModel
 from slmc.ir import Graph
 from slmc.kernels.llm import q8_layout
-from slmc.kernels.overlap import contracts_for
 from slmc.kernels.registry import KernelSpec, select
 from slmc.plan.plan import MemoryPlan, plan_memory
+from slmc.plan.sharing import contracts_for
 from slmc.targets import Target, get_target
 from slmc.targets.fit import MemoryFit, check_fit, fits, main_llm_buffers, memory_fit, positions_that_fit
-from slmc.targets.levels import tiles_above_arena
+from slmc.targets.levels import levels_of, tiles_above_arena
 
 Progress = Callable[[str], None]
 
@@ -152,7 +152,7 @@ def compile_model(opts: CompileOptions, progress: Progress = lambda s: None,
         if opts.kv_cache is not None:
             raise SlmcError("--kv-cache applies to language models only", "omit --kv-cache for ONNX graphs")
         graphs, llm, main = [model], None, "main_graph.c"
-    binding, plan, weights = _bind_and_plan(graphs, target, progress, opts.engine, _sharing(opts, target))
+    binding, plan, weights = _bind_and_plan(graphs, target, progress, opts.engine, _sharing(opts, target), _tiling(opts, target))
     memory = _memory(target, plan, weights.nbytes, llm)
     fix, kv_note = "", ""
     if (not fits(memory) and isinstance(model, DecoderModel) and llm is not None and opts.kv_cache is None
@@ -160,7 +160,7 @@ def compile_model(opts: CompileOptions, progress: Progress = lambda s: None,
         # fp16 storage halves the KV cache: chosen before any position is cut (and it keeps more if some must be)
         fp32_kv, opts = plan.kv_cache_bytes, replace(opts, kv_cache="fp16")
         graphs, llm = _llm_graphs(model, opts, target)
-        binding, plan, weights = _bind_and_plan(graphs, target, progress, opts.engine, _sharing(opts, target))
+        binding, plan, weights = _bind_and_plan(graphs, target, progress, opts.engine, _sharing(opts, target), _tiling(opts, target))
         memory = _memory(target, plan, weights.nbytes, llm)
         kv_note = f"the KV cache is stored as fp16 ({plan.kv_cache_bytes:,} B instead of {fp32_kv:,} B in fp32) so that "
     if not fits(memory) and isinstance(model, DecoderModel) and llm is not None:
@@ -173,7 +173,7 @@ def compile_model(opts: CompileOptions, progress: Progress = lambda s: None,
         while n > 0 and not fits(memory):
             capped = with_context(model, n)
             graphs, llm = _llm_graphs(capped, opts, target)
-            binding, plan, weights = _bind_and_plan(graphs, target, progress, opts.engine, _sharing(opts, target))
+            binding, plan, weights = _bind_and_plan(graphs, target, progress, opts.engine, _sharing(opts, target), _tiling(opts, target))
             memory = _memory(target, plan, weights.nbytes, llm)
             n -= 64
         model, memory = (capped, memory) if fits(memory) else (model, full)
@@ -316,7 +316,7 @@ def _llm_graphs(model: DecoderModel, opts: CompileOptions, target: Target) -> tu
     graphs = [build_step_graph(model, 1, opts.numerics, kv, layout)]
     if chunk > 1:
         graphs.append(build_step_graph(model, chunk, opts.numerics, kv, layout))
-    if _sharing(opts, target) and not tiles_above_arena(target) and not opts.engine:
+    if _sharing(opts, target) and _tiling(opts, target) is None and not opts.engine:
         from slmc.passes import fuse_gate   # the FFN pair: its gate product is written over the gate input
 
         graphs = [fuse_gate.run(g) for g in graphs]
@@ -352,8 +352,13 @@ def _sharing(opts: CompileOptions, target: Target) -> bool:
     return opts.memory_sharing == "on" and not target.cores
 
 
+def _tiling(opts: CompileOptions, target: Target) -> tuple | None:
+    """The levels the build tiles across (--mem or -m prefill, a level above the arena's), else None."""
+    return levels_of(target) if (opts.mem is not None or opts.mode != "decode") and tiles_above_arena(target) else None
+
+
 def _bind_and_plan(graphs: list[Graph], target: Target, progress: Progress, engine: str | None = None,
-                   sharing: bool = False):
+                   sharing: bool = False, levels: tuple | None = None):
     progress("selecting kernels")
     binding = bind(graphs, target)
     if engine or target.cores:  # the matrix products the engine plan gives the NPU get its weight layout
@@ -370,7 +375,7 @@ def _bind_and_plan(graphs: list[Graph], target: Target, progress: Progress, engi
         binding, _ = parallelize(graphs, binding, target.cores)
     progress("planning memory")
     scratch = {id(n): binding[id(n)].scratch(n) for g in graphs for n in g.nodes if id(n) in binding}
-    contracts = contracts_for(graphs, binding, tiles_above_arena(target)) if sharing else None
+    contracts = contracts_for(graphs, binding, levels) if sharing else None
     return binding, plan_memory(graphs, scratch, contracts), layout_weights(graphs)
 
 

@@ -10,13 +10,14 @@ from hypothesis import given, settings, strategies as st
 from slmc.driver import bind
 from slmc.frontend.build import build_step_graph
 from slmc.frontend.random_model import SHAPES, random_decoder
-from slmc.kernels.overlap import Share, contracts_for
+from slmc.kernels.overlap import Share
 from slmc.passes import fuse_gate
 from slmc.plan.check import PlanError, check, replay
 from slmc.plan.cpsat import cpsat_plan
 from slmc.plan.lifetimes import Buffer, Overlap, live_peak, shared_peak
 from slmc.plan.memory import Placement, greedy_by_size
 from slmc.plan.plan import plan_memory
+from slmc.plan.sharing import contracts_for
 from slmc.targets import get_target
 
 
@@ -117,7 +118,7 @@ def _prefill_plan(shape: str, seq: int, sharing: bool, n_layers: int | None = No
         graphs = [fuse_gate.run(g) for g in graphs]
     binding = bind(graphs, get_target("host"))
     scratch = {id(n): binding[id(n)].scratch(n) for g in graphs for n in g.nodes if id(n) in binding}
-    return plan_memory(graphs, scratch, contracts_for(graphs, binding, False) if sharing else None)
+    return plan_memory(graphs, scratch, contracts_for(graphs, binding) if sharing else None)
 
 
 @pytest.mark.parametrize("shape,seq,layers", [("stories260K", 16, None), ("stories260K", 64, None),
@@ -131,3 +132,34 @@ def test_prompt_mode_activations_are_30_percent_below_the_conventional_bound(sha
     assert on.activation_arena_bytes <= 0.7 * on.activation_lower_bound_bytes
     assert on.activation_arena_bytes < off.activation_arena_bytes
     assert on.shared_lower_bound_bytes <= on.arena_bytes and on.kv_cache_bytes == off.kv_cache_bytes
+
+
+def test_tiled_operators_take_the_contract_of_their_tile_order():
+    """In L1 tiles a kernel reads copies: the matrix products (no contract untiled) get one from their tile
+    order, attention by KV head only the exact overlay, row tiles keep theirs."""
+    from slmc.plan.levels import choose_tiles
+    from slmc.targets.levels import levels_of, with_mem
+
+    levels = levels_of(with_mem(get_target("siracusa-like"), "L1=16KiB"))
+    graphs = [build_step_graph(random_decoder(SHAPES["stories260K"], seed=0), 64, "fp32")]
+    binding = bind(graphs, get_target("siracusa-like"))
+    tiled, untiled = contracts_for(graphs, binding, levels), contracts_for(graphs, binding)
+    seen = set()
+    for n in graphs[0].nodes:
+        chosen = choose_tiles(n, binding[id(n)], levels) if id(n) in binding else None
+        if n.op == "linear":
+            assert id(n) not in untiled
+            _, choice = chosen
+            got = tiled.get(id(n), ())
+            if choice.order == "x-outer" and 64 % choice.mt == 0:
+                assert [(s.steps, s.reread, s.exact) for s in got] == [(64 // choice.mt, False, False)]
+                seen.add("x-outer")
+            elif choice.order == "w-outer" and choice.resident:
+                assert [s.steps for s in got] == [1]
+                seen.add("resident")
+        elif n.op == "attention" and chosen and chosen[1] is not None:
+            assert [(s.exact, s.hi) for s in tiled[id(n)]] == [(True, 0)] and not untiled[id(n)][0].exact
+            seen.add("attention")
+        elif n.op in ("rmsnorm", "add", "swiglu") and id(n) in untiled:
+            assert tiled[id(n)] == untiled[id(n)]
+    assert "x-outer" in seen or "resident" in seen

@@ -111,21 +111,3 @@ def consumed_first(inp: int, why: str, out: int = 0):
         return (Share(out, inp, 1, ib, ob, why=why),)
     return contract
 
-
-def contracts_for(graphs: list, binding: dict, tiled: bool) -> dict[int, tuple[Share, ...]]:
-    """id(node) -> its kernel's contracts. `tiled`: the target computes in a faster level than the arena
-    (plan/levels.py), where a tiled kernel walks its operands in tile order: row tiles keep the row-wise
-    contracts (a tile's output is stored after its input tile was loaded), tiles of other shapes
-    (attention by KV head over all rows) take none."""
-    from slmc.kernels.tiles import RowTiles
-
-    out: dict[int, tuple[Share, ...]] = {}
-    for g in graphs:
-        for n in g.nodes:
-            spec = binding.get(id(n))
-            if spec is None or (tiled and spec.tiling is not None and not isinstance(spec.tiling, RowTiles)):
-                continue
-            shares = spec.overlap(n)
-            if shares:
-                out[id(n)] = shares
-    return out

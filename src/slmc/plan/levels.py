@@ -31,7 +31,7 @@ from slmc.plan.lifetimes import Buffer, live_peak
 from slmc.plan.plan import MemoryPlan
 from slmc.plan.tiling import (HeadShape, MatmulShape, RowShape, TileChoice, best_head_tiles, best_matmul_tiles,
                                best_row_tiles, compulsory_bytes, smallest_matmul_tiles)
-from slmc.targets.levels import Level
+from slmc.targets.levels import Level, arena_level_of
 
 
 @dataclass(frozen=True)
@@ -152,13 +152,29 @@ def _needs(uses: list[LevelUse]) -> str:
     return "; ".join(f"{u.level.name} needs {u.used:,} B of {u.level.size:,} B ({u.holds})" for u in uses)
 
 
+def choose_tiles(node: Node, spec: KernelSpec | None, levels: tuple[Level, ...]) -> tuple | None:
+    """(shape, tile choice) of an operator computing in levels[0] above the arena; None where its kernel
+    declares no tiling for it; choice None where even its smallest tiles do not fit."""
+    rule = spec.tiling if spec is not None else None
+    arena_level, weights_level, size = arena_level_of(levels), len(levels) - 1, levels[0].size
+    if isinstance(rule, (MatmulTiles, Q8MatmulTiles)):
+        shape = _matmul_shape(node, rule, levels, arena_level, weights_level)
+        return shape, best_matmul_tiles(shape, size, rule)
+    if isinstance(rule, RowTiles) and (row := _row_shape(node, rule, levels, arena_level, weights_level)):
+        return row, best_row_tiles(row, size)
+    if isinstance(rule, HeadTiles):
+        head = _head_shape(node, spec, levels, arena_level)  # type: ignore[arg-type]
+        return head, best_head_tiles(head, size)
+    return None
+
+
 def plan_levels(graphs: list[Graph], binding: dict[int, KernelSpec], plan: MemoryPlan, weights_bytes: int,
                 levels: tuple[Level, ...], target_name: str = "", reserved: dict[str, int] | None = None) -> LevelPlan:
     """Place everything across `levels`; raises SlmcError explaining the first level that cannot hold its share.
     `reserved`: bytes the linker region of that name ("sram", "flash") also holds besides the plan
     (main.c's buffers, stack, C library, code), counted at the level it backs."""
     weights_level = len(levels) - 1
-    arena_level = next((i for i, lv in enumerate(levels) if lv.memory == "sram"), 0)
+    arena_level = arena_level_of(levels)
     steps = [(g, n) for g in graphs for n in g.nodes]
     uses: list[LevelUse] = []
     tiles: list[TiledOp] = []
@@ -172,17 +188,11 @@ def plan_levels(graphs: list[Graph], binding: dict[int, KernelSpec], plan: Memor
         worst: tuple | None = None                                    # (bytes, graph, node, rule): needing the most L1
         for t, (g, node) in enumerate(steps):
             spec = binding.get(id(node))
-            rule = spec.tiling if spec is not None else None
-            if isinstance(rule, (MatmulTiles, Q8MatmulTiles)):
-                shape = _matmul_shape(node, rule, levels, arena_level, weights_level)
-                choice = best_matmul_tiles(shape, l1.size, rule)
-            elif isinstance(rule, RowTiles) and (shape := _row_shape(node, rule, levels, arena_level, weights_level)):
-                choice = best_row_tiles(shape, l1.size)
-            elif isinstance(rule, HeadTiles):
-                shape = _head_shape(node, spec, levels, arena_level)
-                choice = best_head_tiles(shape, l1.size)
-            else:
+            chosen = choose_tiles(node, spec, levels)
+            if chosen is None:
                 continue
+            shape, choice = chosen
+            rule = spec.tiling  # type: ignore[union-attr]
             if choice is None and isinstance(shape, (RowShape, HeadShape)):
                 in_place.append(f"{g.name}/{node.name}")   # the cores read L2 in place: slower, not impossible
                 continue

@@ -74,10 +74,15 @@ def levels_of(target: "object") -> tuple[Level, ...]:
     return (Level("RAM", 0, 0.0, 0),)
 
 
+def arena_level_of(levels: tuple[Level, ...]) -> int:
+    """The arena lives in the first level backed by the target's SRAM (0 where none is)."""
+    return next((i for i, lv in enumerate(levels) if lv.memory == "sram"), 0)
+
+
 def tiles_above_arena(target: "object") -> bool:
-    """A level faster than the arena's (plan/levels.py places the arena in the first SRAM level): operators
-    there compute on tiles, walking their operands in tile order."""
-    return next((i for i, lv in enumerate(levels_of(target)) if lv.memory == "sram"), 0) > 0
+    """A level faster than the arena's: with --mem or -m prefill, operators compute there on tiles
+    (plan/levels.py), walking their operands in tile order."""
+    return arena_level_of(levels_of(target)) > 0
 
 
 def with_mem(target: "object", spec: str | None) -> "object":
