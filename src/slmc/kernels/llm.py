@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from slmc.ir import DType, Node
 from slmc.kernels.overlap import by_chunks, consumed_first, elementwise, in_place
 from slmc.kernels.registry import REGISTRY, CallContext, KernelSpec, register
@@ -24,6 +26,22 @@ def _rows(n: Node) -> int:
 
 def _numel_per_row(n: Node) -> int:
     return n.outputs[0].type.numel // n.outputs[0].shape[0]
+
+
+def _column_order(n: Node):
+    """The step at which linear_swiglu_f32.c reads gate[s][i] and writes out[s][i]: columns outermost."""
+    rows, m = n.outputs[0].shape[0], n.outputs[0].shape[-1]
+    e = np.arange(rows * m)
+    return (e % m) * rows + e // m
+
+
+def _rope_order(n: Node):
+    """The step at which rope_f32.c reads and writes each element: one step per rotated pair."""
+    feats, hd, e = _last(n), n.attrs["head_dim"], np.arange(n.outputs[0].type.numel)
+    j, half = e % feats, hd // 2
+    i = j % hd
+    pair = i // 2 if n.attrs["interleaved"] else i % half
+    return ((e // feats) * (feats // hd) + j // hd) * half + pair
 
 
 register(KernelSpec("embedding", F32, "embedding_f32.c",
@@ -51,17 +69,8 @@ register(KernelSpec("linear", F32, "linear_f32.c",
 register(KernelSpec("linear_swiglu", F32, "linear_swiglu_f32.c",
                     lambda n, c: f"slmc_linear_swiglu_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.ref(3)}, "
                                  f"{c.rows}, {_last(n)}, {n.outputs[0].shape[-1]});",
-                    macs=_linear_macs, overlap=in_place(3, lambda n: _column_order(n), "output columns outermost: "
+                    macs=_linear_macs, overlap=in_place(3, _column_order, "output columns outermost: "
                                                         "gate[s][i] is read just before out[s][i] is written")))
-
-
-def _column_order(n: Node):
-    """The step at which linear_swiglu_f32.c reads gate[s][i] and writes out[s][i]: columns outermost."""
-    import numpy as np
-
-    rows, m = n.outputs[0].shape[0], n.outputs[0].shape[-1]
-    e = np.arange(rows * m)
-    return (e % m) * rows + e // m
 register(KernelSpec("quantize_q8", F32, "quantize_q8.c",
                     lambda n, c: f"slmc_quantize_q8({c.out(0)}, {c.out(1)}, {c.ref(0)}, {c.rows}, {_last(n)}, "
                                  f"{n.attrs['group']});", overlap=elementwise(0)))  # x -> xq; the scales xs: none
@@ -108,18 +117,7 @@ def q8_layout(features: frozenset[str]) -> str:
 register(KernelSpec("rope", F32, "rope_f32.c",
                     lambda n, c: f"slmc_rope_f32({c.out()}, {c.ref(0)}, {c.ref(2)}, {c.ref(3)}, {c.rows}, "
                                  f"{_last(n)}, {n.attrs['head_dim']}, {c.pos}, {n.attrs['interleaved']});",
-                    overlap=in_place(0, lambda n: _rope_order(n), "pairs (i, i + head_dim/2) or (2i, 2i + 1) of each head")))
-
-
-def _rope_order(n: Node):
-    """The step at which rope_f32.c reads and writes each element: one step per rotated pair."""
-    import numpy as np
-
-    feats, hd, e = _last(n), n.attrs["head_dim"], np.arange(n.outputs[0].type.numel)
-    j, half = e % feats, hd // 2
-    i = j % hd
-    pair = i // 2 if n.attrs["interleaved"] else i % half
-    return ((e // feats) * (feats // hd) + j // hd) * half + pair
+                    overlap=in_place(0, _rope_order, "pairs (i, i + head_dim/2) or (2i, 2i + 1) of each head")))
 register(KernelSpec("kv_write", F32, "kv_write_f32.c",
                     lambda n, c: f"slmc_kv_write_f32({c.ref(0)}, {c.ref(1)}, {c.pos}, {c.rows}, {_last(n)});"))
 # --kv-cache fp16: the cache state holds binary16 bit patterns (u16); storage only, attention reads floats back

@@ -106,8 +106,4 @@ def in_place(inp: int, order: Callable[[Node], np.ndarray], why: str, out: int =
 
 def consumed_first(inp: int, why: str, out: int = 0):
     """The whole input is read (copied or widened into scratch) before the first output byte is written."""
-    def contract(node: Node) -> tuple[Share, ...]:
-        ib, ob = _bytes(node, out, inp)
-        return (Share(out, inp, 1, ib, ob, why=why),)
-    return contract
-
+    return by_chunks(inp, lambda n: 1, why, out)
