@@ -4,6 +4,8 @@ prompt and 32 greedy steps match onnxruntime on the same 64-token sequence withi
 
 from __future__ import annotations
 
+import json
+
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +116,6 @@ def test_static_shape_export_compiles_as_a_generic_graph(style: str, tmp_path: P
                    check=True, capture_output=True)
     want = ort.InferenceSession(str(path)).run(None, {"input_ids": ids.numpy()})[0]
     np.testing.assert_allclose(np.load(tmp_path / "o.npz")["output_0"], want, rtol=0, atol=1e-4)
+    # element-wise outputs planned over the operands they consume (kernels/overlap.py), and still the same logits
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["memory_sharing"] and rep["arena_bytes"] <= rep["lower_bound_bytes"]

@@ -16,6 +16,7 @@ import numpy as np
 
 from slmc.errors import SlmcError
 from slmc.ir import DType, Node, Value
+from slmc.kernels.overlap import elementwise
 from slmc.kernels.registry import CallContext, KernelSpec, register
 from slmc.reference.onnx_ops import reduce_axes
 from slmc.reference.onnx_tensor_ops import full_pads, slice_params
@@ -112,14 +113,15 @@ def _need(cond: bool, n: Node, what: str) -> None:
 
 
 def _reg(ops: list[str] | tuple[str, ...], dtypes: tuple[DType, ...], c_file: str, emit: Emit,
-         macs: Callable[[Node], int] = lambda n: 0, deps: tuple[str, ...] = ("nd.c",)) -> None:
+         macs: Callable[[Node], int] = lambda n: 0, deps: tuple[str, ...] = ("nd.c",),
+         overlap: Callable[[Node], tuple] = lambda n: ()) -> None:
     def guarded(n: Node, c: GraphCallContext) -> str:
         if all(o.type.numel == 0 for o in n.outputs):
             return "/* empty output: nothing to compute */"
         return emit(n, c)
     for op in ops:
         for dt in dtypes:
-            register(KernelSpec(op, dt, c_file, guarded, macs=macs, deps=deps))  # type: ignore[arg-type]
+            register(KernelSpec(op, dt, c_file, guarded, macs=macs, deps=deps, overlap=overlap))  # type: ignore[arg-type]
 
 
 # ---- elementwise ----------------------------------------------------------------------------------
@@ -363,11 +365,13 @@ def _layer_norm(n: Node, c: GraphCallContext) -> str:
 
 # ---- the registry --------------------------------------------------------------------------------------
 
-_reg(tuple(UNARY), (F32,), "unary_f32.c", _unary, deps=())
+# element-wise kernels walk their operands in memory order (an operand of the output's shape: contiguous, no
+# broadcast), so an output may lie over such an operand at or below it (kernels/overlap.py)
+_reg(tuple(UNARY), (F32,), "unary_f32.c", _unary, deps=(), overlap=elementwise(0))
 _reg(("Clip",), (F32,), "unary_f32.c", _clip, deps=())
 _reg(("Not",), (BOOL,), "compare.c", lambda n, c: f"slmc_not_bool({c.out()}, {c.ref(0)}, {_numel(n.outputs[0])});")
-_reg(tuple(BINARY), (F32,), "binary_f32.c", _binary)
-_reg(("Add", "Sub", "Mul", "Div", "Max", "Min", "Mod"), (I32, I64), "binary_int.c", _binary)
+_reg(tuple(BINARY), (F32,), "binary_f32.c", _binary, overlap=elementwise(0, 1))
+_reg(("Add", "Sub", "Mul", "Div", "Max", "Min", "Mod"), (I32, I64), "binary_int.c", _binary, overlap=elementwise(0, 1))
 _reg(("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"), (F32, I32, I64), "compare.c", _compare)
 _reg(("Equal", "And", "Or", "Xor"), (BOOL,), "compare.c", _compare)
 _reg(("Where",), (BOOL,), "where.c", _where)

@@ -74,7 +74,7 @@ def elementwise(*inputs: int, out: int = 0):
         for i in inputs:
             n = node.outputs[out].type.numel
             ib, ob = _bytes(node, out, i)
-            if node.inputs[i].type.numel == n:  # type: ignore[union-attr]   (not a broadcast operand)
+            if n and node.inputs[i].type.numel == n:  # type: ignore[union-attr]   (not empty, not a broadcast operand)
                 shares.append(Share(out, i, n, ib // n, ob // n, why="element by element, in order"))
         return tuple(shares)
     return contract
