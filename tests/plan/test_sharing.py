@@ -163,3 +163,22 @@ def test_tiled_operators_take_the_contract_of_their_tile_order():
         elif n.op in ("rmsnorm", "add", "swiglu") and id(n) in untiled:
             assert tiled[id(n)] == untiled[id(n)]
     assert "x-outer" in seen or "resident" in seen
+
+
+def test_a_softmax_across_lines_allows_only_the_exact_overlay_in_its_own_order():
+    """softmax_f32.c along an inner axis walks strided lines: the contract replays that order, so an output
+    one element below its input (fine in memory order) is rejected, and the exact overlay accepted."""
+    from slmc.ir import DType, Graph
+    from slmc.ir.types import TensorType
+
+    g = Graph()
+    x = g.add_input("x", (2, 3, 4), DType.F32)
+    h = g.op("Exp", [x], TensorType((2, 3, 4), DType.F32))
+    y = g.op("Softmax", [h], TensorType((2, 3, 4), DType.F32), axis=1)
+    g.outputs = [g.op("Exp", [y], TensorType((2, 3, 4), DType.F32))]
+    binding = bind([g], get_target("host"))
+    sh = contracts_for([g], binding)[id(y.producer)][0]
+    assert sh.exact and (sh.lo, sh.hi) == (0, 0)
+    assert not _violates(sh, 0) and _violates(sh, -4) and _violates(sh, 4)
+    last = contracts_for([g], binding)[id(g.outputs[0].producer)][0]
+    assert not last.exact and last.hi == 0 and not _violates(last, -4)

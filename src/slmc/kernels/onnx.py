@@ -16,7 +16,7 @@ import numpy as np
 
 from slmc.errors import SlmcError
 from slmc.ir import DType, Node, Value
-from slmc.kernels.overlap import elementwise
+from slmc.kernels.overlap import elementwise, in_place
 from slmc.kernels.registry import CallContext, KernelSpec, register
 from slmc.reference.onnx_ops import reduce_axes
 from slmc.reference.onnx_tensor_ops import full_pads, slice_params
@@ -339,15 +339,29 @@ def _arg_reduce(n: Node, c: GraphCallContext) -> str:
             f"{math.prod(x.shape[:axis])}, {x.shape[axis]}, {math.prod(x.shape[axis + 1:])});")
 
 
-def _softmax(n: Node, c: GraphCallContext) -> str:
+def _softmax_dims(n: Node) -> tuple[int, int, int]:
     shape = n.outputs[0].shape
     axis = n.attrs.get("axis", -1) % max(len(shape), 1)
-    outer = math.prod(shape[:axis])
     if n.attrs.get("legacy"):
-        mid, inner = math.prod(shape[axis:]), 1
-    else:
-        mid, inner = shape[axis], math.prod(shape[axis + 1:])
+        return math.prod(shape[:axis]), math.prod(shape[axis:]), 1
+    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
+
+
+def _softmax(n: Node, c: GraphCallContext) -> str:
+    outer, mid, inner = _softmax_dims(n)
     return f"slmc_softmax_f32({c.out()}, {c.ref(0)}, {outer}, {mid}, {inner}, {int(n.op == 'LogSoftmax')});"
+
+
+def _softmax_overlap(n: Node) -> tuple:
+    """softmax_f32.c reads a whole line (its maximum) before it writes it, then writes element j after
+    reading it: along the last axis that is memory order; along another axis the lines interleave, so
+    only the exact overlay, in the kernel's order (line, then j)."""
+    outer, mid, inner = _softmax_dims(n)
+    if inner == 1:
+        return elementwise(0)(n)
+    e = np.arange(outer * mid * inner)
+    step = ((e // (mid * inner)) * inner + e % inner) * mid + (e // inner) % mid
+    return in_place(0, lambda n: step, "lines along the axis, one after another")(n)
 
 
 def _layer_norm(n: Node, c: GraphCallContext) -> str:
@@ -390,5 +404,5 @@ _reg(("Gemm",), (F32,), "matmul_f32.c", _gemm,
      macs=lambda n: n.outputs[0].type.numel * (n.inputs[0].shape[0 if n.attrs.get("transA") else 1]))  # type: ignore
 _reg(tuple(REDUCE), (F32,), "reduce_f32.c", _reduce)
 _reg(("ArgMax", "ArgMin"), (F32,), "reduce_f32.c", _arg_reduce)
-_reg(("Softmax", "LogSoftmax"), (F32,), "softmax_f32.c", _softmax, deps=())
-_reg(("LayerNormalization",), (F32,), "layer_normalization_f32.c", _layer_norm, deps=())
+_reg(("Softmax", "LogSoftmax"), (F32,), "softmax_f32.c", _softmax, deps=(), overlap=_softmax_overlap)
+_reg(("LayerNormalization",), (F32,), "layer_normalization_f32.c", _layer_norm, deps=(), overlap=elementwise(0))
