@@ -185,6 +185,10 @@ def render(res: dict | None) -> list[str]:
             out.append(f"| {m['model']} | {r['name']} | {r['op']} | {r['io_bytes']:,} | {r['allowed_bytes']:,} | "
                        f"{_pct(r['io_bytes'] - r['allowed_bytes'], r['io_bytes'])} | {r['shared_bytes']:,} | "
                        f"{r['order'] or '-'} |")
+    red = [100 * r["allowed_bytes"] / r["io_bytes"] for m in res["models"] for r in m["fused"]["ops"] if r["allowed_bytes"]]
+    if red:
+        out += ["", f"Per layer, where a contract applies: {min(red):.1f} to {max(red):.1f}% less than whole tensors "
+                f"(vMCU: {VMCU[0]:g} to {VMCU[1]:g}%); whole prompt step: see the table above."]
     return out + ["", f"(sharing section: {res['seconds']:.0f} s)", ""]
 
 
