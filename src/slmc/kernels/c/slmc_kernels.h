@@ -7,6 +7,25 @@
 #include <string.h>
 #include <math.h>
 
+/* One output of an fp32 matrix product: eight accumulators, summed in this fixed order (linear_f32.c; and
+ * linear_swiglu_f32.c, so the fused FFN pair rounds exactly as linear_f32 does). */
+static inline float slmc_dot_f32(const float *wr, const float *xr, int k) {
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f, a7 = 0.0f;
+    int j = 0;
+    for (; j + 8 <= k; j += 8) {
+        a0 += wr[j] * xr[j];
+        a1 += wr[j + 1] * xr[j + 1];
+        a2 += wr[j + 2] * xr[j + 2];
+        a3 += wr[j + 3] * xr[j + 3];
+        a4 += wr[j + 4] * xr[j + 4];
+        a5 += wr[j + 5] * xr[j + 5];
+        a6 += wr[j + 6] * xr[j + 6];
+        a7 += wr[j + 7] * xr[j + 7];
+    }
+    for (; j < k; j++) a0 += wr[j] * xr[j];
+    return ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7));
+}
+
 /* Integer helpers of the -q int8 kernels (quant/int8.py); reference/int_llm_ops.py is their twin. */
 static inline int64_t slmc_rshift_round(int64_t v, int s) { return s > 0 ? (v + ((int64_t)1 << (s - 1))) >> s : v; }
 static inline int64_t slmc_rdiv(int64_t n, int64_t d) { /* d > 0; half away from zero */
