@@ -4,7 +4,7 @@ Random decoder shapes (heads, KV heads, head size, FFN width, norm, FFN kind, Ro
 steps of random length, fp32 and q8, untiled and tiled in L1 tiles of random size: the generated C
 with `--memory-sharing on` (outputs over consumed inputs, the FFN pair fused) and `off` (conventional
 plan) must print the same ids and write the same logits, bit for bit, on the host and on the
-Cortex-M33 emulator. Hypothesis draws the cases.
+Cortex-M33 emulator. Hypothesis draws the cases (from a fixed seed, so CI runs the same ones every time).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import dataclasses
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from slmc.driver import CompileOptions, compile_model
 from slmc.frontend.decoder import DecoderConfig
@@ -72,15 +72,25 @@ def _check(tmp_path_factory, base: str, case) -> None:
     assert "slmc_linear_swiglu_f32(" not in (tmp / "off" / "model.c").read_text()
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PINNED_TILED = (DecoderConfig(dim=16, hidden_dim=40, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=48, seq_len=40,
+                              rope_interleaved=False), "fp32", 5, "L1=4KiB", 3)
+PINNED_Q8 = (DecoderConfig(dim=16, hidden_dim=24, n_layers=1, n_heads=2, n_kv_heads=1, vocab_size=48, seq_len=40),
+             "q8", 4, None, 5)
+
+
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cases())
+@example(PINNED_TILED)
+@example(PINNED_Q8)
 def test_sharing_gives_the_same_outputs_on_the_host(tmp_path_factory, case):
     _need(HOST[1])
     _check(tmp_path_factory, "host", case)
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cases())
+@example(PINNED_TILED)
+@example(PINNED_Q8)
 def test_sharing_gives_the_same_outputs_on_the_m33(tmp_path_factory, case):
     _need(M33[1])
     _check(tmp_path_factory, "cortex-m33", case)
