@@ -7,9 +7,12 @@ torch.nn.Linear). `slmc.frontend.build.build_step_graph` turns one into the IR o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from slmc.frontend.safe_io import show as _show
 
 
 @dataclass(frozen=True)
@@ -62,17 +65,65 @@ class DecoderConfig:
     def q_dim(self) -> int:
         return self.n_heads * self.head_dim
 
+    def param_count(self, tied: bool = True) -> int:
+        """Parameters a model of this shape holds (Python ints: exact however large a corrupt header is)."""
+        d, h, q, kv, v, n = self.dim, self.hidden_dim, self.q_dim, self.kv_dim, self.vocab_size, self.n_layers
+        per_layer = 2 * d + 2 * d * q + 2 * kv * d + (3 if self.ffn == "swiglu" else 2) * h * d
+        return v * d * (1 if tied else 2) + n * per_layer + d
+
     def validate(self) -> None:
+        """Refuse a shape no real model has before anything is sized from it: each field a positive int
+        under its cap (2**31 from a corrupt header must not reach an allocation), heads that divide the
+        width, and at most MAX_PARAMS parameters."""
         from slmc.errors import SlmcError
 
-        vals = [self.dim, self.hidden_dim, self.n_layers, self.n_heads, self.n_kv_heads, self.vocab_size, self.seq_len]
-        if min(vals) <= 0 or max(vals) > 1 << 20:
-            raise SlmcError(f"implausible model header {vals}", "the file is not a model checkpoint, or it is corrupt")
+        fix = "the file is not a model checkpoint, or its header/configuration is corrupt"
+        for name, cap in CAPS.items():
+            v = getattr(self, name)
+            if not _is_int(v):
+                raise SlmcError(f"{name} is {_show(v)}, not an integer", fix)
+            if not 1 <= v <= cap:
+                raise SlmcError(f"implausible {name} {v} (expected 1..{cap})", fix)
+        if not _is_int(self.head_dim_) or not 0 <= self.head_dim_ <= MAX_HEAD_DIM:
+            raise SlmcError(f"implausible head_dim {_show(self.head_dim_)} (expected 1..{MAX_HEAD_DIM})", fix)
+        if not self.head_dim_ and self.dim % self.n_heads:
+            # dim // n_heads would silently drop columns, or be 0 when n_heads > dim
+            raise SlmcError(f"dim {self.dim} is not a multiple of n_heads {self.n_heads}", fix)
         if self.n_heads % self.n_kv_heads:
-            raise SlmcError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}",
-                            "the checkpoint header is corrupt")
+            raise SlmcError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}", fix)
+        for name, allowed in (("norm", NORMS), ("ffn", FFNS), ("pos", POSITIONS)):
+            if getattr(self, name) not in allowed:
+                raise SlmcError(f"{name} {_show(getattr(self, name))} is not one of {', '.join(allowed)}", fix)
+        if not isinstance(self.rope_interleaved, (bool, np.bool_)):
+            raise SlmcError(f"rope_interleaved is {_show(self.rope_interleaved)}, not a boolean", fix)
+        for name, low in (("norm_eps", 0.0), ("rope_theta", 1e-30)):
+            v = getattr(self, name)
+            if not _is_real(v) or not (low <= float(v) < math.inf):
+                raise SlmcError(f"{name} is {_show(v)}, expected a finite number >= {low:g}", fix)
         if self.pos == "rope" and self.head_dim % 2:
             raise SlmcError(f"head size {self.head_dim} is odd, RoPE needs pairs", "check the model configuration")
+        n = self.param_count(tied=False)
+        if n > MAX_PARAMS:
+            raise SlmcError(f"the configuration implies {n} parameters, more than the {MAX_PARAMS} slmc reads", fix)
+
+
+# Caps that admit every real small LM (Llama 3.2 1B/3B: dim 2048/3072, hidden 8192, vocab 128256, 131072
+# positions) with room to spare, and refuse the values a corrupt header produces (2**31, -1 read unsigned).
+CAPS: dict[str, int] = {"dim": 1 << 16, "hidden_dim": 1 << 18, "n_layers": 1 << 10, "n_heads": 1 << 10,
+                        "n_kv_heads": 1 << 10, "vocab_size": 1 << 20, "seq_len": 1 << 18}
+MAX_HEAD_DIM = 1 << 12
+MAX_PARAMS = 4 * 10**9
+NORMS = ("rms", "layer")
+FFNS = ("swiglu", "gelu", "gelu_tanh")
+POSITIONS = ("rope", "learned")
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v: object) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
 @dataclass

@@ -4,16 +4,14 @@ HF's q/k projections are already permuted for rotate_half RoPE (pairs (i, i + he
 are kept as stored and the config says `rope_interleaved=False`; permuting them back to llama2.c's pairs
 would be a second place where a head-layout bug could hide.
 
-safetensors is read here directly (8-byte header length, JSON header, raw little-endian data) rather than
-through `safetensors.numpy`, because numpy has no bfloat16 and that module refuses BF16 files, which is
-how most Llama checkpoints are published.
+Everything read from the folder is untrusted: config.json fields are type-checked (a JSON string "false"
+is not a boolean), shard names must stay inside the folder, and safetensors headers are validated before
+any tensor is mapped (safetensors_file.py).
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +19,24 @@ import numpy as np
 
 from slmc.errors import SlmcError
 from slmc.frontend.decoder import DecoderConfig, DecoderModel, LayerWeights
+from slmc.frontend.safe_io import load_json, show
+from slmc.frontend.safetensors_file import Entry, Tensors, read_header
 
-_DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"), "F64": np.dtype("<f8")}
-_MAX_HEADER = 100 << 20  # the safetensors format itself caps the JSON header at 100 MB
-
-
-@dataclass(frozen=True)
-class _Entry:
-    file: Path
-    dtype: str
-    shape: tuple[int, ...]
-    begin: int  # absolute byte offsets in `file`
-    end: int
+_FIX = "re-download the model"
 
 
 def load(folder: Path) -> DecoderModel:
     folder = Path(folder)
     if not folder.is_dir():
         raise SlmcError(f"{folder} is not a folder", "pass the HuggingFace model folder (with config.json)")
-    cfg, tied = _config(_read_json(folder / "config.json"), folder / "config.json")
-    tensors = _index(folder)
-    get = _Getter(tensors, folder)
+    cfg_path = folder / "config.json"
+    cfg, tied = _config(load_json(cfg_path, "config file", "a HuggingFace model folder needs config.json"),
+                        cfg_path)
+    tensors = Tensors(_index(folder), folder)
+
+    def get(name: str, *shape: int) -> np.ndarray:
+        return tensors.get(name, shape)
+
     D, H, KV, Q, V = cfg.dim, cfg.hidden_dim, cfg.kv_dim, cfg.q_dim, cfg.vocab_size
     layers = []
     for i in range(cfg.n_layers):
@@ -65,147 +60,135 @@ def load(folder: Path) -> DecoderModel:
 
 # config ---------------------------------------------------------------------------------------------------
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise SlmcError(f"cannot read {path}: {e.strerror}", "a HuggingFace model folder needs config.json") from None
-    try:
-        obj = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SlmcError(f"{path} is not valid JSON ({e})", "re-download the model") from None
-    if not isinstance(obj, dict):
-        raise SlmcError(f"{path} holds a JSON {type(obj).__name__}, not an object", "re-download the model")
-    return obj
+_MISSING = object()
+
+
+class _Fields:
+    """Typed reads of config.json: each field is checked against the JSON type it must have, because
+    Python's truthiness would take "tie_word_embeddings": "false" as true and 64.0 as a width.
+    A null counts as absent, as it does for transformers' configs."""
+
+    def __init__(self, c: dict[str, Any], path: Path) -> None:
+        self.c, self.path = c, path
+
+    def _bad(self, key: str, v: object, want: str) -> SlmcError:
+        return SlmcError(f"{self.path}: field {key!r} is {show(v)}, expected {want}", "fix config.json")
+
+    def _get(self, key: str, default: object) -> object:
+        v = self.c.get(key)
+        if v is None:
+            if default is _MISSING:
+                raise SlmcError(f"{self.path}: field {key!r} is missing, expected an integer",
+                                "the config is incomplete")
+            return default
+        return v
+
+    def int(self, key: str, default: object = _MISSING) -> int:
+        v = self._get(key, default)
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise self._bad(key, v, "an integer")
+        return v
+
+    def bool(self, key: str, default: bool) -> bool:
+        v = self._get(key, default)
+        if not isinstance(v, bool):
+            raise self._bad(key, v, "true or false")
+        return v
+
+    def num(self, key: str, default: float, within: dict[str, Any] | None = None) -> float:
+        src = self.c if within is None else within
+        v = src.get(key)
+        v = default if v is None else v
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
+            raise self._bad(key, v, "a positive number")
+        return float(v)
+
+    def str(self, key: str, default: str) -> str:
+        v = self._get(key, default)
+        if not isinstance(v, str):
+            raise self._bad(key, v, "a string")
+        return v
+
+    def obj(self, key: str) -> dict[str, Any]:
+        v = self._get(key, {})
+        if not isinstance(v, dict):
+            raise self._bad(key, v, "an object")
+        return v
 
 
 def _config(c: dict[str, Any], path: Path) -> tuple[DecoderConfig, bool]:
     """The DecoderConfig, and whether the classifier is tied to the embedding."""
-    arch = c.get("architectures") or ["LlamaForCausalLM"]
-    if c.get("model_type", "llama") != "llama" or "LlamaForCausalLM" not in arch:
-        raise SlmcError(f"{path}: model_type {c.get('model_type')!r} / architectures {arch} is not a Llama "
+    f = _Fields(c, path)
+    arch = c.get("architectures")
+    arch = ["LlamaForCausalLM"] if arch is None or arch == [] else arch  # absent or empty: a plain Llama
+    if not isinstance(arch, list) or not all(isinstance(a, str) for a in arch):
+        raise f._bad("architectures", arch, "a list of names")
+    model_type = f.str("model_type", "llama")
+    if model_type != "llama" or "LlamaForCausalLM" not in arch:
+        raise SlmcError(f"{path}: model_type {show(model_type)} / architectures {show(arch)} is not a Llama "
                         "causal LM", "only LlamaForCausalLM folders are supported; export others to ONNX")
-
-    def need(key: str) -> int:
-        v = c.get(key)
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise SlmcError(f"{path}: field {key!r} is {v!r}, expected an integer", "the config is incomplete")
-        return v
-
-    rope = c.get("rope_parameters") or {}  # transformers >= 5 folds rope_theta and rope_type in here
-    scaling = c.get("rope_scaling")
-    rope_type = rope.get("rope_type", "default") if isinstance(rope, dict) else "?"
+    rope = f.obj("rope_parameters")  # transformers >= 5 folds rope_theta and rope_type in here
+    scaling = f.obj("rope_scaling")
+    rope_type = rope.get("rope_type", "default")
     if scaling or rope_type != "default":
-        raise SlmcError(f"{path}: rope_scaling {scaling or rope} is set; only plain RoPE is supported",
+        raise SlmcError(f"{path}: rope_scaling {show(scaling or rope)} is set; only plain RoPE is supported",
                         "use a model without RoPE scaling (or remove it from config.json if the context fits)")
     for key in ("attention_bias", "mlp_bias"):
-        if c.get(key):
+        if f.bool(key, False):
             raise SlmcError(f"{path}: {key} is true; Llama projections without bias are supported",
                             "use a model without projection biases")
-    act = c.get("hidden_act", "silu")
+    act = f.str("hidden_act", "silu")
     if act != "silu":
-        raise SlmcError(f"{path}: hidden_act {act!r} is not supported (SwiGLU needs 'silu')",
+        raise SlmcError(f"{path}: hidden_act {show(act)} is not supported (SwiGLU needs 'silu')",
                         "use a Llama model with hidden_act silu")
-    dim, n_heads = need("hidden_size"), need("num_attention_heads")
-    n_kv = c.get("num_key_value_heads") or n_heads
-    head_dim = c.get("head_dim") or (dim // n_heads if n_heads > 0 else 0)
-    theta = rope.get("rope_theta", c.get("rope_theta", 10000.0)) if isinstance(rope, dict) else 10000.0
-    eps = c.get("rms_norm_eps", 1e-6)
-    for key, v in (("num_key_value_heads", n_kv), ("head_dim", head_dim)):
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise SlmcError(f"{path}: field {key!r} is {v!r}, expected an integer", "fix config.json")
-    for key, v in (("rope_theta", theta), ("rms_norm_eps", eps)):
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
-            raise SlmcError(f"{path}: field {key!r} is {v!r}, expected a positive number", "fix config.json")
-    cfg = DecoderConfig(dim=dim, hidden_dim=need("intermediate_size"), n_layers=need("num_hidden_layers"),
-                        n_heads=n_heads, n_kv_heads=n_kv, vocab_size=need("vocab_size"),
-                        seq_len=need("max_position_embeddings"), norm_eps=float(eps), rope_theta=float(theta),
+    dim, n_heads = f.int("hidden_size"), f.int("num_attention_heads")
+    n_kv = f.int("num_key_value_heads", n_heads)
+    head_dim = f.int("head_dim", dim // n_heads if n_heads > 0 else 0)
+    if "head_dim" in c and c["head_dim"] is not None and head_dim <= 0:
+        raise f._bad("head_dim", head_dim, "a positive integer")
+    theta = f.num("rope_theta", f.num("rope_theta", 10000.0), within=rope)
+    eps = f.num("rms_norm_eps", 1e-6)
+    cfg = DecoderConfig(dim=dim, hidden_dim=f.int("intermediate_size"), n_layers=f.int("num_hidden_layers"),
+                        n_heads=n_heads, n_kv_heads=n_kv, vocab_size=f.int("vocab_size"),
+                        seq_len=f.int("max_position_embeddings"), norm_eps=eps, rope_theta=theta,
                         rope_interleaved=False, head_dim_=0 if head_dim * n_heads == dim else head_dim)
     try:
         cfg.validate()
     except SlmcError as e:
         raise SlmcError(f"{path}: {e.cause}", e.fix) from None
-    return cfg, bool(c.get("tie_word_embeddings", False))  # LlamaConfig's default is untied
+    return cfg, f.bool("tie_word_embeddings", False)  # LlamaConfig's default is untied
 
 
 # safetensors ----------------------------------------------------------------------------------------------
 
-def _index(folder: Path) -> dict[str, _Entry]:
+def _shard_name(name: str, index: Path) -> str:
+    """A shard named by the index must be a plain file name in the folder: no path, no '..'."""
+    if name in ("", ".", "..") or Path(name).name != name or "\\" in name or "\0" in name:
+        raise SlmcError(f"{index}: shard name {show(name)} points outside the folder", _FIX)
+    return name
+
+
+def _index(folder: Path) -> dict[str, Entry]:
     single = folder / "model.safetensors"
     index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        wmap = _read_json(index).get("weight_map")
+    if index.exists():
+        wmap = load_json(index, "weights index", _FIX).get("weight_map")
         if not isinstance(wmap, dict) or not all(isinstance(v, str) for v in wmap.values()):
-            raise SlmcError(f"{index} has no weight_map of tensor names to files", "re-download the model")
-        files = sorted(set(wmap.values()))
-    elif single.is_file():
-        files = [single.name]
+            raise SlmcError(f"{index} has no weight_map of tensor names to files", _FIX)
+        files = sorted({_shard_name(v, index) for v in wmap.values()})
+    elif single.exists():
+        wmap, files = {}, [single.name]
     else:
         raise SlmcError(f"{folder} has neither model.safetensors nor model.safetensors.index.json",
                         "download the safetensors weights (PyTorch .bin files are not read)")
-    out: dict[str, _Entry] = {}
+    out: dict[str, Entry] = {}
     for name in files:
-        if Path(name).name != name:
-            raise SlmcError(f"{index}: shard name {name!r} points outside the folder", "re-download the model")
-        out.update(_header(folder / name))
+        for tname, e in read_header(folder / name).items():
+            if tname in out:  # which copy would be meant is a guess; refuse instead
+                raise SlmcError(f"{folder}: tensor {show(tname)} is in both {out[tname].file.name} and {name}", _FIX)
+            out[tname] = e
+    for tname, shard in wmap.items():
+        if tname in out and out[tname].file.name != shard:
+            raise SlmcError(f"{index}: tensor {show(tname)} is listed in {shard} but stored in "
+                            f"{out[tname].file.name}", _FIX)
     return out
-
-
-def _header(path: Path) -> dict[str, _Entry]:
-    bad = f"{path} is not a safetensors file"
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(8)
-            n = int.from_bytes(head, "little") if len(head) == 8 else -1
-            if not 0 < n <= min(_MAX_HEADER, size - 8):
-                raise SlmcError(f"{bad} (header length {n}, file size {size})", "re-download the model")
-            meta = json.loads(f.read(n).decode("utf-8"))
-    except OSError as e:
-        raise SlmcError(f"cannot read {path}: {e.strerror}", "re-download the model") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise SlmcError(f"{bad} (its header is not JSON)", "re-download the model") from None
-    if not isinstance(meta, dict):
-        raise SlmcError(f"{bad} (its header is not a JSON object)", "re-download the model")
-    out: dict[str, _Entry] = {}
-    for name, e in meta.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype, shape, (b, end) = e["dtype"], tuple(int(d) for d in e["shape"]), e["data_offsets"]
-            b, end = int(b), int(end)
-        except (KeyError, TypeError, ValueError):
-            raise SlmcError(f"{bad} (entry {name!r} is malformed)", "re-download the model") from None
-        if dtype not in _DTYPES:
-            raise SlmcError(f"{path}: tensor {name} has dtype {dtype}; float32/float16/bfloat16 are read",
-                            "use an unquantized checkpoint")
-        want = math.prod(shape) * _DTYPES[dtype].itemsize
-        if b < 0 or end - b != want or 8 + n + end > size:
-            raise SlmcError(f"{path} is truncated or corrupt at tensor {name} (bytes {b}..{end} of "
-                            f"{size - 8 - n}, shape {list(shape)} {dtype})", "re-download the model")
-        out[name] = _Entry(path, dtype, shape, 8 + n + b, 8 + n + end)
-    return out
-
-
-class _Getter:
-    """Reads named tensors as float32, checking each shape against the config."""
-
-    def __init__(self, entries: dict[str, _Entry], folder: Path) -> None:
-        self.entries, self.folder = entries, folder
-        self._maps: dict[Path, np.memmap] = {}
-
-    def __call__(self, name: str, *shape: int) -> np.ndarray:
-        e = self.entries.get(name)
-        if e is None:
-            raise SlmcError(f"{self.folder}: tensor {name} is missing", "the weights do not match config.json")
-        if e.shape != shape:
-            raise SlmcError(f"{self.folder}: tensor {name} has shape {list(e.shape)}, config.json implies "
-                            f"{list(shape)}", "the weights do not match config.json")
-        if e.file not in self._maps:
-            self._maps[e.file] = np.memmap(e.file, dtype=np.uint8, mode="r")
-        raw = np.frombuffer(self._maps[e.file][e.begin:e.end], dtype=_DTYPES[e.dtype]).reshape(shape)
-        # bfloat16 is the top half of a float32
-        a = (raw.astype(np.uint32) << 16).view(np.float32) if e.dtype == "BF16" else raw.astype(np.float32)
-        if not np.all(np.isfinite(a)):
-            raise SlmcError(f"{self.folder}: tensor {name} holds non-finite values", "the checkpoint is corrupt")
-        return a

@@ -2,114 +2,135 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from slmc.errors import SlmcError
 from slmc.frontend.decoder import DecoderConfig, DecoderModel, LayerWeights, Q8Tensor
+from slmc.frontend.safe_io import check_finite, open_regular, read_array, read_exact
 
 MAGIC = 0x616B3432  # "ak42"
 
 
+_FIX = "re-download the checkpoint, or re-export it with llama2.c's export.py"
+_V0_HEADER = 28   # 7 int32
+_V2_HEADER = 256  # magic, version, 7 int32, shared flag byte, group int32, zero padding
+_MAX_SCALE = float(np.finfo(np.float32).max) / 128  # larger Q8_0 scales overflow q * s to infinity
+
+
 def load(path: Path) -> DecoderModel:
+    """A llama2.c checkpoint, read header first: the header is validated and the file's exact size derived
+    from it before any tensor is read, so a corrupt header or a file of the wrong length costs nothing."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise SlmcError(f"cannot read {path}: {e.strerror}", "check the path") from None
-    if len(raw) < 28:
-        raise SlmcError(f"{path} is {len(raw)} bytes, too short for a llama2.c header", "the file is truncated")
-    magic, version = struct.unpack_from("<Ii", raw, 0)
-    if magic == MAGIC:
-        if version != 2:
-            raise SlmcError(f"{path}: llama2.c checkpoint version {version} is not supported",
-                            "export it with llama2.c's export.py --version 0 or 2")
-        return _load_v2(path, raw)
-    return _load_v0(path, raw)
+    f, size = open_regular(path, "model", "pass a llama2.c checkpoint (.bin), an .onnx file or a HuggingFace folder")
+    with f:
+        if size < _V0_HEADER:
+            raise SlmcError(f"{path} is {size} bytes, too short for a llama2.c header", "the file is truncated")
+        head = read_exact(f, min(size, _V2_HEADER), path)
+        magic, version = struct.unpack_from("<Ii", head, 0)
+        if magic == MAGIC:
+            if version != 2:
+                raise SlmcError(f"{path}: llama2.c checkpoint version {version} is not supported",
+                                "export it with llama2.c's export.py --version 0 or 2")
+            return _load_v2(path, f, size, head)
+        f.seek(_V0_HEADER)
+        return _load_v0(path, f, size, head)
 
 
-def _config(hdr: tuple[int, ...], path: Path) -> DecoderConfig:
-    dim, hidden, n_layers, n_heads, n_kv, vocab, seq = hdr
+def _config(hdr: tuple[int, ...], path: Path, vocab: int) -> DecoderConfig:
+    dim, hidden, n_layers, n_heads, n_kv, _, seq = hdr
     cfg = DecoderConfig(dim=dim, hidden_dim=hidden, n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv,
-                        vocab_size=abs(vocab), seq_len=seq)
+                        vocab_size=vocab, seq_len=seq)
     try:
         cfg.validate()
     except SlmcError as e:
-        raise SlmcError(f"{path}: {e.cause}", e.fix) from None
+        raise SlmcError(f"{path}: header {list(hdr)}: {e.cause}", e.fix) from None
     return cfg
 
 
-class _Reader:
-    def __init__(self, raw: bytes, offset: int, path: Path) -> None:
-        self.raw, self.off, self.path = raw, offset, path
-
-    def take(self, dtype: type, *shape: int) -> np.ndarray:
-        n = int(np.prod(shape))
-        nbytes = n * np.dtype(dtype).itemsize
-        if self.off + nbytes > len(self.raw):
-            raise SlmcError(f"{self.path} is truncated: needs at least {self.off + nbytes} bytes, has {len(self.raw)}",
-                            "re-download or re-export the checkpoint")
-        a = np.frombuffer(self.raw, dtype=dtype, count=n, offset=self.off).reshape(shape).copy()
-        self.off += nbytes
-        return a
+def _check_size(path: Path, size: int, expected: int) -> None:
+    """run.c would read past the end of a short file and silently ignore a long one; both mean the header
+    and the data disagree, so neither is accepted."""
+    if size < expected:
+        raise SlmcError(f"{path} is truncated: its header implies {expected} bytes, the file has {size}", _FIX)
+    if size > expected:
+        raise SlmcError(f"{path} has {size - expected} bytes past its last tensor: its header implies {expected} "
+                        f"bytes, the file has {size}", "the file is corrupt or not a llama2.c checkpoint; " + _FIX)
 
 
-def _load_v0(path: Path, raw: bytes) -> DecoderModel:
-    hdr = struct.unpack_from("<7i", raw, 0)
-    cfg = _config(hdr, path)
-    shared = hdr[5] > 0
+def _v0_layout(cfg: DecoderConfig, shared: bool) -> list[tuple[str, tuple[int, ...]]]:
+    """export.py legacy_export's float32 tensors in file order (freq_cis: the RoPE tables, skipped)."""
     L, D, H, KV, V = cfg.n_layers, cfg.dim, cfg.hidden_dim, cfg.kv_dim, cfg.vocab_size
-    r = _Reader(raw, 28, path)
-    f32 = np.float32
-    tok = r.take(f32, V, D)
-    rms_att = r.take(f32, L, D)
-    wq = r.take(f32, L, D, D)
-    wk = r.take(f32, L, KV, D)
-    wv = r.take(f32, L, KV, D)
-    wo = r.take(f32, L, D, D)
-    rms_ffn = r.take(f32, L, D)
-    w1 = r.take(f32, L, H, D)
-    w2 = r.take(f32, L, D, H)
-    w3 = r.take(f32, L, H, D)
-    rms_final = r.take(f32, D)
-    hs = cfg.head_dim
-    r.off += cfg.seq_len * hs // 2 * 4 * 2  # legacy freq_cis_real/imag: recomputed, not read
-    wcls = None if shared else r.take(f32, V, D)
-    if r.off > len(raw):
-        raise SlmcError(f"{path} is truncated (no room for the RoPE tables)", "re-export the checkpoint")
-    if not np.all(np.isfinite(tok)) or not np.all(np.isfinite(wq)):
-        raise SlmcError(f"{path} holds non-finite weights", "the file is not a float32 llama2.c checkpoint")
-    layers = [LayerWeights(attn_norm=rms_att[i], wq=wq[i], wk=wk[i], wv=wv[i], wo=wo[i], ffn_norm=rms_ffn[i],
-                           w1=w1[i], w2=w2[i], w3=w3[i]) for i in range(L)]
-    return DecoderModel(cfg, tok, layers, rms_final, wcls, source=f"llama2.c v0 {path.name}")
+    items = [("token_embedding", (V, D)), ("rms_att", (L, D)), ("wq", (L, D, D)), ("wk", (L, KV, D)),
+             ("wv", (L, KV, D)), ("wo", (L, D, D)), ("rms_ffn", (L, D)), ("w1", (L, H, D)), ("w2", (L, D, H)),
+             ("w3", (L, H, D)), ("rms_final", (D,)), ("freq_cis", (2, cfg.seq_len, cfg.head_dim // 2))]
+    return items + ([] if shared else [("wcls", (V, D))])
 
 
-def _load_v2(path: Path, raw: bytes) -> DecoderModel:
-    if len(raw) < 256:
-        raise SlmcError(f"{path} is truncated inside its 256-byte header", "re-export the checkpoint")
-    hdr = struct.unpack_from("<7i", raw, 8)
-    cfg = _config(hdr, path)
-    shared = raw[36] != 0
-    group = struct.unpack_from("<i", raw, 37)[0]
+def _load_v0(path: Path, f: BinaryIO, size: int, head: bytes) -> DecoderModel:
+    hdr = struct.unpack_from("<7i", head, 0)
+    cfg = _config(hdr, path, abs(hdr[5]))
+    shared = hdr[5] > 0  # a negative vocab_size marks an unshared classifier
+    layout = _v0_layout(cfg, shared)
+    _check_size(path, size, _V0_HEADER + 4 * sum(math.prod(shape) for _, shape in layout))
+    t: dict[str, np.ndarray] = {}
+    for name, shape in layout:
+        if name == "freq_cis":  # legacy RoPE tables: recomputed from theta, never read
+            f.seek(4 * math.prod(shape), 1)
+            continue
+        t[name] = read_array(f, "<f4", shape, path)
+        check_finite(t[name], name, path, layered=len(shape) > 1 and name not in ("token_embedding", "wcls"))
+    layers = [LayerWeights(attn_norm=t["rms_att"][i], wq=t["wq"][i], wk=t["wk"][i], wv=t["wv"][i], wo=t["wo"][i],
+                           ffn_norm=t["rms_ffn"][i], w1=t["w1"][i], w2=t["w2"][i], w3=t["w3"][i])
+              for i in range(cfg.n_layers)]
+    return DecoderModel(cfg, t["token_embedding"], layers, t["rms_final"], t.get("wcls"),
+                        source=f"llama2.c v0 {path.name}")
+
+
+def _v2_mats(cfg: DecoderConfig, shared: bool) -> list[tuple[str, int, int]]:
+    """export.py version2_export's Q8_0 matrices in file order: (name, rows, cols)."""
+    L, D, H, KV, V = cfg.n_layers, cfg.dim, cfg.hidden_dim, cfg.kv_dim, cfg.vocab_size
+    shapes = {"wq": (D, D), "wk": (KV, D), "wv": (KV, D), "wo": (D, D), "w1": (H, D), "w2": (D, H), "w3": (H, D)}
+    mats = [("token_embedding", V, D)]
+    mats += [(f"{k}{i}", *shapes[k]) for k in shapes for i in range(L)]
+    return mats + ([] if shared else [("wcls", V, D)])
+
+
+def _load_v2(path: Path, f: BinaryIO, size: int, head: bytes) -> DecoderModel:
+    if size < _V2_HEADER:
+        raise SlmcError(f"{path} is truncated inside its {_V2_HEADER}-byte header ({size} bytes)", _FIX)
+    hdr = struct.unpack_from("<7i", head, 8)
+    cfg = _config(hdr, path, hdr[5])
+    flag, group = struct.unpack_from("<Bi", head, 36)
+    if flag not in (0, 1):
+        raise SlmcError(f"{path}: shared-classifier flag {flag} is neither 0 nor 1", "the header is corrupt")
+    shared = flag == 1
     if group <= 0 or group > 1 << 16:
         raise SlmcError(f"{path}: implausible group size {group}", "the header is corrupt")
-    L, D, H, KV, V = cfg.n_layers, cfg.dim, cfg.hidden_dim, cfg.kv_dim, cfg.vocab_size
-    r = _Reader(raw, 256, path)
-    rms_att = r.take(np.float32, L, D)
-    rms_ffn = r.take(np.float32, L, D)
-    rms_final = r.take(np.float32, D)
-    notes: list[str] = []
-
-    def q8(rows: int, cols: int, name: str) -> "Q8Tensor | np.ndarray":
+    L, D = cfg.n_layers, cfg.dim
+    mats = _v2_mats(cfg, shared)
+    for name, rows, cols in mats:
         if (rows * cols) % group:
             raise SlmcError(f"{path}: {name} has {rows * cols} values, not a multiple of the group size {group}",
                             "the header is corrupt, or the file was not written by llama2.c's export.py")
-        q = r.take(np.int8, rows * cols)
-        s = r.take(np.float32, rows * cols // group)
-        if not np.all(np.isfinite(s)):
-            raise SlmcError(f"{path}: {name} has non-finite scales", "the file is corrupt")
+    _check_size(path, size, _V2_HEADER + 4 * (2 * L * D + D) + sum(r * c + 4 * (r * c // group) for _, r, c in mats))
+    norms = {name: read_array(f, "<f4", shape, path)
+             for name, shape in (("rms_att", (L, D)), ("rms_ffn", (L, D)), ("rms_final", (D,)))}
+    for name, a in norms.items():
+        check_finite(a, name, path, layered=a.ndim == 2)
+    notes: list[str] = []
+
+    def q8(name: str, rows: int, cols: int) -> "Q8Tensor | np.ndarray":
+        q = read_array(f, "i1", (rows * cols,), path)
+        s = read_array(f, "<f4", (rows * cols // group,), path)
+        check_finite(s, f"{name} (its scales)", path)
+        if s.size and float(np.abs(s).max()) > _MAX_SCALE:
+            raise SlmcError(f"{path}: tensor {name} has a scale of {float(np.abs(s).max()):g}; dequantized values "
+                            "would overflow float32", "the checkpoint is corrupt; " + _FIX)
         if cols % group == 0:
             return Q8Tensor(q.reshape(rows, cols), s.reshape(rows, cols // group), group)
         # export.py groups the flattened tensor, so a group may straddle rows; runq.c would then read
@@ -119,19 +140,12 @@ def _load_v2(path: Path, raw: bytes) -> DecoderModel:
         deq = (q.reshape(-1, group).astype(np.float32) * s[:, None]).reshape(rows, cols)
         return deq.astype(np.float32)
 
-    tok = q8(V, D, "token_embedding")
-    wq = [q8(D, D, f"wq{i}") for i in range(L)]
-    wk = [q8(KV, D, f"wk{i}") for i in range(L)]
-    wv = [q8(KV, D, f"wv{i}") for i in range(L)]
-    wo = [q8(D, D, f"wo{i}") for i in range(L)]
-    w1 = [q8(H, D, f"w1{i}") for i in range(L)]
-    w2 = [q8(D, H, f"w2{i}") for i in range(L)]
-    w3 = [q8(H, D, f"w3{i}") for i in range(L)]
-    wcls = None if shared else q8(V, D, "wcls")
-    layers = [LayerWeights(attn_norm=rms_att[i], wq=wq[i], wk=wk[i], wv=wv[i], wo=wo[i], ffn_norm=rms_ffn[i],
-                           w1=w1[i], w2=w2[i], w3=w3[i]) for i in range(L)]
-    return DecoderModel(cfg, tok, layers, rms_final, wcls, source=f"llama2.c v2 (Q8_0, group {group}) {path.name}",
-                        notes=notes)
+    w = {name: q8(name, rows, cols) for name, rows, cols in mats}
+    layers = [LayerWeights(attn_norm=norms["rms_att"][i], wq=w[f"wq{i}"], wk=w[f"wk{i}"], wv=w[f"wv{i}"],
+                           wo=w[f"wo{i}"], ffn_norm=norms["rms_ffn"][i], w1=w[f"w1{i}"], w2=w[f"w2{i}"],
+                           w3=w[f"w3{i}"]) for i in range(L)]
+    return DecoderModel(cfg, w["token_embedding"], layers, norms["rms_final"], w.get("wcls"),
+                        source=f"llama2.c v2 (Q8_0, group {group}) {path.name}", notes=notes)
 
 
 def _check_llama(model: DecoderModel) -> None:

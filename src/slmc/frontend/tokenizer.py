@@ -15,12 +15,18 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from slmc.errors import SlmcError
+from slmc.frontend.safe_io import read_small
 
 BOS_ID = 1
 EOS_ID = 2
 UNK_ID = 0
 _BYTE_PIECE = re.compile(rb"<0x([0-9A-Fa-f]{2})>")
 _FIRST_BYTE_ID = 3  # sentencepiece with byte_fallback puts <0x00>..<0xFF> right after unk, bos, eos
+# caps on what a tokenizer file may claim: real vocabularies are <= 256k pieces of <= a few hundred bytes,
+# and their files a few MB (Llama 3's 128k-piece tokenizer.model is 2 MB)
+MAX_VOCAB = 1 << 20
+MAX_PIECE_BYTES = 1 << 16
+MAX_TOKENIZER_BYTES = 64 << 20
 
 
 class Tokenizer(ABC):
@@ -99,21 +105,27 @@ class Llama2cTokenizer(Tokenizer):
         if len(raw) < 4:
             raise SlmcError(f"{bad}: {len(raw)} bytes is too short for its header", "re-export the tokenizer")
         (max_len,) = struct.unpack_from("<i", raw, 0)
-        if not 0 < max_len <= 1 << 16:
-            raise SlmcError(f"{bad}: implausible max_token_length {max_len}", "the file is corrupt or of another kind")
+        # run.c allocates max_token_length * 2 + 3 bytes for its merge buffer: a huge value is a corrupt file
+        if not 0 < max_len <= MAX_PIECE_BYTES:
+            raise SlmcError(f"{bad}: implausible max_token_length {max_len} (expected 1..{MAX_PIECE_BYTES})",
+                            "the file is corrupt or of another kind")
         pieces: list[bytes] = []
         scores: list[float] = []
         off = 4
         while off < len(raw):
+            if len(pieces) >= MAX_VOCAB:
+                raise SlmcError(f"{bad}: it holds more than {MAX_VOCAB} tokens", "the file is corrupt")
             if off + 8 > len(raw):
-                raise SlmcError(f"{path} is truncated inside token {len(pieces)}", "re-export the tokenizer")
+                raise SlmcError(f"{path} is truncated inside token {len(pieces)} (byte {off} of {len(raw)})",
+                                "re-export the tokenizer")
             score, n = struct.unpack_from("<fi", raw, off)
             if not math.isfinite(score) or not 0 <= n <= max_len:
                 raise SlmcError(f"{bad}: token {len(pieces)} has score {score} and length {n} "
                                 f"(max_token_length {max_len})", "the file is corrupt or of another kind")
             if off + 8 + n > len(raw):
-                raise SlmcError(f"{path} is truncated inside token {len(pieces)}", "re-export the tokenizer")
-            pieces.append(raw[off + 8: off + 8 + n])
+                raise SlmcError(f"{path} is truncated inside token {len(pieces)}: its {n} bytes run past the end "
+                                f"({off + 8 + n} > {len(raw)})", "re-export the tokenizer")
+            pieces.append(raw[off + 8: off + 8 + n])  # any bytes: a piece need not be UTF-8 on its own
             scores.append(score)
             off += 8 + n
         if len(pieces) <= EOS_ID:
@@ -184,29 +196,41 @@ class SentencePieceTokenizer(Tokenizer):
     """A sentencepiece .model, encoded and decoded by the sentencepiece library itself."""
 
     def __init__(self, path: Path) -> None:
-        import sentencepiece as spm
-
         raw = _read(path)
+        try:
+            import sentencepiece as spm
+        except ImportError:
+            raise SlmcError(f"reading {path} needs the sentencepiece package", "pip install sentencepiece, or pass "
+                            "a llama2.c tokenizer.bin") from None
         sp = spm.SentencePieceProcessor()
+        pieces: list[bytes] = []
+        # the library checks the proto when it loads, but a piece that is not UTF-8 only fails when it is
+        # read back as a str: read every piece here, so a corrupt model fails now and in one place
         try:
             sp.LoadFromSerializedProto(raw)
-        except (RuntimeError, OSError, ValueError) as e:
-            raise SlmcError(f"{path} is not a sentencepiece model ({str(e).strip()[:120]})",
+            n = sp.get_piece_size()
+            if not 0 < n <= MAX_VOCAB:
+                raise SlmcError(f"{path} is a sentencepiece model with {n} pieces (expected 1..{MAX_VOCAB})",
+                                "re-export the tokenizer")
+            for i in range(n):
+                if sp.is_control(i):
+                    pieces.append(b"")
+                elif sp.is_unknown(i):
+                    pieces.append(sp.decode([i]).encode("utf-8"))  # " ⁇ ", as sentencepiece prints it
+                else:
+                    pieces.append(sp.id_to_piece(i).replace("\u2581", " ").encode("utf-8"))
+            bos, eos = sp.bos_id(), sp.eos_id()
+        except UnicodeDecodeError as e:
+            raise SlmcError(f"{path}: sentencepiece piece {len(pieces)} is not UTF-8 text ({e.reason})",
+                            "the tokenizer model is corrupt; re-export it") from None
+        except (RuntimeError, OSError, ValueError, TypeError, IndexError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise SlmcError(f"{path} is not a sentencepiece model ({first[:120]})",
                             "pass a tokenizer.model or a llama2.c tokenizer.bin") from None
-        if sp.get_piece_size() <= 0:
-            raise SlmcError(f"{path} is a sentencepiece model without pieces", "re-export the tokenizer")
         self._sp = sp
-        pieces = []
-        for i in range(sp.get_piece_size()):
-            if sp.is_control(i):
-                pieces.append(b"")
-            elif sp.is_unknown(i):
-                pieces.append(sp.decode([i]).encode("utf-8"))  # " ⁇ ", as sentencepiece prints it
-            else:
-                pieces.append(sp.id_to_piece(i).replace("\u2581", " ").encode("utf-8"))
         super().__init__(pieces, f"sentencepiece {path.name}")
-        self.bos_id = sp.bos_id()
-        self.eos_id = sp.eos_id()
+        self.bos_id = bos
+        self.eos_id = eos
 
     def encode(self, text: str, bos: bool = True, eos: bool = False) -> list[int]:
         if (bos and self.bos_id < 0) or (eos and self.eos_id < 0):
@@ -260,10 +284,10 @@ def check_vocab(tok: Tokenizer, vocab_size: int) -> None:
 
 
 def _read(path: Path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as e:
-        raise SlmcError(f"cannot read tokenizer {path}: {e.strerror}", "check the path") from None
+    """A tokenizer file, whole: it is small, so it is read at once, but only if it is a regular file under
+    the cap (a FIFO or /dev/zero passed as --tokenizer must not block or read forever)."""
+    return read_small(Path(path), "tokenizer", "check the path (pass a tokenizer.model or tokenizer.bin)",
+                      MAX_TOKENIZER_BYTES)
 
 
 def _utf8_chunks(data: bytes) -> list[bytes]:
