@@ -92,7 +92,7 @@ int main(void) {
     int32_t tokens[SLMC_PREFILL_CHUNK];
     for (int i = 0; i < SLMC_PREFILL_CHUNK; i++) tokens[i] = 1 + i;
     slmc_reset();
-    slmc_prefill(tokens, SLMC_PREFILL_CHUNK, 0, logits);
+    if (slmc_prefill(tokens, SLMC_PREFILL_CHUNK, 0, logits) != SLMC_OK) return 1;
     for (int a = 0; a < 4; a++) for (int b = 0; b < 4; b++) printf("%d %d %llu\n", a, b, (unsigned long long)slmc_dma_bytes[a][b]);
     return 0;
 }

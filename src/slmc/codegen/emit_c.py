@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from slmc.codegen.weights import WeightsLayout, c_ident
+from slmc.codegen.cquote import LOCAL_PREFIXES, LOCALS, Names, c_comment, c_ident, comment
+from slmc.codegen.weights import WeightsLayout
 from slmc.ir import Graph, Node, Value, ValueKind
 from slmc.ir.ops import VIEWS
 from slmc.kernels.registry import KernelSpec
@@ -63,13 +64,6 @@ class _Ctx:
         return "pos"
 
 
-# C keywords and the names generated code uses: an ONNX tensor called "float" or "memcpy" must not become one
-_C_RESERVED = frozenset("""auto break case char const continue default do double else enum extern float for goto if
-inline int long register restrict return short signed sizeof static struct switch typedef union unsigned void volatile
-while NULL INFINITY NAN memcpy memset size_t ptrdiff_t int8_t uint8_t int16_t uint16_t int32_t uint32_t int64_t
-uint64_t n pos""".split())
-
-
 class _Function:
     def __init__(self, graph: Graph, plan: MemoryPlan, weights: WeightsLayout, binding: dict[int, KernelSpec],
                  arrays: dict[tuple[int, ...], str] | None = None, hooks: dict[str, str] | None = None):
@@ -78,19 +72,13 @@ class _Function:
         self.arrays = {} if arrays is None else arrays
         # identifiers are unique within the function and never shadow a weight symbol: two ONNX names
         # such as "a.b" and "a_b" must not become one C variable
-        self._used = {e.symbol for e in weights.entries} | set(_C_RESERVED)
+        self._names = Names({e.symbol for e in weights.entries} | LOCALS, avoid=LOCAL_PREFIXES)
         self.params = {id(v): self._ident(v.name) for v in graph.inputs + graph.outputs}
         self.locals: dict[str, tuple[str, Value]] = {}
         self._local_of: dict[int, str] = {}
 
     def _ident(self, name: str) -> str:
-        s = c_ident(name)
-        if s.startswith("slmc_"):  # the arena, the weights and the kernels live under that prefix
-            s = "v_" + s
-        while s in self._used:
-            s += "_"
-        self._used.add(s)
-        return s
+        return self._names.add(name)
 
     def expr(self, v: Value) -> str:
         if id(v) in self.params:
@@ -113,7 +101,7 @@ class _Function:
             from_ = self.weights.entry(root).symbol
         else:
             from_ = self.params.get(id(root)) or self.expr(root)
-        return f"    memcpy({self.params[id(v)]}, {from_}, {v.nbytes}); /* {v.name} */"
+        return f"    memcpy({self.params[id(v)]}, {from_}, {v.nbytes}); {comment(c_comment(v.name))}"
 
     def signature(self) -> str:
         ps = []
@@ -139,7 +127,7 @@ class _Function:
             outs = ", ".join(str(v.type) for v in node.outputs)
             if node.name in self.hooks:
                 calls.append("    " + self.hooks[node.name])
-            calls.append(f"    /* {node.name}: {node.op}({ins}) -> {outs} */")
+            calls.append("    " + comment(f"{c_comment(node.name)}: {node.op}({ins}) -> {outs}"))
             calls.append("    " + self.binding[id(node)].emit(node, _Ctx(self, node)))
         calls += [self._copy_out(v, v) for v in self.graph.outputs if v.producer is None and v.nbytes]
         decls = []
@@ -164,9 +152,10 @@ def emit_model(graphs: list[Graph], plan: MemoryPlan, weights: WeightsLayout, bi
                kernel_protos: list[str], banner: str, llm: LlmInfo | None,
                hooks: dict[str, str] | None = None) -> tuple[str, str]:
     """Returns (model.h, model.c). `hooks`: statements to run before named nodes (codegen/pico.py)."""
-    h = [f"/* {banner} */", "#ifndef SLMC_MODEL_H", "#define SLMC_MODEL_H", "#include <stdint.h>", "",
+    banner = comment(banner, BANNER_CHARS)  # it names the model's file
+    h = [banner, "#ifndef SLMC_MODEL_H", "#define SLMC_MODEL_H", "#include <stdint.h>", "",
          f"#define SLMC_ARENA_BYTES {plan.arena_bytes}", f"#define SLMC_WEIGHTS_BYTES {len(weights.blob)}"]
-    c = [f"/* {banner} */", '#include "model.h"', '#include "slmc_kernels.h"', "",
+    c = [banner, '#include "model.h"', '#include "slmc_kernels.h"', "",
          *(['#include "slmc_hal.h" /* slmc_set_opp: the DVFS schedule\'s transitions */'] if hooks else []),
          "/* kernels, one C file each in kernels/ */", *kernel_protos, "",
          "/* every constant lives in weights.bin, linked read-only (weights.S) */",
@@ -187,8 +176,7 @@ def emit_model(graphs: list[Graph], plan: MemoryPlan, weights: WeightsLayout, bi
     for g in graphs:
         fn = _Function(g, plan, weights, binding, arrays, hooks)
         body = fn.body()
-        funcs += [f"/* {g.name}: " + ", ".join(f"{v.name} {v.type}" for v in g.inputs) + " -> "
-                  + ", ".join(f"{v.name} {v.type}" for v in g.outputs) + " */",
+        funcs += [comment(f"{c_comment(g.name)}: {_io_list(g.inputs)} -> {_io_list(g.outputs)}"),
                   # an integer-only build keeps its graph a function of its own: toolchain/floatcheck.py reads it
                   ("__attribute__((noinline)) " if llm is not None and llm.logits_frac >= 0 else "")
                   + fn.signature() + " {", *body, "}", ""]
@@ -207,6 +195,14 @@ def emit_model(graphs: list[Graph], plan: MemoryPlan, weights: WeightsLayout, bi
     return "\n".join(h), "\n".join(c) + "\n"
 
 
+BANNER_CHARS = 300  # the banner's length at most (the model's file name is in it)
+
+
+def _io_list(values: list[Value]) -> str:
+    """`name type, ...` for a comment, each name escaped and bounded (codegen/cquote.py)."""
+    return ", ".join(f"{c_comment(v.name)} {v.type}" for v in values)
+
+
 def _llm_header(m: LlmInfo) -> list[str]:
     return [
         f"#define SLMC_DIM {m.dim}", f"#define SLMC_HIDDEN_DIM {m.hidden_dim}", f"#define SLMC_N_LAYERS {m.n_layers}",
@@ -219,10 +215,18 @@ def _llm_header(m: LlmInfo) -> list[str]:
         "",
         "/* Forget every position: zeroes the KV cache. */",
         "void slmc_reset(void);",
+        "",
+        "/* What slmc_decode and slmc_prefill return: they check their arguments before touching any state, so",
+        "   a call that fails leaves the KV cache as it was. Checked in the order NULL, n, pos, tokens. */",
+        "#define SLMC_OK 0",
+        "#define SLMC_ERR_TOKEN (-1) /* a token outside 0 .. SLMC_VOCAB_SIZE - 1 */",
+        "#define SLMC_ERR_POS (-2)   /* pos outside 0 .. SLMC_SEQ_LEN - 1, or pos + n beyond SLMC_SEQ_LEN */",
+        "#define SLMC_ERR_COUNT (-3) /* n < 1 */",
+        "#define SLMC_ERR_NULL (-4)  /* tokens or logits is NULL */",
         "/* Process `token` at position `pos` (0 <= pos < SLMC_SEQ_LEN); writes SLMC_VOCAB_SIZE logits. */",
-        "void slmc_decode(int token, int pos, float *logits);",
+        "int slmc_decode(int token, int pos, float *logits);",
         "/* Process n tokens at positions pos .. pos+n-1; writes n rows of SLMC_VOCAB_SIZE logits. */",
-        "void slmc_prefill(const int32_t *tokens, int n, int pos, float *logits);",
+        "int slmc_prefill(const int32_t *tokens, int n, int pos, float *logits);",
     ]
 
 
@@ -230,7 +234,7 @@ def _llm_api(graphs: list[Graph], plan: MemoryPlan, m: LlmInfo) -> list[str]:
     states = sorted({(v.name, v.nbytes) for g in graphs for v in g.states()})
     out = [f"const SlmcConfig slmc_config = {{{m.dim}, {m.hidden_dim}, {m.n_layers}, {m.n_heads}, {m.n_kv_heads}, "
            f"{m.vocab_size}, {m.seq_len}, {m.prefill_chunk}}};", "", "void slmc_reset(void) {"]
-    out += [f"    memset(slmc_arena + {plan.offset_of(n)}, 0, {b}); /* {n} */" for n, b in states]
+    out += [f"    memset(slmc_arena + {plan.offset_of(n)}, 0, {b}); {comment(c_comment(n))}" for n, b in states]
     # a chip of a partitioned model other than chip 0 has no logits (codegen/chips.py): it only follows
     lg = ", logits" if graphs[0].outputs else ""
     decode = [f"    slmc_graph_decode(&t, pos, 1{lg});", *([] if lg else ["    (void)logits;"])]
@@ -239,16 +243,31 @@ def _llm_api(graphs: list[Graph], plan: MemoryPlan, m: LlmInfo) -> list[str]:
                   "    for (int i = 0; i < SLMC_VOCAB_SIZE; i++) {",
                   "        int32_t v;", "        memcpy(&v, &logits[i], sizeof v);",
                   f"        logits[i] = (float)v * 0x1p-{m.logits_frac}f;", "    }"]
-    out += ["}", "", "void slmc_decode(int token, int pos, float *logits) {", "    int32_t t = token;",
-            *decode, "}", "",
-            "void slmc_prefill(const int32_t *tokens, int n, int pos, float *logits) {"]
+    # The graph indexes the embedding table with the token and the KV cache with the position, with no
+    # check of its own: out of range they would read and write outside both. One compare and branch each
+    # (the compiler folds `x < 0 || x >= N` into one unsigned compare); a chip with no logits takes NULL.
+    null = "!logits" if lg else ""
+    out += ["}", "", "int slmc_decode(int token, int pos, float *logits) {",
+            *([f"    if ({null}) return SLMC_ERR_NULL;"] if null else []),
+            "    if (pos < 0 || pos >= SLMC_SEQ_LEN) return SLMC_ERR_POS;",
+            "    if (token < 0 || token >= SLMC_VOCAB_SIZE) return SLMC_ERR_TOKEN;",
+            "    int32_t t = token;",
+            *decode, "    return SLMC_OK;", "}", "",
+            "int slmc_prefill(const int32_t *tokens, int n, int pos, float *logits) {",
+            f"    if (!tokens{' || ' + null if null else ''}) return SLMC_ERR_NULL;",
+            "    if (n < 1) return SLMC_ERR_COUNT;",
+            "    if (pos < 0 || pos >= SLMC_SEQ_LEN || n > SLMC_SEQ_LEN - pos) return SLMC_ERR_POS;",
+            "    /* every token before any is processed: a bad one leaves the KV cache as it was */",
+            "    for (int i = 0; i < n; i++)",
+            "        if (tokens[i] < 0 || tokens[i] >= SLMC_VOCAB_SIZE) return SLMC_ERR_TOKEN;"]
     if m.prefill_chunk:
         out += ["    for (int i = 0; i < n; i += SLMC_PREFILL_CHUNK) {",
                 "        int c = n - i < SLMC_PREFILL_CHUNK ? n - i : SLMC_PREFILL_CHUNK;",
                 f"        slmc_graph_prefill(tokens + i, pos + i, c{lg and lg + ' + (size_t)i * SLMC_VOCAB_SIZE'});", "    }"]
-    else:
-        out += ["    for (int i = 0; i < n; i++) slmc_decode(tokens[i], pos + i, logits + (size_t)i * SLMC_VOCAB_SIZE);"]
-    return out + ["}"]
+    else:  # checked above: slmc_decode cannot fail here
+        row = " + (size_t)i * SLMC_VOCAB_SIZE" if lg else ""  # no offset on a chip's NULL logits
+        out += [f"    for (int i = 0; i < n; i++) (void)slmc_decode(tokens[i], pos + i, logits{row});"]
+    return out + ["    return SLMC_OK;", "}"]
 
 
 PACK_ALIGN = 16
@@ -284,8 +303,7 @@ def _run_params(g: Graph) -> list[str]:
 
 
 def _generic_header(g: Graph) -> list[str]:
-    lines = ["", "/* inputs: " + ", ".join(f"{v.name} {v.type}" for v in g.inputs) + " */",
-             "/* outputs: " + ", ".join(f"{v.name} {v.type}" for v in g.outputs) + " */",
+    lines = ["", comment(f"inputs: {_io_list(g.inputs)}"), comment(f"outputs: {_io_list(g.outputs)}"),
              f"void slmc_run({', '.join(_run_params(g)) or 'void'});",
              "/* The same over packed buffers: tensor i at a 16-byte aligned offset after tensor i-1. */",
              "void slmc_run_packed(const uint8_t *inputs, uint8_t *outputs);",

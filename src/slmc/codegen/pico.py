@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from slmc.codegen.cquote import c_comment, c_int, comment, make_word
 from slmc.errors import SlmcError
 from slmc.ir import Graph
 from slmc.ir.ops import VIEWS
@@ -59,7 +60,8 @@ def opp_calls(graph: Graph, schedule: tuple[OppStep, ...]) -> dict[str, str]:
                             "make the schedule for this model (slmc dvfs MODEL --emit DIR)")
         s = by_group[g]
         if prev is None or s.opp != prev.opp:
-            calls[node.name] = f"slmc_set_opp({s.voltage_mv}, {s.khz}); /* {g}: {s.voltage_mv} mV, {s.khz / 1000:g} MHz */"
+            calls[node.name] = (f"slmc_set_opp({c_int(s.voltage_mv)}, {c_int(s.khz)}); "
+                                f"{comment(f'{c_comment(g)}: {s.voltage_mv} mV, {s.khz / 1000:g} MHz')}")
         prev = s
     return calls
 
@@ -93,9 +95,9 @@ include(${{PICO_SDK_PATH}}/external/pico_sdk_import.cmake)
 project(slmc_model C CXX ASM)
 pico_sdk_init()
 
-add_executable(slmc_model {' '.join(srcs)})
+add_executable(slmc_model {' '.join(map(make_word, srcs))})
 target_include_directories(slmc_model PRIVATE ${{CMAKE_CURRENT_LIST_DIR}} ${{CMAKE_CURRENT_LIST_DIR}}/kernels)
-target_compile_definitions(slmc_model PRIVATE {' '.join(defs)})
+target_compile_definitions(slmc_model PRIVATE {' '.join(map(make_word, defs))})
 target_compile_options(slmc_model PRIVATE -O2 -ffp-contract=off)
 # weights.S pulls weights.bin in with .incbin: tell the assembler where it is
 set_source_files_properties(weights.S PROPERTIES COMPILE_OPTIONS "-Wa,-I${{CMAKE_CURRENT_LIST_DIR}}")

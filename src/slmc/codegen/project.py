@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from slmc.codegen.cquote import make_word
 from slmc.kernels.registry import C_DIR, REGISTRY
 from slmc.targets import Target
 
@@ -110,6 +111,8 @@ clean:
 
 def makefile(target: Target, kernel_files: list[str], main: str, extra: tuple[str, ...] = (),
              defines: tuple[str, ...] = ()) -> str:
+    for word in (*kernel_files, main, *extra, *defines):  # slmc's own names: checked so that they stay so
+        make_word(word)
     make = _mcu_makefile if target.emulated else _host_makefile
     return make(target, kernel_files, main, extra, defines)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from slmc.codegen.cquote import c_comment, comment
 from slmc.ir import Graph, Node
 from slmc.kernels.registry import CallContext, KernelSpec
 from slmc.kernels.tiles import HeadTiles, Q8MatmulTiles, RowTiles
@@ -257,8 +258,8 @@ def tile_binding(graphs: list[Graph], binding: dict[int, KernelSpec], lp: LevelP
             else:
                 emit = lambda n, c, t=t: matmul_loops(t, n, c)  # noqa: E731
             out[id(node)] = dataclasses.replace(spec, emit=emit, deps=(*spec.deps, DMA_FILE))
-    names = ", ".join(f"{lv.name}={i}" for i, lv in enumerate(lp.levels))
-    decls = ["", f"/* the fastest level's tile area, offsets fixed by the L1 plan; DMA levels: {names} */",
+    names = ", ".join(f"{c_comment(lv.name)}={i}" for i, lv in enumerate(lp.levels))
+    decls = ["", comment(f"the fastest level's tile area, offsets fixed by the L1 plan; DMA levels: {names}"),
              f"static uint8_t slmc_l1[{lp.l1_bytes}] __attribute__((aligned(16)));"]
     return TiledProgram(out, decls)
 

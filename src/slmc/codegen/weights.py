@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from slmc.codegen.cquote import LOCAL_PREFIXES, LOCALS, Names
 from slmc.ir import DType, Graph, Value
 
 ALIGN = 16
@@ -47,17 +48,12 @@ class WeightsLayout:
         return self.entries[self.by_value[id(v)]]
 
 
-def c_ident(name: str) -> str:
-    s = "".join(ch if ch.isalnum() else "_" for ch in name)
-    return s if s and not s[0].isdigit() else "v_" + s
-
-
 def layout_weights(graphs: list[Graph], in_ram: frozenset[str] = frozenset()) -> WeightsLayout:
     """`in_ram`: symbols of the constants copied to SRAM at boot (weights_ram.bin)."""
     entries: list[WeightEntry] = []
     by_value: dict[int, int] = {}
     by_hash: dict[tuple, int] = {}
-    used: set[str] = set()
+    names = Names(LOCALS, avoid=LOCAL_PREFIXES)  # model.c's file-scope symbols, never shadowed by a generated local
     chunks: dict[str, list[bytes]] = {"flash": [], "ram": []}
     off = {"flash": 0, "ram": 0}
     for g in graphs:
@@ -66,10 +62,7 @@ def layout_weights(graphs: list[Graph], in_ram: frozenset[str] = frozenset()) ->
             raw = data.tobytes()
             key = (v.dtype, v.shape, hashlib.sha1(raw).hexdigest())
             if key not in by_hash:
-                sym = c_ident(v.name)
-                while sym in used:
-                    sym += "_"
-                used.add(sym)
+                sym = names.add(v.name)
                 region = "ram" if sym in in_ram else "flash"
                 pad = (-off[region]) % ALIGN
                 chunks[region].append(b"\0" * pad)

@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from slmc.codegen.cquote import c_float
 from slmc.ir import DType, Node, Value
 from slmc.kernels.onnx import CAST_CODES, GraphCallContext, _mm_dims, contiguous, gemm_dims, merge_axes
 from slmc.kernels.registry import KernelSpec, register
@@ -169,7 +170,7 @@ def _max_pool(n: Node, c: GraphCallContext) -> str:
 def _rms_norm_f32(n: Node, c: GraphCallContext) -> str:
     rows, width = _rows(n)
     return (f"slmc_rms_norm_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {rows}, {width}, "
-            f"{float(np.float32(n.attrs.get('eps', 1e-5)))!r}f);")
+            f"{c_float(np.float32(n.attrs.get('eps', 1e-5)))});")
 
 
 def _matmul_macs(n: Node) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from slmc.codegen.cquote import c_float
 from slmc.ir import DType, Node
 from slmc.kernels.overlap import by_chunks, consumed_first, elementwise, in_place
 from slmc.kernels.registry import REGISTRY, CallContext, KernelSpec, register
@@ -57,10 +58,10 @@ register(KernelSpec("pos_embedding", F32, "pos_embedding_f32.c",
                     lambda n, c: f"slmc_pos_embedding_f32({c.out()}, {c.ref(0)}, {c.pos}, {c.rows}, {_last(n)});"))
 register(KernelSpec("rmsnorm", F32, "rmsnorm_f32.c",
                     lambda n, c: f"slmc_rmsnorm_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows}, {_last(n)}, "
-                                 f"{n.attrs['eps']!r}f);", tiling=RowTiles((0,), (1,)), overlap=elementwise(0)))
+                                 f"{c_float(n.attrs['eps'])});", tiling=RowTiles((0,), (1,)), overlap=elementwise(0)))
 register(KernelSpec("layernorm", F32, "layernorm_f32.c",
                     lambda n, c: f"slmc_layernorm_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
-                                 f"{_last(n)}, {n.attrs['eps']!r}f);", tiling=RowTiles((0,), (1, 2)), overlap=elementwise(0)))
+                                 f"{_last(n)}, {c_float(n.attrs['eps'])});", tiling=RowTiles((0,), (1, 2)), overlap=elementwise(0)))
 register(KernelSpec("linear", F32, "linear_f32.c",
                     lambda n, c: f"slmc_linear_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
                                  f"{_last(n)}, {n.outputs[0].shape[-1]});",

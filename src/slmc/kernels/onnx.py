@@ -14,6 +14,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from slmc.codegen.cquote import c_float, c_int, comment
 from slmc.errors import SlmcError
 from slmc.ir import DType, Node, Value
 from slmc.kernels.overlap import elementwise, in_place
@@ -93,9 +94,7 @@ def _walk(c: GraphCallContext, shape: list[int], strides: list[list[int]]) -> st
     return f"{len(sh)}, {c.ints(sh)}, {c.ints([x for s in st for x in s])}"
 
 
-def _f(x: float) -> str:
-    x = float(x)
-    return "INFINITY" if x == math.inf else "(-INFINITY)" if x == -math.inf else "NAN" if x != x else f"{x!r}f"
+_f = c_float  # attribute values reach C as numbers or not at all (codegen/cquote.py)
 
 
 def _at(c: GraphCallContext, i: int, off: int) -> str:
@@ -132,7 +131,7 @@ def _unary(n: Node, c: GraphCallContext) -> str:
         code = _GELU_TANH
     al, be, ga = _UNARY_ATTRS.get(n.op, (0, 0, 0))
     al, be, ga = n.attrs.get("alpha", al), n.attrs.get("beta", be), n.attrs.get("gamma", ga)
-    return (f"slmc_unary_f32({c.out()}, {c.ref(0)}, {_numel(n.outputs[0])}, {code} /* {n.op} */, "
+    return (f"slmc_unary_f32({c.out()}, {c.ref(0)}, {_numel(n.outputs[0])}, {code} {comment(n.op)}, "
             f"{_f(al)}, {_f(be)}, {_f(ga)});")
 
 
@@ -141,7 +140,7 @@ def _broadcast(n: Node, c: GraphCallContext, fn: str, code: int) -> str:
     ins = [v for v in n.inputs if v is not None]
     _need(all(v.dtype == ins[0].dtype for v in ins), n, "inputs of different types")
     strides = [contiguous(out)] + [bcast_strides(v.shape, out) for v in ins]
-    return f"{fn}({c.out()}, {c.ref(0)}, {c.ref(1)}, {code} /* {n.op} */, {_walk(c, list(out), strides)});"
+    return f"{fn}({c.out()}, {c.ref(0)}, {c.ref(1)}, {code} {comment(n.op)}, {_walk(c, list(out), strides)});"
 
 
 def _binary(n: Node, c: GraphCallContext) -> str:
@@ -243,7 +242,8 @@ def _pad(n: Node, c: GraphCallContext) -> str:
     r = len(y.shape)
     pads = full_pads(r, n.attrs)
     value = n.attrs.get("value", 0)
-    lit = _f(value) if y.dtype.is_float else str(int(value))
+    whole = math.trunc(value) if isinstance(value, (float, np.floating)) and math.isfinite(value) else value  # as int() did
+    lit = _f(value) if y.dtype.is_float else c_int(whole, "Pad's value", -2**63 + 1, 2**63 - 1)
     fill = f"slmc_fill({c.out()}, &({y.dtype.c}){{{lit}}}, {y.dtype.size}, {y.type.numel});"
     xs, ys = contiguous(x.shape), contiguous(y.shape)  # type: ignore[union-attr]
     xoff = sum(max(0, -pads[d]) * xs[d] for d in range(r))
@@ -269,7 +269,7 @@ def _trilu(n: Node, c: GraphCallContext) -> str:
     y = n.outputs[0]
     _need(len(y.shape) >= 2, n, "a tensor of rank < 2")
     return (f"slmc_trilu({c.out()}, {c.ref(0)}, {y.dtype.size}, {math.prod(y.shape[:-2])}, {y.shape[-2]}, "
-            f"{y.shape[-1]}, {n.attrs.get('k', 0)}, {n.attrs.get('upper', 1)});")
+            f"{y.shape[-1]}, {c_int(n.attrs.get('k', 0), 'Trilu k')}, {c_int(n.attrs.get('upper', 1), 'Trilu upper')});")
 
 
 # ---- matrix products, reductions, normalisation -------------------------------------------------------
@@ -327,7 +327,7 @@ def _reduce(n: Node, c: GraphCallContext) -> str:
     rsh, rst = merge_axes([x.shape[d] for d in axes], [[xs[d] for d in axes]], keep_one=False)
     if any(x.shape[d] == 0 for d in axes):
         rsh, rst = [0], [[0]]  # an empty reduction: the kernel writes the identity element
-    return (f"slmc_reduce_f32({c.out()}, {c.ref(0)}, {REDUCE[n.op]} /* {n.op} */, {len(ksh)}, {c.ints(ksh)}, "
+    return (f"slmc_reduce_f32({c.out()}, {c.ref(0)}, {REDUCE[n.op]} {comment(n.op)}, {len(ksh)}, {c.ints(ksh)}, "
             f"{c.ints(kst[0])}, {len(rsh)}, {c.ints(rsh)}, {c.ints(rst[0])});")
 
 
@@ -335,7 +335,8 @@ def _arg_reduce(n: Node, c: GraphCallContext) -> str:
     x = n.inputs[0]
     assert x is not None
     axis = n.attrs.get("axis", 0) % len(x.shape)
-    return (f"slmc_argreduce_f32({c.out()}, {c.ref(0)}, {int(n.op == 'ArgMin')}, {n.attrs.get('select_last_index', 0)}, "
+    last = c_int(n.attrs.get("select_last_index", 0), f"{n.op} select_last_index")
+    return (f"slmc_argreduce_f32({c.out()}, {c.ref(0)}, {int(n.op == 'ArgMin')}, {last}, "
             f"{math.prod(x.shape[:axis])}, {x.shape[axis]}, {math.prod(x.shape[axis + 1:])});")
 
 

@@ -48,8 +48,9 @@ int main(int argc, char **argv) {
     int32_t ctl[2];
     int steps = 0;
     while (slmc_link_broadcast(ctl, sizeof ctl)) {
-        if (ctl[1] > 0) slmc_prefill(no_tokens, ctl[1], ctl[0], NULL);
-        else slmc_decode(0, ctl[0], NULL);
+        /* a step chip 0 could not take is never announced: a failure here is a broken link */
+        int rc = ctl[1] > 0 ? slmc_prefill(no_tokens, ctl[1], ctl[0], NULL) : slmc_decode(0, ctl[0], NULL);
+        if (rc != SLMC_OK) { fprintf(stderr, "E chip %d: step at position %d failed with %d\n", SLMC_CHIP, ctl[0], rc); return 2; }
         steps++;
     }
     slmc_link_close();

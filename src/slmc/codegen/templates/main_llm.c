@@ -55,7 +55,7 @@ static int parse_ids(const char *s, int32_t *out, int max) {
         out[n++] = (int32_t)v;
         s = *end == ',' ? end + 1 : end;
     }
-    return n;
+    return *s ? -3 : n; /* more ids than the context holds: refused, not cut */
 }
 
 int main(int argc, char **argv) {
@@ -77,6 +77,7 @@ int main(int argc, char **argv) {
     prompt[0] = 1; /* BOS */
     if (ids) {
         n_prompt = parse_ids(ids, prompt, MAX_PROMPT);
+        if (n_prompt == -3) { fprintf(stderr, "E more prompt ids than the context holds (%d)\n", MAX_PROMPT); return 2; }
         if (n_prompt <= 0) { fprintf(stderr, "E bad prompt ids (each must be in 0..%d)\n", SLMC_VOCAB_SIZE - 1); return 2; }
     }
     if (n_prompt > steps) n_prompt = steps;
@@ -94,14 +95,16 @@ int main(int argc, char **argv) {
         int c = n_prompt - 1 - pos;
         if (c > LOGIT_ROWS) c = LOGIT_ROWS;
         SLMC_STEP_HOOK(pos, c);
-        slmc_prefill(prompt + pos, c, pos, logits);
+        int rc = slmc_prefill(prompt + pos, c, pos, logits);
+        if (rc != SLMC_OK) { fprintf(stderr, "E slmc_prefill failed with %d at position %d\n", rc, pos); return 2; }
         if (lf) fwrite(logits, sizeof(float), (size_t)c * SLMC_VOCAB_SIZE, lf);
         pos += c;
     }
     int token = prompt[n_prompt - 1];
     for (; pos < steps; pos++) {
         SLMC_STEP_HOOK(pos, 0);
-        slmc_decode(token, pos, logits);
+        int rc = slmc_decode(token, pos, logits);
+        if (rc != SLMC_OK) { fprintf(stderr, "E slmc_decode failed with %d at position %d\n", rc, pos); return 2; }
         if (lf) fwrite(logits, sizeof(float), SLMC_VOCAB_SIZE, lf);
         int next = slmc_sample(logits, SLMC_VOCAB_SIZE, temperature, topp, &rng, probs, sort_idx);
         if (next == 1) { pos++; break; } /* BOS ends a story, as in llama2.c */
