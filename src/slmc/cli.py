@@ -6,22 +6,26 @@ import json
 import shutil
 import sys
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from slmc.cli_safety import SafeTyper, check_sampling, input_path, read_json, read_npz
 from slmc.errors import SlmcError
+from slmc.output import check_file, output_file
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Compile small language models to static-memory C, and run them.")
+app = SafeTyper(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+               help="Compile small language models to static-memory C, and run them.")
 err = Console(stderr=True)
 NUMERICS = ("fp32", "q8", "int8")
 
 
 def _fail(e: SlmcError) -> None:
-    err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -43,6 +47,10 @@ def _compile(model: Path, target: str, numerics: str, out: Path, prefill_chunk: 
         raise SlmcError(f"unknown numerics '{numerics}'", f"use -q one of {', '.join(NUMERICS)}")
     if weights_sram not in ("auto", "off"):
         raise SlmcError(f"unknown --weights-sram '{weights_sram}'", "use --weights-sram auto or off")
+    input_path(model, "model", folder_ok=True)
+    input_path(tokenizer, "--tokenizer")
+    if prefill_chunk is not None and prefill_chunk < 0:
+        raise SlmcError(f"--seq {prefill_chunk} is negative", "give the tokens per prompt step, or 0 for none")
     with _progress() as p:
         task = p.add_task("compiling", total=None)
         return compile_model(CompileOptions(model, target, numerics, out, prefill_chunk, tokenizer, context,
@@ -131,20 +139,24 @@ def _run(project: Path, steps: int, temperature: float, top_p: float, seed: int,
     from slmc.toolchain.build import build
     from slmc.toolchain.run import llm_args, run_program
 
-    chips = (project / "manifest.json").exists()  # a partitioned build (slmc compile --chips N)
-    rep_path = project / ("manifest.json" if chips else "report.json")
-    if not rep_path.exists():
-        raise SlmcError(f"{project} is not an slmc output folder (no report.json)", "run `slmc compile MODEL -o DIR` first")
-    rep = json.loads(rep_path.read_text())
+    check_sampling(steps, temperature, top_p, seed)
+    if on is not None and on != "host":
+        raise SlmcError(f"--on {on} is not supported", "use --on host, without --profile")
+    if dump_logits is not None:
+        check_file(dump_logits, "--dump-logits")
+    chips = (project / "manifest.json").is_file()  # a partitioned build (slmc compile --chips N)
+    rep = read_json(project / ("manifest.json" if chips else "report.json"), project)
     if "config" not in rep:
         raise SlmcError(f"{project} holds a graph, not a language model", "use `slmc run DIR --inputs FILE.npz`")
     if "chip" in rep:
         raise SlmcError(f"{project} is one chip of a partitioned build", f"run its parent folder {project.parent}")
-    vocab = rep["config"]["vocab_size"]
+    vocab, context = rep["config"]["vocab_size"], rep["config"]["seq_len"]
     tok = None
     if rep.get("tokenizer"):
         from slmc.frontend.tokenizer import load_tokenizer
 
+        if Path(str(rep["tokenizer"])).name != rep["tokenizer"]:  # slmc writes a bare file name there
+            raise SlmcError(f"{project}/report.json names a tokenizer outside the folder", "compile the model again")
         tok = load_tokenizer(project / rep["tokenizer"])
     if prompt is not None and prompt_ids is not None:
         raise SlmcError("--prompt and --prompt-ids both given", "use one of them")
@@ -158,9 +170,14 @@ def _run(project: Path, steps: int, temperature: float, top_p: float, seed: int,
         pids = tok.encode(prompt, bos=True)
     if pids is not None and (not pids or any(i < 0 or i >= vocab for i in pids)):
         raise SlmcError(f"prompt ids must be non-empty and within 0..{vocab - 1}", "check --prompt-ids")
-    if steps <= 0:
-        raise SlmcError(f"--steps {steps} must be positive", "e.g. --steps 256")
-    steps = min(steps, rep["config"]["seq_len"])
+    what = "--prompt-ids" if prompt_ids is not None else "--prompt"
+    if pids is not None and len(pids) > context:  # main_llm.c would cut the prompt at the context
+        raise SlmcError(f"{what} has {len(pids)} tokens; this build's KV cache holds {context} positions",
+                        "give a shorter prompt, or compile with a longer --context")
+    steps = min(steps, context)  # --steps counts positions, prompt included; the context bounds them
+    if pids is not None and len(pids) > steps:  # main_llm.c would cut the prompt at --steps
+        raise SlmcError(f"{what} has {len(pids)} tokens but --steps is {steps} (positions processed, prompt included)",
+                        f"use --steps {len(pids)} or more")
     target = get_target(rep["target"])
     if "cluster" in rep:  # a multi-core build: QEMU with one hart per core
         from slmc.toolchain.harts import run_target
@@ -169,10 +186,11 @@ def _run(project: Path, steps: int, temperature: float, top_p: float, seed: int,
     if profile and (chips or not target.emulated):
         raise SlmcError(f"--profile counts instructions on an emulated target; {target.name} is not one",
                         "compile with -t cortex-m33, rv32imac, rp2350-arm or rp2350-riscv")
+    if on is not None and (chips or profile):
+        raise SlmcError(f"--on {on} is not supported{' with --profile' if profile else ' for a partitioned build'}",
+                        "use --on host, without --profile")
     binary = None if chips else build(project)
     if on is not None:  # the same C on this machine (toolchain/harts.py): threads for a multi-core build's cores
-        if on != "host" or chips or profile:
-            raise SlmcError(f"--on {on} is not supported{' with --profile' if profile else ''}", "use --on host, without --profile")
         from slmc.toolchain.harts import host_build
 
         binary, target = host_build(project), get_target("host")
@@ -187,19 +205,21 @@ def _run(project: Path, steps: int, temperature: float, top_p: float, seed: int,
             sys.stdout.write(stream.push(t))
             sys.stdout.flush()
 
-    args = llm_args(steps, temperature, top_p, seed, pids, dump_logits)
     counts: dict = {}
-    if target.emulated and (as_json or profile):  # exact counts come with an emulated run's JSON
-        from slmc.toolchain.profile import count_run
+    # the program writes the logits beside --dump-logits; renamed over it once the run succeeded (output.py)
+    with output_file(dump_logits, "--dump-logits") if dump_logits is not None else nullcontext(None) as logits:
+        args = llm_args(steps, temperature, top_p, seed, pids, logits)
+        if target.emulated and (as_json or profile):  # exact counts come with an emulated run's JSON
+            from slmc.toolchain.profile import count_run
 
-        res, counts = count_run(project, target, rep, args, on_token)
-    elif chips:
-        from slmc.toolchain.multichip import run_chips
+            res, counts = count_run(project, target, rep, args, on_token)
+        elif chips:
+            from slmc.toolchain.multichip import run_chips
 
-        multi = run_chips(project, rep, args, on_token)
-        res, counts = multi.run, multi.summary(rep)
-    else:
-        res = run_program(target, binary, args, on_token)
+            multi = run_chips(project, rep, args, on_token)
+            res, counts = multi.run, multi.summary(rep)
+        else:
+            res = run_program(target, binary, args, on_token)
     tps = res.stats.get("positions", 0) / res.stats["seconds"] if res.stats.get("seconds") else None
     if as_json:
         print(json.dumps(dict(ids=res.ids, tokens_per_s=tps, target=rep["target"], positions=int(res.stats.get("positions", 0)),
@@ -281,21 +301,19 @@ def _run_graph(project: Path, inputs: Optional[Path], save: Optional[Path], as_j
 
     from slmc.driver import run_graph
 
-    rep_path = project / "report.json"
-    if not rep_path.exists():
-        raise SlmcError(f"{project} is not an slmc output folder (no report.json)", "run `slmc compile MODEL -o DIR` first")
-    if "graph_io" not in json.loads(rep_path.read_text()):
+    rep = read_json(project / "report.json", project)
+    if "graph_io" not in rep:
         raise SlmcError(f"{project} holds a language model, not a graph", "run it with --prompt or --prompt-ids")
     if inputs is None:
         raise SlmcError("--save needs --inputs", "e.g. slmc run DIR --inputs in.npz --save out.npz")
-    try:
-        with np.load(inputs) as f:
-            feeds = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-        raise SlmcError(f"cannot read inputs '{inputs}': {e}", "give an .npz written by numpy.savez") from None
-    outs, seconds = run_graph(project, feeds)
     if save is not None:
-        np.savez(save, **outs)
+        check_file(save, "--save")
+    feeds = read_npz(inputs, rep["graph_io"])
+    with output_file(save, "--save") if save is not None else nullcontext(None) as tmp:
+        outs, seconds = run_graph(project, feeds)
+        if tmp is not None:
+            with open(tmp, "wb") as f:  # a file object: numpy adds no ".npz" to the name the user gave
+                np.savez(f, **outs)
     if as_json:
         print(json.dumps(dict(outputs={k: dict(dtype=str(v.dtype), shape=list(v.shape)) for k, v in outs.items()},
                               seconds=seconds, saved=str(save) if save else None)))
@@ -317,6 +335,10 @@ def generate(model: Path = typer.Argument(...),
              tokenizer: Optional[Path] = typer.Option(None, "--tokenizer"),
              ids: bool = typer.Option(False, "--ids")) -> None:
     """Compile into a temporary folder and run, for people in a hurry."""
+    try:
+        check_sampling(steps, temperature, top_p, seed)  # before the compile, not after it
+    except SlmcError as e:
+        _fail(e)
     tmp = Path(tempfile.mkdtemp(prefix="slmc-"))
     try:
         _compile(model, target, numerics, tmp / "out", None, tokenizer)

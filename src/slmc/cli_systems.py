@@ -4,6 +4,7 @@ RP2350): the system-level studies, registered on cli.py's app."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Optional
@@ -12,7 +13,9 @@ import typer
 from rich.console import Console
 
 from slmc.cli import NUMERICS, _fail, _progress, app, err
+from slmc.cli_safety import input_path
 from slmc.errors import SlmcError
+from slmc.output import check_file, check_folder, output_file
 
 
 @app.command()
@@ -37,10 +40,15 @@ def simulate(model: str = typer.Argument(..., help="model file, or a shape name 
             counts = [int(c) for c in chips.split(",") if c.strip()]
         except ValueError:
             raise SlmcError(f"cannot read chip counts '{chips}'", "use e.g. --chips 1,2,4,8") from None
+        if plot_file:
+            check_file(plot_file, "--plot")
+        if heads is not None and heads < 1:
+            raise SlmcError(f"--heads {heads} must be positive", "e.g. --heads 16")
         cfg = resolve_model(model, heads)
         res = run_sim(cfg, counts, target, mode, fanin, classifier, context, prompt)
         if plot_file:
-            plot(res, plot_file)
+            with output_file(plot_file, "--plot") as tmp:  # written beside, renamed over (output.py)
+                plot(res, tmp)
     except SlmcError as e:
         _fail(e)
         return
@@ -94,8 +102,8 @@ def dvfs(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace Llam
             raise SlmcError(f"unknown numerics '{numerics}'", f"use -q one of {', '.join(NUMERICS)}")
         if latency_ms is not None and energy_uj is not None:
             raise SlmcError("--latency-ms and --energy-uj both given", "give one budget")
-        if (latency_ms is not None and latency_ms <= 0) or (energy_uj is not None and energy_uj <= 0):
-            raise SlmcError("budgets must be positive", "e.g. --latency-ms 20")
+        if any(b is not None and not (math.isfinite(b) and b > 0) for b in (latency_ms, energy_uj)):
+            raise SlmcError("budgets must be positive finite numbers", "e.g. --latency-ms 20")
         if steps <= 0:
             raise SlmcError(f"--steps {steps} must be positive", "e.g. --steps 8")
         isas = {"arm": ("arm",), "riscv": ("riscv",), "both": ISAS, "dual": DUAL_ISAS}.get(isa)
@@ -104,6 +112,11 @@ def dvfs(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace Llam
         if emit is not None and len(isas) != 1:
             raise SlmcError(f"--emit needs one ISA, not --isa {isa}: the emitted program runs on one core",
                             "add --isa arm or --isa riscv")
+        input_path(model, "model", folder_ok=True)  # profiling hashes every byte of it: no FIFO
+        if emit is not None:  # refused before minutes of profiling, not after them
+            check_folder(emit, "--emit")
+        if plot is not None:
+            check_file(plot, "--plot")
         with _progress() as p:
             task = p.add_task("profiling", total=None)
             profiles = profile_model(model, numerics, steps, lambda s: p.update(task, description=s))
@@ -123,11 +136,12 @@ def dvfs(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace Llam
 
                 p.update(task, description=f"compiling {emit}")
                 compile_model(CompileOptions(model, ISA_TARGETS[isas[0]], numerics, emit, dvfs=schedule_steps(res)),
-                              lambda s: p.update(task, description=f"compiling: {s}"))
-                (emit / "dvfs.json").write_text(json.dumps(res, indent=1) + "\n")
+                              lambda s: p.update(task, description=f"compiling: {s}"),
+                              extra_files={"dvfs.json": json.dumps(res, indent=1) + "\n"})
                 res["emitted"] = str(emit)
         if plot is not None:
-            draw(res, plot)
+            with output_file(plot, "--plot") as tmp:
+                draw(res, tmp)
             res["plot"] = str(plot)
     except SlmcError as e:
         _fail(e)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -20,6 +18,7 @@ from slmc.frontend.decoder import DecoderModel
 from slmc.ir import Graph
 from slmc.kernels.llm import q8_layout
 from slmc.kernels.registry import KernelSpec, select
+from slmc.output import check_folder, output_folder
 from slmc.plan.plan import MemoryPlan, plan_memory
 from slmc.plan.sharing import contracts_for
 from slmc.targets import Target, get_target
@@ -54,6 +53,8 @@ def load_model(path: Path) -> "DecoderModel | Graph":
     path = Path(path)
     if not path.exists():
         raise SlmcError(f"model '{path}' does not exist", "check the path")
+    if not (path.is_dir() or path.is_file()):  # a FIFO or device would block or never end
+        raise SlmcError(f"model '{path}' is not a regular file or folder", "give a model file or a HuggingFace folder")
     if path.is_dir():
         from slmc.frontend import hf_llama
 
@@ -100,8 +101,10 @@ def _report(model: "DecoderModel | Graph", graphs: list[Graph], binding: dict[in
 
 
 def compile_model(opts: CompileOptions, progress: Progress = lambda s: None,
-                  model: "DecoderModel | Graph | None" = None) -> dict:
-    """Compile `opts.model` (or an already loaded `model`) into the folder `opts.out`."""
+                  model: "DecoderModel | Graph | None" = None, extra_files: dict[str, str] | None = None) -> dict:
+    """Compile `opts.model` (or an already loaded `model`) into the folder `opts.out`, with `extra_files`
+    (name -> text) beside the project. The folder is checked before any work (output.py's rules)."""
+    check_folder(opts.out)
     if opts.chips != 1 and (opts.mem is not None or opts.mode != "decode"):
         raise SlmcError("--mem and -m prefill do not apply to a partitioned build (--chips) yet", "omit them, or --chips 1")
     if opts.chips != 1 and (opts.cores is not None or opts.engine):
@@ -177,12 +180,13 @@ def compile_model(opts: CompileOptions, progress: Progress = lambda s: None,
             memory = _memory(target, plan, weights.nbytes, llm)
             n -= 64
         model, memory = (capped, memory) if fits(memory) else (model, full)
-    levels, tiled_decls = None, []
+    levels, tiled_decls, timings = None, [], {}
     if opts.mem is not None or opts.mode != "decode":  # multi-level placement and tiling (codegen/tiled.py)
         from slmc.codegen.tiled import place_and_tile
 
         progress("placing across memory levels and tiling")
-        _, tiled, levels = place_and_tile(graphs, binding, plan, weights.nbytes, target, opts.mode, memory)
+        lp, tiled, levels = place_and_tile(graphs, binding, plan, weights.nbytes, target, opts.mode, memory)
+        timings = {"planner_seconds": {u.level.name: round(u.seconds, 4) for u in lp.uses}}
         binding, tiled_decls = tiled.binding, tiled.decls
     check_fit(f"{Path(opts.model).name} ({opts.numerics})", target, memory, fix)
     # with memory levels (--mem, -m prefill) the level plan keeps the weights in the slowest level
@@ -233,6 +237,8 @@ def compile_model(opts: CompileOptions, progress: Progress = lambda s: None,
             report["engines"]["accuracy"] = ffn_bits_accuracy(model, bits, graph=graphs[0])
     if levels is not None:
         report["levels"] = levels
+    if timings:
+        report["timings"] = timings  # CONSOLE_ONLY: returned, never written to report.json
     if llm is not None:
         report["kv_cache"] = "int16" if opts.numerics == "int8" else opts.kv_cache or "fp32"
         if kv_note:
@@ -263,10 +269,7 @@ def compile_model(opts: CompileOptions, progress: Progress = lambda s: None,
         why = (f"(--context {opts.context})" if opts.context is not None
                else f"so that it fits {target.name}'s SRAM (--context sets it)")
         report["notes"].append(f"the KV cache holds {model.config.seq_len} of the model's {model_seq_len} positions {why}")
-    out = Path(opts.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with output_folder(opts.out) as tmp:  # staged, then swapped in (output.py): nothing half-written stays
         dvfs = bool(opts.dvfs)
         write_project(tmp, target, model_h, model_c, weights.blob, files, main,
                       {**rp2350_files(target, files, dvfs), **par_extra},
@@ -275,12 +278,19 @@ def compile_model(opts: CompileOptions, progress: Progress = lambda s: None,
         if tok_path is not None:
             shutil.copyfile(tok_path, tmp / ("tokenizer" + Path(tok_path).suffix))
             report["tokenizer"] = "tokenizer" + Path(tok_path).suffix
-        (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_report_json(tmp / "report.json", report)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
     return report
+
+
+# Keys of the returned report that are not written to report.json: wall-clock times differ from run to run,
+# and the same input must give byte-identical output (they reach the console: report/levels_table.py).
+CONSOLE_ONLY = ("timings",)
+
+
+def write_report_json(path: Path, report: dict) -> None:
+    path.write_text(json.dumps({k: v for k, v in report.items() if k not in CONSOLE_ONLY}, indent=1) + "\n")
 
 
 def _dvfs_hooks(opts: CompileOptions, target: Target, graphs: list[Graph]) -> dict[str, str]:
@@ -383,19 +393,6 @@ def _memory(target: Target, plan: MemoryPlan, weights_bytes: int, llm: LlmInfo |
             sram_weights: int = 0) -> tuple[MemoryFit, ...]:
     main_bytes = main_llm_buffers(llm.vocab_size, llm.seq_len, llm.prefill_chunk) if llm else 0
     return memory_fit(target, plan.arena_bytes, plan.kv_cache_bytes, weights_bytes, main_bytes, sram_weights=sram_weights)
-
-
-def _replace_dir(new: Path, out: Path) -> None:
-    """Swap the finished project in, so `out` never holds a half-written one."""
-    if out.exists():
-        if not (out / "report.json").exists() and not (out / "manifest.json").exists() and any(out.iterdir()):
-            raise SlmcError(f"output folder '{out}' exists and was not written by slmc", "choose another -o or remove it")
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-        os.rename(out, old / "x")
-        os.rename(new, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(new, out)
 
 
 def run_graph(project: Path, feeds: dict[str, "np.ndarray"], repeats: int = 1) -> tuple[dict[str, "np.ndarray"], float]:

@@ -64,7 +64,7 @@ def test_out_folder_and_cli(project, tmp_path):
     out = tmp_path / "elsewhere"
     r = subprocess.run([*SLMC, "report", str(project), "--out", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert {p.name for p in out.iterdir()} == {"memory_plan.png", "ops.png", "report.html"}
+    assert {p.name for p in out.iterdir()} == {"memory_plan.png", "ops.png", "report.html", ".slmc-output.json"}
     assert "MACs" in r.stderr
 
 

@@ -9,9 +9,7 @@ DIR/manifest.json holds the partition plan (plan/partition.py) and what `slmc ru
 
 from __future__ import annotations
 
-import json
 import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from slmc.plan.partition import PartitionPlan, partition_model
 from slmc.targets import get_target
 
 MANIFEST = "manifest.json"
+MAX_CHIPS = 64
 
 
 def chip_graphs(model: DecoderModel, plan: PartitionPlan, chip: int, chunk: int, kv_cache: str = "fp32") -> list[Graph]:
@@ -44,8 +43,13 @@ def _chip_h(plan: PartitionPlan, chip: int) -> str:
 
 def compile_chips(opts, progress=lambda s: None, model: "DecoderModel | None" = None) -> dict:
     """Compile `opts.model` split over `opts.chips` chips into `opts.out` (driver.CompileOptions)."""
-    from slmc.driver import _bind_and_plan, _replace_dir, _report, _sharing, load_model, with_context
+    from slmc.driver import _bind_and_plan, _report, _sharing, load_model, with_context, write_report_json
+    from slmc.output import check_folder, output_folder
 
+    check_folder(opts.out)  # refuse an output folder before the work, not after it
+    if opts.chips > MAX_CHIPS:  # each chip is a C project and, when run, a process of its own
+        raise SlmcError(f"--chips {opts.chips} is more than the {MAX_CHIPS} chips a partitioned build supports",
+                        f"use --chips 2..{MAX_CHIPS} (`slmc simulate` models larger systems)")
     target = get_target(opts.target)
     if target.emulated:
         raise SlmcError(f"a partitioned model runs on the host only for now, not on '{target.name}'",
@@ -76,10 +80,8 @@ def compile_chips(opts, progress=lambda s: None, model: "DecoderModel | None" = 
     llm = LlmInfo(c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len,
                   chunk if chunk > 1 else 0, formats.logits if formats else -1)
     out = Path(opts.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     reports = []
-    try:
+    with output_folder(out) as tmp:  # one marker for all chips (output.py); swapped in when complete
         for chip in range(plan.n_chips):
             progress(f"chip {chip}: building graphs")
             if formats is not None:
@@ -109,17 +111,13 @@ def compile_chips(opts, progress=lambda s: None, model: "DecoderModel | None" = 
             write_project(d, target, model_h, model_c, weights.blob, files, "main_chip.c",
                           {"main_llm.c": (TEMPLATES / "main_llm.c").read_text()})
             (d / "chip.h").write_text(_chip_h(plan, chip))
-            (d / "report.json").write_text(json.dumps(rep, indent=1) + "\n")
+            write_report_json(d / "report.json", rep)
             reports.append(rep)
         manifest = _manifest(opts, target.name, model, plan, reports, llm)
         if tok_path is not None:
             shutil.copyfile(tok_path, tmp / ("tokenizer" + Path(tok_path).suffix))
             manifest["tokenizer"] = "tokenizer" + Path(tok_path).suffix
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_report_json(tmp / MANIFEST, manifest)
     return manifest
 
 

@@ -52,7 +52,7 @@ class LevelUse:
     def as_dict(self) -> dict:
         return dict(level=self.level.name, capacity=self.level.size, holds=self.holds, used=self.used,
                     lower_bound=self.lower_bound, best_bound=self.best_bound, optimal=self.optimal,
-                    gap_bytes=self.used - self.best_bound, planner=self.planner, seconds=round(self.seconds, 4))
+                    gap_bytes=self.used - self.best_bound, planner=self.planner)  # no seconds: report.json is deterministic
 
 
 @dataclass(frozen=True)

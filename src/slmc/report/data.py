@@ -174,11 +174,13 @@ def parse_report(raw: dict) -> Report:
 
 def load_report(project: Path) -> Report:
     path = Path(project) / "report.json"
-    if not path.exists():
+    if not path.is_file():  # not there, or a FIFO/device that would block
         raise SlmcError(f"{project} is not an slmc output folder (no report.json)", "run `slmc compile MODEL -o DIR` first")
     try:
         return parse_report(json.loads(path.read_text()))
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        if not isinstance(e, json.JSONDecodeError):
+            raise SlmcError(f"{path} is not valid JSON", "recompile with `slmc compile`") from None
         raise SlmcError(f"{path} is not valid JSON ({e.msg}, line {e.lineno})", "recompile with `slmc compile`") from None
 
 
@@ -214,11 +216,15 @@ def load_profile(project: Path, report: Report, explicit: Path | None) -> Profil
     if explicit is not None and not path.exists():
         raise SlmcError(f"profile '{path}' does not exist", "pass the JSON that `slmc run --json` printed")
     if path.exists():
+        if not path.is_file():  # a folder, or a FIFO that would block
+            raise SlmcError(f"profile '{path}' is not a regular file", "pass the JSON that `slmc run --json` printed")
         try:
             raw = json.loads(path.read_text())
         except json.JSONDecodeError as e:
             raise SlmcError(f"{path} is not valid JSON ({e.msg}, line {e.lineno})",
                             "pass the output of `slmc run --json`") from None
+        except (UnicodeDecodeError, RecursionError, OSError):
+            raise SlmcError(f"cannot read '{path}' as JSON", "pass the output of `slmc run --json`") from None
         if not isinstance(raw, dict):
             raise SlmcError(f"{path} holds no JSON object", "pass the output of `slmc run --json`")
         return parse_profile(raw, report, path.name)

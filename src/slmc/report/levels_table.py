@@ -7,13 +7,14 @@ from __future__ import annotations
 def levels_summary(rep: dict) -> str:
     """What `slmc compile` prints after a multi-level compile."""
     lv = rep["levels"]
+    secs = rep.get("timings", {}).get("planner_seconds", {})  # the planner's wall-clock time: console only
     lines = []
     for u in lv["placement"]:
         cap = f"{u['capacity']:,}" if u["capacity"] else "unbounded"
         proof = "optimal" if u["optimal"] and u["gap_bytes"] == 0 else (
             "proven optimal" if u["optimal"] else f"gap {u['gap_bytes']:,} B to the bound {u['best_bound']:,}")
         lines.append(f"{u['level']}: {u['used']:,} of {cap} B ({u['holds']}); lower bound {u['lower_bound']:,}, "
-                     f"{proof}, {u['planner']}, {u['seconds']:.2f} s")
+                     f"{proof}, {u['planner']}" + (f", {secs[u['level']]:.2f} s" if u["level"] in secs else ""))
     for g, moved in lv["bytes_moved"].items():
         if moved:
             parts = ", ".join(f"{k} {v:,}" for k, v in moved.items())

@@ -161,10 +161,13 @@ def profile_model(model: Path, numerics: str, steps: int = 8, progress: Callable
     out = {}
     for isa, tname in ISA_TARGETS.items():
         cf = cdir / f"{tname}.json"
-        if cf.exists():
-            progress(f"{tname}: cached profile {cf}")
-            out[isa] = json.loads(cf.read_text())
-            continue
+        if cf.is_file():
+            try:
+                out[isa] = json.loads(cf.read_text())
+                progress(f"{tname}: cached profile {cf}")
+                continue
+            except (OSError, ValueError):
+                pass  # a damaged cache entry: counted again and rewritten
         with tempfile.TemporaryDirectory(prefix="slmc-dvfs-") as tmp:
             proj = Path(tmp) / "out"
             progress(f"{tname}: compiling")
@@ -181,8 +184,13 @@ def profile_model(model: Path, numerics: str, steps: int = 8, progress: Callable
                 if k in rep}
         keep["ops"] = rep["ops"]
         out[isa] = dict(profile=prof, report=keep)
-        cdir.mkdir(parents=True, exist_ok=True)
-        cf.write_text(json.dumps(out[isa]) + "\n")
+        try:  # written beside and renamed: a concurrent `slmc dvfs` never reads half a file
+            cdir.mkdir(parents=True, exist_ok=True)
+            tmp = cf.with_name(f".{cf.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(out[isa]) + "\n")
+            os.replace(tmp, cf)
+        except OSError:
+            pass  # no cache (a read-only home): the next run counts again
     return out
 
 

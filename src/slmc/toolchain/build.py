@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from slmc.errors import SlmcError
+from slmc.output import folder_lock, register
 
 _OVERFLOW = re.compile(r"region [`']?(\w+)'? overflowed by (\d+) bytes")
 
@@ -20,7 +21,14 @@ def build(project: Path, jobs: int = 2) -> Path:
     cc = makefile_var(project / "Makefile", "CC")
     if cc and shutil.which(cc) is None:
         raise SlmcError(f"the C compiler '{cc}' is not installed", "run `make toolchains` (or install it) and retry")
-    r = subprocess.run(["make", "-s", "-C", str(project), f"-j{jobs}"], capture_output=True, text=True)
+    bin_path = makefile_var(project / "Makefile", "BIN") or "model"
+    # two `slmc run` of one unbuilt project would race on make (ld: Text file busy): the second waits for
+    # the first, then finds everything built
+    with folder_lock(project):
+        r = subprocess.run(["make", "-s", "-C", str(project), f"-j{jobs}"], capture_output=True, text=True)
+        if r.returncode == 0:  # make's outputs join slmc's files in the marker: a re-compile removes them
+            top = bin_path.split("/")[0]
+            register(project, files=() if "/" in bin_path else (bin_path,), trees=(top,) if "/" in bin_path else ())
     if r.returncode != 0:
         text = r.stderr + r.stdout
         over = _OVERFLOW.findall(text)
@@ -30,7 +38,7 @@ def build(project: Path, jobs: int = 2) -> Path:
                             "see build/model.map; use a shorter --context, -q q8, or a target with more memory")
         tail = text.strip().splitlines()[-12:]
         raise SlmcError("building the generated C failed:\n" + "\n".join(tail), "this is a bug in slmc; please report it")
-    return project / (makefile_var(project / "Makefile", "BIN") or "model")
+    return project / bin_path
 
 
 def makefile_var(path: Path, name: str) -> str | None:

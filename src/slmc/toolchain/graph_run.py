@@ -72,8 +72,11 @@ def run_graph(project: Path, feeds: dict[str, np.ndarray], repeats: int = 1,
         src.write_bytes(packed)
         seconds = 0.0
         if target.emulator is None:
-            r = subprocess.run([str(binary.resolve()), str(src), str(dst), "-r", str(repeats)], capture_output=True,
-                               text=True)
+            try:
+                r = subprocess.run([str(binary.resolve()), str(src), str(dst), "-r", str(repeats)], capture_output=True,
+                                   text=True)
+            except OSError as e:
+                raise SlmcError(f"cannot start the program '{binary}' ({e.strerror})", "build the project again (`make` in it)") from None
             if r.returncode != 0:
                 raise SlmcError(f"the generated program exited with code {r.returncode}: "
                                 f"{(r.stderr or r.stdout).strip()[-300:]}", "this is a bug in slmc; please report it")

@@ -30,9 +30,14 @@ def max_cores(target: Target) -> int | None:
     return target.engines.cluster.cores
 
 
+HOST_MAX_CORES = 256
+
+
 def with_cores(target: Target, cores: int) -> Target:
     """`target` for a build whose kernels fork over `cores` cores (1: the parallel runtime on one core)."""
     top = max_cores(target)
+    if top is None and not 1 <= cores <= HOST_MAX_CORES:  # the host: threads, but not thousands of them
+        raise SlmcError(f"--cores {cores} is not possible on {target.name}", f"choose --cores 1..{HOST_MAX_CORES}")
     if cores < 1 or (top is not None and cores > top):
         where = f"{target.name} has a cluster of {top}" if top and top > 1 else f"{target.name} has one core"
         raise SlmcError(f"--cores {cores} is not possible: {where}",
@@ -90,29 +95,32 @@ def host_build(project: Path) -> Path:
     import subprocess
 
     from slmc.kernels.registry import C_DIR
+    from slmc.output import folder_lock, register
     from slmc.targets import HOST
     project = Path(project)
     mk = (project / "Makefile").read_text()
     cflags = next((ln.split("=", 1)[1] for ln in mk.splitlines() if ln.startswith("CFLAGS = ")), "")
     defines = re.findall(r"(-D\w+(?:=\S+)?)", cflags)
     out = project / "build-host" / "model"
-    out.parent.mkdir(exist_ok=True)
-    kernels = sorted(f.name for f in (project / "kernels").glob("*.c"))
-    srcs = ["main.c", "model.c"] + [f"kernels/{f}" for f in kernels if f not in _HOST_STAND_INS]
-    for f in kernels:  # kernels in target assembly: the portable kernel they are bit-identical to
-        if f in _HOST_STAND_INS:
-            shim, portable = _HOST_STAND_INS[f]
-            (out.parent / f).write_text(shim)
-            srcs.append(f"build-host/{f}")
-            if portable not in kernels:
-                (out.parent / portable).write_text((C_DIR / portable).read_text())
-                srcs.append(f"build-host/{portable}")
-    srcs += [f for f in ("slmc_hal_log.c",) if (project / f).exists() and f in mk]
     if shutil.which(HOST.cc) is None:
         raise SlmcError(f"the C compiler '{HOST.cc}' is not installed", "install gcc")
-    cmd = [HOST.cc, *HOST.cflags, "-pthread", "-DSLMC_HOST", *defines, "-Ikernels", "-I.", "-o", str(out.relative_to(project)),
-           *srcs, "weights.S", *HOST.ldflags, "-pthread"]
-    r = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
+    with folder_lock(project):  # concurrent runs take turns (output.py): they write the same build-host/
+        out.parent.mkdir(exist_ok=True)
+        kernels = sorted(f.name for f in (project / "kernels").glob("*.c"))
+        srcs = ["main.c", "model.c"] + [f"kernels/{f}" for f in kernels if f not in _HOST_STAND_INS]
+        for f in kernels:  # kernels in target assembly: the portable kernel they are bit-identical to
+            if f in _HOST_STAND_INS:
+                shim, portable = _HOST_STAND_INS[f]
+                (out.parent / f).write_text(shim)
+                srcs.append(f"build-host/{f}")
+                if portable not in kernels:
+                    (out.parent / portable).write_text((C_DIR / portable).read_text())
+                    srcs.append(f"build-host/{portable}")
+        srcs += [f for f in ("slmc_hal_log.c",) if (project / f).exists() and f in mk]
+        cmd = [HOST.cc, *HOST.cflags, "-pthread", "-DSLMC_HOST", *defines, "-Ikernels", "-I.", "-o", str(out.relative_to(project)),
+               *srcs, "weights.S", *HOST.ldflags, "-pthread"]
+        r = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
+        register(project, trees=("build-host",))  # a re-compile removes it with the project
     if r.returncode != 0:
         tail = (r.stderr + r.stdout).strip().splitlines()[-12:]
         raise SlmcError("building the project for the host failed:\n" + "\n".join(tail), "this is a bug in slmc; please report it")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from slmc.errors import SlmcError
+from slmc.output import add_files
 from slmc.targets import Target
 from slmc.targets.cycles import MODELS
 from slmc.toolchain.count import Counts, code_map, per_op
@@ -48,7 +49,10 @@ def count_run(project: Path, target: Target, rep: dict, args: list[str], on_toke
         from slmc.toolchain.cluster_counts import cluster_profile
 
         prof["cluster"] = cluster_profile(res.stats, rep, prof)
-    (project / "profile.json").write_text(json.dumps(prof, indent=1) + "\n")
+    try:  # beside the project for `slmc report` (output.py's rules: not over a profile.json of the user's)
+        add_files(project, {"profile.json": (json.dumps(prof, indent=1) + "\n").encode()}, "the project")
+    except SlmcError:
+        pass  # a folder slmc may not write into: the counts are still returned and printed
     return res, prof
 
 

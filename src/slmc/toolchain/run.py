@@ -27,7 +27,10 @@ def llm_args(steps: int, temperature: float, topp: float, seed: int, prompt_ids:
 def run_events(cmd: list[str], on_token: Callable[[int], None] = lambda t: None, cwd: Path | None = None) -> RunResult:
     """Runs a host program to its end; raises SlmcError on a non-zero exit code."""
     parser = EventParser(on_token)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+    except OSError as e:  # not executable, or (before the build lock) being linked by another run
+        raise SlmcError(f"cannot start the program '{cmd[0]}' ({e.strerror})", "build the project again (`make` in it)") from None
     assert proc.stdout is not None
     for line in proc.stdout:
         parser.line(line)
