@@ -7,7 +7,7 @@ JOBS ?= 2
 APT_TOOLCHAINS := gcc-arm-none-eabi picolibc-arm-none-eabi gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf \
                   qemu-system-arm qemu-system-misc chromium
 
-.PHONY: setup toolchains demo test test-fast bench train-default clean
+.PHONY: setup toolchains demo test test-fast fuzz bench train-default clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,13 @@ test: setup toolchains
 
 test-fast: setup
 	$(VPY) -m pytest -q -n $(JOBS) -m "not slow" tests
+
+# 10,000 hostile inputs (model files of every format, ONNX graphs, CLI options): each must end in exit 0 with a
+# complete output or a one-line error with exit 2 (tests/fuzz/run.py; FUZZ_CASES, FUZZ_SEED to vary it).
+FUZZ_CASES ?= 10000
+FUZZ_SEED ?= 0
+fuzz: setup toolchains
+	$(VPY) tests/fuzz/run.py --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --jobs $(JOBS) --json fuzz-summary.json
 
 bench: setup
 	$(VPY) benchmarks/run.py
