@@ -119,3 +119,21 @@ def test_static_shape_export_compiles_as_a_generic_graph(style: str, tmp_path: P
     # element-wise outputs planned over the operands they consume (kernels/overlap.py), and still the same logits
     rep = json.loads((out / "report.json").read_text())
     assert rep["memory_sharing"] and rep["arena_bytes"] <= rep["lower_bound_bytes"]
+
+
+def test_non_finite_decoder_weights_are_refused(exported, tmp_path: Path) -> None:
+    """A NaN or Inf in a decoder's weights (issue 15, point 5) is an error naming the tensor, not garbage ids."""
+    import onnx
+    from onnx import numpy_helper
+
+    from slmc.errors import SlmcError
+
+    _, path = exported("llama-torchscript17")
+    m = onnx.load(str(path))
+    w = next(t for t in m.graph.initializer if len(t.dims) == 2 and t.dims[0] == t.dims[1] // 2)  # a projection
+    arr = numpy_helper.to_array(w).copy()
+    arr[1, 2] = np.inf
+    w.CopyFrom(numpy_helper.from_array(arr, w.name))
+    onnx.save(m, str(tmp_path / "nan.onnx"))
+    with pytest.raises(SlmcError, match=r"tensor layers\.\d\.\w+ holds a non-finite value \(inf\)"):
+        load(tmp_path / "nan.onnx")

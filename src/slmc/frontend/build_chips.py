@@ -16,6 +16,7 @@ import numpy as np
 from slmc.frontend.build import _Builder, rope_tables
 from slmc.frontend.decoder import DecoderModel, Q8Tensor
 from slmc.ir import DType, Graph, Value
+from slmc.ir.verify import verify  # every graph slmc builds is checked like an imported one
 from slmc.plan.partition import PartitionPlan
 from slmc.quant.q8 import ensure_q8
 
@@ -120,7 +121,7 @@ class _ChipBuilder(_Builder):
             cos, sin = rope_tables(cfg.seq_len, hd, cfg.rope_theta)
             rcos, rsin = g.add_const("rope.cos", cos), g.add_const("rope.sin", sin)
         for i, lw in enumerate(m.layers):
-            p = f"layers.{i}"
+            g.layer, p = i, f"layers.{i}"  # the nodes below are layer i's (plan/layers.py)
             att = self._attention(x, lw, p, i, pos, rcos if cfg.pos == "rope" and ch.n_heads else None,
                                   rsin if cfg.pos == "rope" and ch.n_heads else None)
             o = self.wo_partial(att, lw, p)
@@ -143,6 +144,7 @@ class _ChipBuilder(_Builder):
                 d = None if a is None else self.linear(a, self.cols(lw.w2, *ch.ffn), b2, f"{p}.w2")
                 d = self.collective("allreduce_sum", d, cfg.dim, f"{p}.w2_sum")
             x = g.op("add", [x, d], x.type, name=f"{p}.x_ffn")
+        g.layer = None
         if ch.root:
             x = self.norm(x, m.final_norm, m.final_norm_b, "final_norm")
             wcls = m.wcls if m.wcls is not None else m.tok_emb
@@ -176,4 +178,4 @@ class _ChipBuilder(_Builder):
 
 def build_chip_graph(model: DecoderModel, plan: PartitionPlan, chip: int, seq: int = 1, kv_cache: str = "fp32") -> Graph:
     model.config.validate()
-    return _ChipBuilder(model, plan, chip, seq, kv_cache).build()
+    return verify(_ChipBuilder(model, plan, chip, seq, kv_cache).build(), after="building a chip's graph")

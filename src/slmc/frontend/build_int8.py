@@ -12,6 +12,7 @@ from slmc.errors import SlmcError
 from slmc.frontend.build import rope_tables
 from slmc.frontend.decoder import DecoderModel, Q8Tensor
 from slmc.ir import DType, Graph, TensorType, Value
+from slmc.ir.verify import verify  # every graph slmc builds is checked like an imported one
 from slmc.quant import int8 as q
 
 I8, I16, I32 = DType.I8, DType.I16, DType.I32
@@ -79,7 +80,7 @@ class _Builder:
         sig = g.add_const("sigmoid_q15", q.SIGMOID_LUT)
         rope = dict(head_dim=cfg.head_dim, interleaved=int(cfg.rope_interleaved), frac=q.ROPE_FRAC)
         for i, (lw, lf) in enumerate(zip(m.layers, fm.layers)):
-            p = f"layers.{i}"
+            g.layer, p = i, f"layers.{i}"  # the nodes below are layer i's (plan/layers.py)
             kc = g.add_state(f"key_cache_{i}", (cfg.seq_len, cfg.kv_dim), I16)
             vc = g.add_state(f"value_cache_{i}", (cfg.seq_len, cfg.kv_dim), I16)
             h = self.norm(x, lw.attn_norm, f"{p}.attn_norm", lf.attn_norm)
@@ -103,6 +104,7 @@ class _Builder:
                      f_out=lf.hidden, step_log2=q.SIGMOID_STEP_LOG2, range=q.SIGMOID_RANGE)
             d = self.linear(a, lw.w2, f"{p}.w2", lf.hidden, fm.x, 32)
             x = g.op("add_i32", [x, d], x.type, name=f"{p}.x_ffn")
+        g.layer = None
         h = self.norm(x, m.final_norm, "final_norm", fm.final_norm)
         wcls = m.wcls if m.wcls is not None else m.tok_emb
         # named like the other numerics' classifier (sim/dvfs.py groups operators by these names)
@@ -115,4 +117,4 @@ class _Builder:
 def build_int8_graph(model: DecoderModel, formats: q.Formats, layout: str = "") -> Graph:
     """layout: the weight order of the target's linear_i8 kernel ("" row-major; kernels.int_llm.int8_layout)."""
     model.config.validate()
-    return _Builder(model, formats, layout).build()
+    return verify(_Builder(model, formats, layout).build(), after="building the int8 graph")

@@ -15,6 +15,7 @@ from slmc.frontend.build import rope_tables
 from slmc.frontend.build_int8 import I16, I32, _Builder, attention_attrs
 from slmc.frontend.decoder import DecoderModel, Q8Tensor
 from slmc.ir import DType, Graph, TensorType, Value
+from slmc.ir.verify import verify  # every graph slmc builds is checked like an imported one
 from slmc.plan.partition import PartitionPlan
 from slmc.quant import int8 as q
 
@@ -74,7 +75,7 @@ class _ChipBuilder(_Builder):
         if ch.n_ffn:
             sig = g.add_const("sigmoid_q15", q.SIGMOID_LUT)
         for i, (lw, lf) in enumerate(zip(m.layers, fm.layers)):
-            p = f"layers.{i}"
+            g.layer, p = i, f"layers.{i}"  # the nodes below are layer i's (plan/layers.py)
             att = None
             if ch.n_heads:
                 r0, r1 = ch.heads[0] * hd, ch.heads[1] * hd
@@ -104,6 +105,7 @@ class _ChipBuilder(_Builder):
                          f_out=lf.hidden, step_log2=q.SIGMOID_STEP_LOG2, range=q.SIGMOID_RANGE)
             d = self.summed(a, lw.w2, f"{p}.w2", lf.hidden, fm.x, *ch.ffn)
             x = g.op("add_i32", [x, d], x.type, name=f"{p}.x_ffn")
+        g.layer = None
         if ch.root:
             h = self.norm(x, m.final_norm, "final_norm", fm.final_norm)
             wcls = m.wcls if m.wcls is not None else m.tok_emb
@@ -116,4 +118,4 @@ class _ChipBuilder(_Builder):
 
 def build_int8_chip_graph(model: DecoderModel, formats: q.Formats, plan: PartitionPlan, chip: int) -> Graph:
     model.config.validate()
-    return _ChipBuilder(model, formats, plan, chip).build()
+    return verify(_ChipBuilder(model, formats, plan, chip).build(), after="building a chip's int8 graph")

@@ -74,7 +74,12 @@ class NodeIn:
 
     def ints(self, i: int, what: str) -> list[int] | None:
         data = self.static(i, what)
-        return None if data is None else [int(x) for x in np.asarray(data).reshape(-1)]
+        if data is None:
+            return None
+        if np.asarray(data).dtype.kind not in "iu":  # (a float NaN here would crash int())
+            raise SlmcError(f"ONNX {self.op} node '{self.name}': its {what} are {np.asarray(data).dtype} values, "
+                            "not integers", "the model is malformed: export it again")
+        return [int(x) for x in np.asarray(data).reshape(-1)]
 
     def keep(self, n: int) -> None:
         self.inputs = self.inputs[:n]
@@ -96,12 +101,20 @@ def _reduce(n: NodeIn) -> None:
 def _split(n: NodeIn) -> None:
     x = n.inputs[0]
     assert x is not None
-    axis = n.attrs.get("axis", 0) % max(len(x.shape), 1)
+    axis = n.attrs.get("axis", 0)
+    if not isinstance(axis, int) or not -len(x.shape) <= axis < len(x.shape):
+        # (ir/op_rules.py checks it too, but the sizes below are computed from it)
+        raise SlmcError(f"Split node '{n.name}': axis {axis!r} is out of range for an input of rank {len(x.shape)}",
+                        "the model is malformed: export it again")
+    axis %= len(x.shape)
     n.attrs["axis"] = axis
     sizes = n.ints(1, "split sizes") if n.opset >= 13 else n.attrs.get("split")
     if not sizes:
         d = x.shape[axis]
         parts = n.attrs.pop("num_outputs", n.n_outputs)
+        if not isinstance(parts, int) or parts < 1:
+            raise SlmcError(f"Split node '{n.name}': num_outputs is {parts!r}, must be at least 1",
+                            "the model is malformed: export it again")
         chunk = -(-d // parts)
         sizes = [chunk] * (parts - 1) + [d - chunk * (parts - 1)]
     n.attrs["split"] = [int(s) for s in sizes]
@@ -159,6 +172,9 @@ def _reshape(n: NodeIn) -> None:
 def _static_attr(key: str, what: str, index: int = 1) -> Callable[[NodeIn], None]:
     def canon(n: NodeIn) -> None:
         vals = n.ints(index, what)
+        if vals is not None and key == "k" and len(vals) != 1:
+            raise SlmcError(f"ONNX {n.op} node '{n.name}': its {what} holds {len(vals)} values, not one",
+                            "the model is malformed: export it again")
         if vals is not None:
             n.attrs[key] = vals[0] if key == "k" else vals
         n.keep(index)

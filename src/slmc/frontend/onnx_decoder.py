@@ -136,5 +136,21 @@ def recognise(graph: Graph, source: str) -> DecoderModel:
         raise SlmcError(f"'{source}' has a dynamic sequence axis but is not a decoder slmc recognises: {e}",
                         "export a Llama- or GPT-2-style decoder, or a graph with static shapes") from None
     model.config.validate()
+    _check_finite(model, source)
     verify(graph, model, source)
     return model
+
+
+def _check_finite(model: DecoderModel, source: str) -> None:
+    """NaN or Inf in a decoder's weights is an error (the generated C would give garbage ids). Only the
+    weights read into the model: the graph's folded constants may hold -inf legitimately (causal masks)."""
+    from pathlib import Path
+
+    from slmc.frontend.safe_io import check_finite
+
+    named = [("tok_embeddings", model.tok_emb), ("final_norm", model.final_norm), ("final_norm_bias", model.final_norm_b),
+             ("classifier", model.wcls), ("classifier_bias", model.bcls), ("pos_embeddings", model.pos_emb)]
+    named += [(f"layers.{i}.{k}", v) for i, lw in enumerate(model.layers) for k, v in vars(lw).items()]
+    for name, a in named:
+        if isinstance(a, np.ndarray):
+            check_finite(a, name, Path(source))

@@ -1,13 +1,16 @@
-"""ONNX models -> IR. The only module of slmc that imports onnx (DESIGN.md rule 1).
+"""ONNX models -> IR. With onnx_read.py (which reads and checks the file), the only modules of slmc that
+import onnx (DESIGN.md rule 1).
 
 `load` returns a `DecoderModel` for a language-model decoder (a graph whose token input has a dynamic
 sequence axis, as torch.onnx exports them; see onnx_decoder.py) and an `ir.Graph` for anything else,
 with every shape static and the constant subgraphs folded away (passes.PIPELINE).
 
-The translation keeps the graph as it is, node for node, under ONNX op names. Shapes come from
-onnx.shape_inference where it gives static ones, and otherwise from running the node's numpy twin on
-inputs of the right shape (constants where they are known): one definition of every operator serves
-as shape function too. Inputs that decide shapes are turned into attributes (onnx_canon.py).
+The translation keeps the graph as it is, node for node, under ONNX op names. Inputs that decide shapes
+are turned into attributes (onnx_canon.py). Shapes are never taken from the file's annotations: every
+node's output types come from its operator's rules (ir/op_rules.py), which also refuse bad arity,
+attributes and shapes before anything is sized by them; a node whose inputs are all known is evaluated
+by its numpy twin, and the result must agree with the rules. The imported graph passes ir/verify.py, and
+so does the graph after every pass.
 """
 
 from __future__ import annotations
@@ -17,23 +20,22 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from slmc.errors import SlmcError
 from slmc.frontend import onnx_deeploy
 from slmc.frontend.onnx_canon import SUPPORTED, NodeIn, canonicalize
+from slmc.frontend.onnx_read import check_model, dtype_of, read_model, tensor_array
 from slmc.ir import DType, Graph, TensorType, Value, ValueKind
+from slmc.ir.op_rules import infer, quote
+from slmc.ir.verify import check_shape, check_type, verify
 from slmc.reference.registry import REFERENCE
+
+__all__ = ["load", "import_graph", "read_model", "dtype_of", "dynamic_dims", "PROBE_SEQ"]
 
 # torch.onnx names the token axis of a decoder symbolically; the decoder is recognised on the graph
 # instantiated at this many tokens (prime and unlike any model width, so no shape is ambiguous)
 PROBE_SEQ = 5
 
-_DTYPES = {onnx.TensorProto.FLOAT: DType.F32, onnx.TensorProto.DOUBLE: DType.F64, onnx.TensorProto.INT8: DType.I8,
-           onnx.TensorProto.UINT8: DType.U8, onnx.TensorProto.INT16: DType.I16, onnx.TensorProto.UINT16: DType.U16,
-           onnx.TensorProto.INT32: DType.I32, onnx.TensorProto.UINT32: DType.U32, onnx.TensorProto.INT64: DType.I64,
-           onnx.TensorProto.UINT64: DType.U64, onnx.TensorProto.BOOL: DType.BOOL}
-_SMALL = 4096  # initializers up to this many elements go to shape inference (shape arithmetic reads them)
 
 
 def load(path: Path) -> "Any":
@@ -45,10 +47,10 @@ def load(path: Path) -> "Any":
         return onnx_decoder.recognise(import_graph(model, _decoder_dims(model)), Path(path).name)
     from slmc.passes import run_pipeline
 
-    graph = run_pipeline(import_graph(model))
+    graph = run_pipeline(import_graph(model), mixed=True)
     if onnx_deeploy.is_integer(graph, Path(path)):  # integer values stored as float32: C integer types, proven ranges
         graph = run_pipeline(onnx_deeploy.integerize(graph, Path(path)))
-    return graph
+    return verify(graph)  # every operand of the type its kernel reads
 
 
 def _decoder_dims(model: onnx.ModelProto) -> dict[str, int]:
@@ -65,25 +67,10 @@ def _decoder_dims(model: onnx.ModelProto) -> dict[str, int]:
     missing = [d for d in dynamic_dims(model) if d not in dims]
     if missing or not dims:
         bad = next(vi for vi in ins if any(not d.HasField("dim_value") for d in vi.type.tensor_type.shape.dim))
-        raise SlmcError(f"graph input '{bad.name}' has a dynamic dimension '{missing[0] if missing else '?'}'",
+        raise SlmcError(f"graph input {quote(bad.name)} has a dynamic dimension {quote(missing[0] if missing else '?')}",
                         "slmc compiles static shapes: export the model with fixed input shapes (a dynamic axis is "
                         "accepted only on a decoder's token ids)")
     return dims
-
-
-def read_model(path: Path) -> onnx.ModelProto:
-    try:
-        model = onnx.load(str(path))
-    except Exception as e:  # protobuf and external-data errors alike
-        raise SlmcError(f"'{path}' is not a readable ONNX model ({type(e).__name__}: {str(e).splitlines()[0][:120]})",
-                        "check the file (and that its .data file sits next to it)") from None
-    if not model.graph.node and not model.graph.output:
-        raise SlmcError(f"'{path}' holds no ONNX graph", "check the file")
-    if model.functions:
-        from onnx import inliner  # (a plain `import onnx.inliner` here would shadow the module name)
-
-        model = inliner.inline_local_functions(model)
-    return model
 
 
 def dynamic_dims(model: onnx.ModelProto) -> list[str]:
@@ -101,21 +88,12 @@ def dynamic_dims(model: onnx.ModelProto) -> list[str]:
     return out
 
 
-def dtype_of(elem: int, what: str) -> DType:
-    if elem not in _DTYPES:
-        name = onnx.helper.tensor_dtype_to_string(elem).replace("TensorProto.", "").lower() if elem else "undefined"
-        raise SlmcError(f"{what} has element type {name}, which slmc does not support",
-                        "use float32, float64, bool or (unsigned) 8/16/32/64-bit integers")
-    return _DTYPES[elem]
-
-
 def _array(t: onnx.TensorProto, what: str) -> np.ndarray:
-    dtype_of(t.data_type, what)
-    return np.asarray(numpy_helper.to_array(t), order="C")  # (ascontiguousarray turns 0-d into 1-d)
+    return tensor_array(t, what)  # type, shape and data length checked before numpy reads it
 
 
 def unsupported(op: str, node: str) -> SlmcError:
-    return SlmcError(f"unsupported ONNX operator '{op}' (node '{node}')",
+    return SlmcError(f"unsupported ONNX operator {quote(op)} (node {quote(node)})",
                      "slmc supports the operators listed in docs/ONNX_COVERAGE.md; export the model without it")
 
 
@@ -126,25 +104,22 @@ class _Importer:
         self.g = Graph(model.graph.name or "graph")
         self.values: dict[str, Value] = {}
         self.known: dict[int, np.ndarray] = {}   # id(Value) -> value, for values computable before run time
-        self.inferred: dict[str, tuple[int, tuple[int, ...]]] = {}
 
     # ---- graph boundary -------------------------------------------------------------------------
     def run(self) -> Graph:
         gp = self.model.graph
-        if len(gp.sparse_initializer):
-            raise SlmcError("the ONNX graph has sparse initializers", "store the weights densely")
+        check_model(self.model)  # names defined once and in order, arity and attribute types (onnx_read.py)
         inits = {t.name for t in gp.initializer}
         for t in gp.initializer:
-            self.values[t.name] = self.g.add_const(t.name, _array(t, f"initializer '{t.name}'"))
+            self.values[t.name] = self.g.add_const(t.name, _array(t, f"initializer {quote(t.name)}"))
         for vi in gp.input:
             if vi.name not in inits:
                 self.values[vi.name] = self.g.add_input(vi.name, self._input_shape(vi), self._elem(vi))
-        self.inferred = self._infer()
         for i, node in enumerate(gp.node):
             self._node(node, node.name or f"{node.op_type}_{i}")
         for vo in gp.output:
             if vo.name not in self.values:
-                raise SlmcError(f"graph output '{vo.name}' is computed by no node", "the ONNX file is malformed")
+                raise SlmcError(f"graph output {quote(vo.name)} is computed by no node", "the ONNX file is malformed")
         outs: list[Value] = []
         for vo in gp.output:
             v = self.values[vo.name]
@@ -153,16 +128,18 @@ class _Importer:
                 v = self._add("Identity", [v], [self.g.unique(f"{vo.name}.out")], {}, f"{vo.name}.copy")[0]
             outs.append(v)
         self.g.outputs = outs
-        return self.g
+        return verify(self.g, mixed=True)
 
     def _elem(self, vi: onnx.ValueInfoProto) -> DType:
         if not vi.type.HasField("tensor_type"):
-            raise SlmcError(f"graph input '{vi.name}' is not a tensor (sequences, maps and optionals are not supported)",
+            raise SlmcError(f"graph input {quote(vi.name)} is not a tensor (sequences, maps and optionals are not supported)",
                             "export the model with tensor inputs only")
-        return dtype_of(vi.type.tensor_type.elem_type, f"graph input '{vi.name}'")
+        return dtype_of(vi.type.tensor_type.elem_type, f"graph input {quote(vi.name)}")
 
     def _input_shape(self, vi: onnx.ValueInfoProto) -> tuple[int, ...]:
         self._elem(vi)
+        if not vi.type.tensor_type.HasField("shape"):  # (an unknown rank, not a scalar)
+            raise SlmcError(f"graph input {quote(vi.name)} has no shape", "export the model with fixed input shapes")
         shape = []
         for d in vi.type.tensor_type.shape.dim:
             if d.HasField("dim_value"):
@@ -170,55 +147,28 @@ class _Importer:
             elif (d.dim_param or "?") in self.dims:
                 shape.append(self.dims[d.dim_param or "?"])
             else:
-                raise SlmcError(f"graph input '{vi.name}' has a dynamic dimension '{d.dim_param or '?'}'",
+                raise SlmcError(f"graph input {quote(vi.name)} has a dynamic dimension {quote(d.dim_param or '?')}",
                                 "slmc compiles static shapes: export the model with fixed input shapes")
-        return tuple(shape)
-
-    def _infer(self) -> dict[str, tuple[int, tuple[int, ...]]]:
-        """Static shapes from onnx.shape_inference, on a copy without the large weights."""
-        m = onnx.ModelProto()
-        m.CopyFrom(self.model)
-        del m.graph.value_info[:]
-        big = [t for t in m.graph.initializer if int(np.prod(t.dims)) > _SMALL]
-        keep = [t for t in m.graph.initializer if int(np.prod(t.dims)) <= _SMALL]
-        del m.graph.initializer[:]
-        m.graph.initializer.extend(keep)
-        listed = {vi.name for vi in m.graph.input}
-        m.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-                             for t in big if t.name not in listed)
-        for vi in m.graph.input:
-            if vi.name in self.values and self.values[vi.name].kind == ValueKind.INPUT:
-                for d, n in zip(vi.type.tensor_type.shape.dim, self.values[vi.name].shape):
-                    d.dim_value = n
-        try:
-            m = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
-        except Exception:  # inference is an optimisation: the twins give every shape anyway
-            return {}
-        out = {}
-        for vi in list(m.graph.value_info) + list(m.graph.output):
-            tt = vi.type.tensor_type
-            if vi.type.HasField("tensor_type") and tt.HasField("shape") and all(d.HasField("dim_value") for d in tt.shape.dim):
-                out[vi.name] = (tt.elem_type, tuple(d.dim_value for d in tt.shape.dim))
-        return out
+        return check_shape(shape, self._elem(vi).size, f"graph input {quote(vi.name)}")  # before anything is sized by it
 
     # ---- nodes ----------------------------------------------------------------------------------
     def _attrs(self, node: onnx.NodeProto, name: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for a in node.attribute:
             if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-                raise SlmcError(f"ONNX {node.op_type} node '{name}' holds a subgraph (control flow is not supported)",
+                raise SlmcError(f"ONNX {node.op_type} node {quote(name)} holds a subgraph (control flow is not supported)",
                                 "export the model without If/Loop/Scan")
             if a.type in (onnx.AttributeProto.SPARSE_TENSOR, onnx.AttributeProto.SPARSE_TENSORS,
                           onnx.AttributeProto.TYPE_PROTO, onnx.AttributeProto.TYPE_PROTOS, onnx.AttributeProto.TENSORS):
-                raise SlmcError(f"ONNX {node.op_type} node '{name}' has attribute '{a.name}' of a kind slmc does not read",
+                raise SlmcError(f"ONNX {node.op_type} node {quote(name)} has attribute {quote(a.name)} of a kind slmc does not read",
                                 "export the model without it")
             v = onnx.helper.get_attribute_value(a)
             if a.type == onnx.AttributeProto.TENSOR:
-                v = _array(v, f"attribute '{a.name}' of node '{name}'")
+                v = _array(v, f"attribute {quote(a.name)} of node {quote(name)}")
             elif isinstance(v, bytes):
-                v = v.decode()
+                v = v.decode(errors="replace")
             elif isinstance(v, list):
-                v = [x.decode() if isinstance(x, bytes) else x for x in v]
+                v = [x.decode(errors="replace") if isinstance(x, bytes) else x for x in v]
             out[a.name] = v
         return out
 
@@ -238,7 +188,7 @@ class _Importer:
         ins: list[Value | None] = []
         for i in node.input:
             if i and i not in self.values:
-                raise SlmcError(f"node '{name}' reads '{i}', which no earlier node computes",
+                raise SlmcError(f"node {quote(name)} reads {quote(i)}, which no earlier node computes",
                                 "the ONNX graph is not in topological order or is malformed")
             ins.append(self.values[i] if i else None)
         outs = list(node.output)
@@ -246,7 +196,7 @@ class _Importer:
             outs.pop()
         outs = [o or f"{name}.unused{k}" for k, o in enumerate(outs)]
         if op == "Cast":
-            attrs = {"to": dtype_of(attrs["to"], f"the target of Cast node '{name}'")}
+            attrs = {"to": dtype_of(attrs["to"], f"the target of Cast node {quote(name)}")}
         elif op == "CastLike":
             op, attrs, ins = "Cast", {"to": ins[1].dtype}, ins[:1]  # type: ignore[union-attr]
         elif op in ("Sum", "Mean") or op in ("Max", "Min") and len(ins) != 2:
@@ -281,7 +231,7 @@ class _Importer:
     def _dropout(self, ins: list[Value | None], outs: list[str], name: str) -> None:
         training = ins[2] if len(ins) > 2 else None
         if training is not None and (self._value_of(training) is None or bool(self._value_of(training).reshape(-1)[0])):
-            raise SlmcError(f"Dropout node '{name}' runs in training mode (random)", "export the model in eval mode")
+            raise SlmcError(f"Dropout node {quote(name)} runs in training mode (random)", "export the model in eval mode")
         x = ins[0]
         assert x is not None
         self.values[outs[0]] = self._add("Identity", [x], outs[:1], {}, name)[0]
@@ -301,19 +251,20 @@ class _Importer:
                         ("value_ints", np.int64)):
             if key in a:
                 return np.array(a[key], dtype=dt)
-        raise SlmcError(f"Constant node '{name}' has no tensor value slmc can read", "export it as a dense tensor")
+        raise SlmcError(f"Constant node {quote(name)} has no tensor value slmc can read", "export it as a dense tensor")
 
     def _add(self, op: str, ins: list[Value | None], outs: list[str], attrs: dict[str, Any], name: str) -> list[Value]:
         fn = REFERENCE[op]
         known = [None if v is None else self._value_of(v) for v in ins]
+        # the operator's rules first: they refuse bad attributes and shapes, and size the outputs before a
+        # twin allocates anything (ir/op_rules.py); the file's shape annotations are not believed
+        ruled = infer(op, name, [None if v is None else v.type for v in ins], attrs, len(outs), known, mixed=True)
+        for t, o in zip(ruled or [], outs):
+            check_type(t, f"output {quote(o)} of {op} node {quote(name)}")
         shape_only = op in ("Shape", "Size")
         exact = all(v is None or k is not None for v, k in zip(ins, known)) or shape_only
-        types: list[TensorType | None] = [None] * len(outs)
+        types: list[TensorType | None] = list(ruled) if ruled is not None else [None] * len(outs)
         arrays: list[np.ndarray] | None = None
-        if not exact:
-            for k, o in enumerate(outs):
-                if o in self.inferred and self.inferred[o][0] in _DTYPES:
-                    types[k] = TensorType(self.inferred[o][1], _DTYPES[self.inferred[o][0]])
         if exact or any(t is None for t in types):
             feed = [None if v is None else (k if k is not None else np.zeros(v.shape, v.dtype.np))
                     for v, k in zip(ins, known)]
@@ -323,15 +274,20 @@ class _Importer:
             except SlmcError:
                 raise
             except Exception as e:
-                raise SlmcError(f"ONNX {op} node '{name}' cannot be evaluated with its inputs "
+                raise SlmcError(f"ONNX {op} node {quote(name)} cannot be evaluated with its inputs "
                                 f"{[None if v is None else str(v.type) for v in ins]} and attributes "
                                 f"{ {k: v for k, v in attrs.items() if not isinstance(v, np.ndarray)} } "
                                 f"({type(e).__name__}: {str(e)[:80]})", "check the model") from None
             for k, arr in enumerate(arrays[:len(outs)]):
                 if arr.dtype not in [d.np for d in DType]:
-                    raise SlmcError(f"ONNX {op} node '{name}' computes {arr.dtype} data, which slmc does not support",
+                    raise SlmcError(f"ONNX {op} node {quote(name)} computes {arr.dtype} data, which slmc does not support",
                                     "use float32, float64, bool or (unsigned) 8/16/32/64-bit integers")
-                types[k] = TensorType(tuple(arr.shape), DType.from_numpy(arr.dtype))
+                t = TensorType(tuple(arr.shape), DType.from_numpy(arr.dtype))
+                if ruled is not None and t != ruled[k]:
+                    raise SlmcError(f"{op} node {quote(name)}: its rules give output {k} the type {ruled[k]}, evaluating "
+                                    f"it gives {t}", "this is a bug in slmc; please report it")
+                check_type(t, f"output {quote(outs[k])} of {op} node {quote(name)}")
+                types[k] = t
         node = self.g.add_node(op, ins, types, attrs, name=name, out_names=outs)  # type: ignore[arg-type]
         if exact and arrays is not None:
             for v, arr in zip(node.outputs, arrays):

@@ -16,6 +16,7 @@ Not in PIPELINE (that one is for ONNX imports): the driver runs it on language-m
 from __future__ import annotations
 
 from slmc.ir import DType, Graph, Node, Value
+from slmc.ir.verify import verify
 
 
 def _fusable(graph: Graph, sw: Node) -> Node | None:
@@ -40,7 +41,8 @@ def _fuse(graph: Graph, lin: Node, sw: Node) -> None:
     a, out = sw.inputs[0], sw.outputs[0]
     assert a is not None
     b: Value | None = lin.inputs[2] if len(lin.inputs) > 2 else None
-    fused = Node("linear_swiglu", [lin.inputs[0], lin.inputs[1], b, a], [out], dict(lin.attrs), name=sw.name)
+    fused = Node("linear_swiglu", [lin.inputs[0], lin.inputs[1], b, a], [out], dict(lin.attrs), name=sw.name,
+                 layer=sw.layer)  # still the same decoder layer's node (plan/layers.py)
     # the swiglu node goes by hand: Graph.remove_node would also drop its output, which the fused node keeps
     for v in sw.inputs:
         if v is not None and sw in v.users:
@@ -58,4 +60,4 @@ def run(graph: Graph) -> Graph:
         lin = _fusable(graph, sw)
         if lin is not None:
             _fuse(graph, lin, sw)
-    return graph
+    return verify(graph, after="the fuse_gate pass")

@@ -11,6 +11,7 @@ w1/w2/w3 at `ffn_bits`; their per-group scales are re-computed). Rules:
 from __future__ import annotations
 
 from slmc.ir import Graph, Node, ValueKind
+from slmc.ir.verify import verify
 from slmc.kernels.npu import pack_npu, requantize
 
 FFN = ("w1", "w2", "w3")
@@ -43,4 +44,4 @@ def run(graphs: list[Graph], nodes: set[int], ffn_bits: int = 8) -> list[Graph]:
                 _swap(g, n, 3, ws, f"{n.inputs[3].name}_{bits}b")  # type: ignore[union-attr]
             _swap(g, n, 2, pack_npu(wq, bits), f"{n.inputs[2].name}_npu{bits}")  # type: ignore[union-attr]
             n.attrs["layout"], n.attrs["npu_bits"] = "npu", bits
-    return graphs
+    return [verify(g, after="the npu_weights pass") for g in graphs]
