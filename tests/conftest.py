@@ -30,3 +30,24 @@ def shared_path(rel: str) -> Path:
 def shared() -> Callable[[str], Path]:
     """`shared_path` as a fixture, for test modules that cannot import conftest directly."""
     return shared_path
+
+
+def run_slmc(*args, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
+    """`python -m slmc.cli ARGS` as a user runs it: a subprocess, output captured."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "slmc.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def one_line_error(r, *needles: str, code: int = 2) -> str:
+    """The promise for bad input: exit code 2, exactly one non-empty line on stderr naming the cause
+    (each of `needles`), no traceback. Returns that line."""
+    assert r.returncode == code, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr + r.stdout
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    for n in needles:
+        assert n.lower() in lines[0].lower(), lines[0]
+    return lines[0]

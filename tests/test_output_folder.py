@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import shared_path
+from conftest import one_line_error, run_slmc, shared_path
 from slmc.errors import SlmcError
 from slmc.output import MARKER, output_folder
 
@@ -24,20 +24,7 @@ def _ckpt() -> Path:
     return shared_path("models/stories260K/stories260K.bin")
 
 
-def _slmc(*args, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*SLMC, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **(env or {})}, timeout=600)
-
-
-def _refused(r: subprocess.CompletedProcess, *needles: str) -> str:
-    """Exit code 2, exactly one non-empty line on stderr, no traceback."""
-    assert r.returncode == 2, r.stderr
-    assert "Traceback" not in r.stderr + r.stdout
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, r.stderr
-    for n in needles:
-        assert n.lower() in lines[0].lower(), lines[0]
-    return lines[0]
+_slmc, _refused = run_slmc, one_line_error
 
 
 def _snapshot(folder: Path) -> dict[str, bytes | str]:

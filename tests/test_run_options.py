@@ -11,24 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import shared_path
-
-SLMC = [sys.executable, "-m", "slmc.cli"]
+from conftest import one_line_error, run_slmc, shared_path
 
 
-def _slmc(*args, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*SLMC, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300,
-                          env={**os.environ, **(env or {})})
 
-
-def _refused(r: subprocess.CompletedProcess, *needles: str, code: int = 2) -> str:
-    assert r.returncode == code, (r.returncode, r.stderr)
-    assert "Traceback" not in r.stderr + r.stdout
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, r.stderr
-    for n in needles:
-        assert n.lower() in lines[0].lower(), lines[0]
-    return lines[0]
+_slmc, _refused = run_slmc, one_line_error
 
 
 @pytest.fixture(scope="module")
