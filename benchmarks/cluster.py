@@ -10,7 +10,7 @@ every core assumed, no fork/join cost beyond the instructions it executes, no me
   + the spans, against the 1-core build's.
 
 All these builds keep every matrix product on the cluster (`--engine linear=cluster`). The NPU
-figures are estimates from the cost models of kernels/npu.py (`npu_estimates`).
+figures are estimates from the cost models of sim/engine_cost.py (`npu_estimates`).
 
 `python benchmarks/cluster.py` prints the markdown; `measure()` returns the dict `render()` draws.
 """
@@ -69,13 +69,13 @@ def measure(model: Path = MODEL, steps: int = 16, cores: tuple[int, ...] = CORES
 
 
 def npu_estimates(model: Path, target: str, per_token: dict, per_op: dict, cores: int) -> dict:
-    """The NPU's estimated speedup on the linear layers (cost model of kernels/npu.py against the
+    """The NPU's estimated speedup on the linear layers (cost model of sim/engine_cost.py against the
     cluster's cost model, both in cycles, data movement and set-up included) in decode (1 token) and
     prompt mode (16-token chunks), per token (the measured critical path, 1 instruction per cycle
     ASSUMED, with the linear layers' span replaced by the NPU's cycles), and the accuracy of 4-bit FFN weights."""
     from slmc.frontend import llama2c
-    from slmc.kernels.npu import cluster_linear_cost, npu_linear_cost
-    from slmc.quant.npu_bits import ffn_bits_accuracy
+    from slmc.frontend.calibrate import ffn_bits_accuracy
+    from slmc.sim.engine_cost import cluster_linear_cost, npu_linear_cost
     from slmc.targets import get_target
 
     eng = get_target(target).engines
@@ -121,7 +121,7 @@ def render(res: dict) -> list[str]:
                      + " | ".join(f"{sp['ops'].get(op, float('nan')):.2f}x" for op in ops)
                      + f" | {sp['token']:.2f}x |")
     n = res["npu"]
-    lines += ["", f"NPU ({res['target']}'s neureka-like engine, cost model of kernels/npu.py, ESTIMATE) against the "
+    lines += ["", f"NPU ({res['target']}'s neureka-like engine, cost model of sim/engine_cost.py, ESTIMATE) against the "
               f"{cores[-1]}-core cluster's cost model, all matrix products of one step:", "",
               "| mode | cluster cycles | cluster energy | NPU cycles (8-bit) | NPU energy | linear speedup "
               "| NPU cycles (4-bit FFN) | NPU energy | linear speedup |",

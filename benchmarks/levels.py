@@ -17,11 +17,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from slmc.config import CompileOptions, resolve_config
 from slmc.errors import SlmcError
-from slmc.driver import CompileOptions, _bind_and_plan, _llm_graphs, load_model
+from slmc.frontend.load import load_model
 from slmc.frontend.random_model import SHAPES, random_decoder
 from slmc.plan.levels import plan_levels
 from slmc.plan.tiling import compulsory_bytes
+from slmc.stages.program import bind_and_plan, build_programs
 from slmc.targets import get_target
 from slmc.targets.levels import levels_of, with_mem
 
@@ -47,9 +49,13 @@ def rows(quick: bool = False, log=lambda s: None) -> list[str]:
         for seq in (0, 16, 64, 256):
             opts = CompileOptions(Path("x"), "siracusa-like", "fp32", prefill_chunk=seq, mode="prefill" if seq else "decode")
             target = get_target("siracusa-like")
-            graphs, _ = _llm_graphs(model, opts, target)
+            config = resolve_config(opts)
+            built = build_programs(model, config, lambda s: None)[0]
+            graphs = built.graphs
             t0 = time.perf_counter()
-            binding, plan, weights = _bind_and_plan(graphs, target, lambda s: None)
+            # planned without memory sharing: the figures compare the conventional arena with its bound
+            planned = bind_and_plan(built, replace(config, sharing=False), lambda s: None)
+            binding, plan, weights = planned.binding, planned.plan, planned.weights
             arena_s = time.perf_counter() - t0
             l2 = max(2 << 20, plan.arena_bytes)
             for l1 in (64, 16, 8):

@@ -16,7 +16,8 @@ PUBLISHED_CHIPS = {"speedup_8": 26.1, "edp_8": 27.2, "speedup_64_heads64": 60.1}
 def _study(model: Path, numerics: str, log) -> dict:
     """Schedules of one model at the race-to-idle latency and at twice it, single-core and dual-ISA."""
     from slmc.sim.dual import DualPowerModel, dual_groups
-    from slmc.sim.dvfs import build_groups, profile_model, solve
+    from slmc.dvfs_profile import profile_model
+    from slmc.sim.dvfs import build_groups, solve
     from slmc.sim.power import PowerModel
 
     profiles = profile_model(model, numerics, 8, log)

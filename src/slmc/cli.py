@@ -8,39 +8,28 @@ import sys
 import tempfile
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from slmc.cli_safety import SafeTyper, check_sampling, input_path, read_json, read_npz
+from slmc.cli_systems import register as register_systems
+from slmc.cli_safety import NUMERICS, SafeTyper, _fail, _progress, check_sampling, err, input_path, read_json, read_npz
 from slmc.errors import SlmcError
 from slmc.output import check_file, output_file
 
+if TYPE_CHECKING:
+    from slmc.report.compile_report import ChipsManifest, CompileReport
+
 app = SafeTyper(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                help="Compile small language models to static-memory C, and run them.")
-err = Console(stderr=True)
-NUMERICS = ("fp32", "q8", "int8")
-
-
-def _fail(e: SlmcError) -> None:
-    err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def _progress():
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
-                    transient=True, disable=not err.is_terminal)
 
 
 def _compile(model: Path, target: str, numerics: str, out: Path, prefill_chunk: Optional[int],
              tokenizer: Optional[Path], context: Optional[int] = None, kv_cache: Optional[str] = None,
              chips: int = 1, fan_in: int = 2, mem: Optional[str] = None, mode: str = "decode",
              cores: Optional[int] = None, engine: Optional[str] = None, weights_sram: str = "auto",
-             memory_sharing: str = "on") -> dict:
+             memory_sharing: str = "on", dump_dir: Optional[Path] = None) -> CompileReport | ChipsManifest:
     from slmc.driver import CompileOptions, compile_model
 
     if numerics not in NUMERICS:
@@ -56,7 +45,7 @@ def _compile(model: Path, target: str, numerics: str, out: Path, prefill_chunk: 
         return compile_model(CompileOptions(model, target, numerics, out, prefill_chunk, tokenizer, context,
                                             kv_cache=kv_cache, chips=chips, fan_in=fan_in,
                                             mem=mem, mode=mode, cores=cores, engine=engine, weights_sram=weights_sram,
-                                            memory_sharing=memory_sharing),
+                                            memory_sharing=memory_sharing, dump_dir=dump_dir),
                              lambda s: p.update(task, description=s))
 
 
@@ -86,43 +75,51 @@ def compile(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace L
                                                  "linear=npu or linear=cluster; ffn_bits=4 stores the FFN weights on "
                                                  "the NPU at 4 bits (targets with engines: siracusa-like)"),
             memory_sharing: str = typer.Option("on", "--memory-sharing", help="on: an output may lie over the part of "
-                                               "an input its kernel has consumed (vMCU) | off: conventional planning")) -> None:
+                                               "an input its kernel has consumed (vMCU) | off: conventional planning"),
+            dump_dir: Optional[Path] = typer.Option(None, "--dump-dir", help="write every stage (the model, the graph "
+                                                    "after each pass, kernels, memory plan) as text that diffs cleanly")) -> None:
     """Compile MODEL into a C project in OUT, with report.json."""
     try:
         rep = _compile(model, target, numerics, out, prefill_chunk, tokenizer, context, kv_cache, chips, fan_in,
-                       mem, mode, cores, engine, weights_sram, memory_sharing)
+                       mem, mode, cores, engine, weights_sram, memory_sharing, dump_dir)
     except SlmcError as e:
         _fail(e)
         return
-    if "n_chips" in rep:
-        part = rep["partition"]
-        err.print(f"wrote {out}/: {rep['n_chips']} chips (fan-in {rep['fan_in']}), weights {rep['weights_bytes']:,} B in all, "
-                  f"{part['syncs_per_block']} synchronisations per block", highlight=False)
-        for note in rep["notes"]:
+    _print_compiled(out, rep)
+
+
+def _print_compiled(out: Path, rep: CompileReport | ChipsManifest) -> None:
+    """What `slmc compile` says on success: the plan's sizes, the fit, notes that change what was asked."""
+    from slmc.report.compile_report import ChipsManifest
+
+    if isinstance(rep, ChipsManifest):
+        err.print(f"wrote {out}/: {rep.n_chips} chips (fan-in {rep.fan_in}), weights {rep.weights_bytes:,} B in all, "
+                  f"{rep.partition['syncs_per_block']} synchronisations per block", highlight=False)
+        for note in rep.notes:
             err.print(f"split: {note}", highlight=False)
         return
-    shared = rep["shared_lower_bound_bytes"]
-    bound = f"lower bound {rep['lower_bound_bytes']:,}" + (f", {shared:,} with memory sharing" if shared != rep["lower_bound_bytes"] else "")
-    err.print(f"wrote {out}/: arena {rep['arena_bytes']:,} B ({bound}), "
-              f"weights {rep['weights_bytes']:,} B, KV cache {rep['kv_cache_bytes']:,} B"
-              f"{' (' + rep['kv_cache'] + ')' if 'kv_cache' in rep else ''}, "
-              f"{rep['macs_per_token']:,} MACs/token", highlight=False)
-    mem = rep.get("memory")
+    shared = rep.shared_lower_bound_bytes
+    bound = f"lower bound {rep.lower_bound_bytes:,}" + (f", {shared:,} with memory sharing" if shared != rep.lower_bound_bytes else "")
+    err.print(f"wrote {out}/: arena {rep.arena_bytes:,} B ({bound}), "
+              f"weights {rep.weights_bytes:,} B, KV cache {rep.kv_cache_bytes:,} B"
+              f"{' (' + rep.kv_cache + ')' if rep.kv_cache is not None else ''}, "
+              f"{rep.macs_per_token:,} MACs/token", highlight=False)
+    mem = rep.memory
     if mem:
-        err.print(f"fits {rep['target']}: SRAM {mem['sram']['used']:,} of {mem['sram']['capacity']:,} B "
+        err.print(f"fits {rep.target}: SRAM {mem['sram']['used']:,} of {mem['sram']['capacity']:,} B "
                   f"(margin {mem['sram']['margin']:,}), flash {mem['flash']['used']:,} of {mem['flash']['capacity']:,} B "
                   f"(margin {mem['flash']['margin']:,}); weights in {mem['weights_in']}"
-                  + (f" ({rep['weights_sram_bytes']:,} B copied to SRAM at boot)" if rep.get("weights_sram_bytes") else ""),
+                  + (f" ({rep.weights_sram_bytes:,} B copied to SRAM at boot)" if rep.weights_sram_bytes else ""),
                   highlight=False)
-    for note in rep.get("notes", []):
+    for note in rep.notes:
         if note.startswith("the KV cache is stored as fp16"):
             err.print(f"note: {note}", highlight=False)
-    if rep.get("model_seq_len"):
-        err.print(f"[yellow]note:[/] {rep['notes'][-1]}", highlight=False)
-    if "levels" in rep:
+    if rep.model_seq_len:
+        err.print(f"[yellow]note:[/] {rep.notes[-1]}", highlight=False)
+    if rep.levels is not None:
         from slmc.report.levels_table import levels_summary
 
-        err.print(levels_summary(rep), highlight=False)
+        err.print(levels_summary(rep.to_json(console=True)), highlight=False)
 
 
 def _parse_ids(s: str) -> list[int]:
@@ -402,12 +399,12 @@ def targets() -> None:
         Console(width=None if sys.stdout.isatty() else 200).print(en)
 
 
-# the system-level studies live in their own module; importing it registers `simulate` and `dvfs`
-from slmc import cli_systems  # noqa: E402,F401
+# the system-level studies live in their own module
+register_systems(app)
 
 
 def main() -> None:
-    # run as `python -m slmc.cli` this file is __main__: the commands of cli_systems sit on slmc.cli's app
+    # run as `python -m slmc.cli` this file is __main__: run the app of the imported module, as `slmc` does
     import slmc.cli
 
     slmc.cli.app()

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 
 from slmc.errors import SlmcError
 
@@ -120,3 +122,19 @@ def read_npz(inputs: Path, io: dict) -> dict:
             return {k: f[k] for k in f.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError) as e:
         raise SlmcError(f"cannot read --inputs '{inputs}': {type(e).__name__}: {str(e)[:200]}", fix) from None
+
+
+err = Console(stderr=True)
+NUMERICS = ("fp32", "q8", "int8")
+
+
+def _fail(e: SlmcError) -> None:
+    err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _progress():
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                    transient=True, disable=not err.is_terminal)

@@ -12,13 +12,11 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from slmc.cli import NUMERICS, _fail, _progress, app, err
-from slmc.cli_safety import input_path
+from slmc.cli_safety import NUMERICS, _fail, _progress, err, input_path
 from slmc.errors import SlmcError
 from slmc.output import check_file, check_folder, output_file
 
 
-@app.command()
 def simulate(model: str = typer.Argument(..., help="model file, or a shape name (tinyllama42M, stories15M, stories260K)"),
              target: str = typer.Option("siracusa-like", "-t", "--target", help="a target with a multi-chip system model"),
              chips: str = typer.Option("1,2,4,8,16,32,64", "--chips", help="comma-separated chip counts"),
@@ -74,7 +72,6 @@ def simulate(model: str = typer.Argument(..., help="model file, or a shape name 
         err.print(f"wrote {plot_file}", highlight=False)
 
 
-@app.command()
 def dvfs(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace Llama folder, or .onnx"),
          target: str = typer.Option("rp2350", "-t", "--target", help="rp2350 (both ISAs)"),
          numerics: str = typer.Option("q8", "-q", "--quant", help="fp32 | q8 | int8"),
@@ -90,7 +87,8 @@ def dvfs(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace Llam
          emit: Optional[Path] = typer.Option(None, "--emit", help="compile the model with the schedule's "
                                              "slmc_set_opp calls into this folder (needs --isa arm or riscv)")) -> None:
     """Choose voltage, clock and ISA per layer part on the RP2350 (MODELLED energy, estimated cycles)."""
-    from slmc.sim.dvfs import ISA_TARGETS, build_groups, profile_model, solve
+    from slmc.dvfs_profile import profile_model
+    from slmc.sim.dvfs import ISA_TARGETS, build_groups, solve
     from slmc.sim.dvfs_plot import plot as draw
     from slmc.sim.dual import DUAL_ISAS, DualPowerModel, dual_groups
     from slmc.sim.power import ISAS, PowerModel
@@ -170,3 +168,9 @@ def dvfs(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace Llam
             out.print(f"{k}: does not meet the budget")
     if plot is not None:
         err.print(f"wrote {plot}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Adds `simulate` and `dvfs` to the `slmc` command."""
+    app.command()(simulate)
+    app.command()(dvfs)

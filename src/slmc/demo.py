@@ -68,7 +68,7 @@ def main() -> int:
         for name in ["host"] + ([MCU] if mcu_ready else []):
             t0 = time.perf_counter()
             with console.status(f"compiling for {name}"):
-                builds[name] = compile_model(CompileOptions(DEFAULT, name, "q8", out / name), model=model)
+                builds[name] = compile_model(CompileOptions(DEFAULT, name, "q8", out / name), model=model).to_json()
             console.print(f"compiled {DEFAULT.name} (q8) for {name} in {time.perf_counter() - t0:.2f} s -> "
                           f"{(out / name).relative_to(ROOT)}")
         console.rule("[bold]host")

@@ -14,7 +14,7 @@ import pytest
 from slmc.driver import CompileOptions, compile_model
 from slmc.frontend.decoder import DecoderConfig
 from slmc.frontend.random_model import random_decoder
-from slmc.kernels.npu import unpack_npu
+from slmc.quant.npu import unpack_npu
 
 CFG = DecoderConfig(dim=64, hidden_dim=172, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=70, seq_len=32)
 MODEL = random_decoder(CFG, seed=3, bias=True)

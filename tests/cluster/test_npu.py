@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from slmc.errors import SlmcError
-from slmc.kernels.npu import (bitplanes, bitserial_dot, cluster_linear_cost, npu_linear_cost, pack_npu,
-                              requantize, unpack_npu)
+from slmc.quant.npu import bitplanes, bitserial_dot, pack_npu, requantize, unpack_npu
+from slmc.sim.engine_cost import cluster_linear_cost, npu_linear_cost
 from slmc.kernels.registry import C_DIR
 from slmc.plan.engines import parse_overrides
 from slmc.targets import get_target

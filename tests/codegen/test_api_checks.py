@@ -96,7 +96,7 @@ def test_bad_arguments_get_error_codes_and_change_nothing(tmp_path: Path, flags:
     assert np.array_equal(hostile, clean)        # the refused calls left the KV cache as it was
     if "int8" not in flags:
         from slmc.frontend import llama2c
-        from slmc.reference.decoder import reference_logits
+        from slmc.frontend.logits import reference_logits
 
         want = reference_logits(llama2c.load(ckpt), [1, 17, 42, 99])
         assert np.abs(clean - want).max() < 1e-4

@@ -1,4 +1,4 @@
-"""codegen/cquote.py, the one way text from a model file reaches generated C: what each function returns,
+"""slmc/cquote.py, the one way text from a model file reaches generated C: what each function returns,
 checked by property and, independently of its own lists, against real compilers and their headers."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slmc.codegen.cquote import IDENT_CHARS, Names, c_comment, c_float, c_ident, c_int, c_string, comment, is_reserved
+from slmc.cquote import IDENT_CHARS, Names, c_comment, c_float, c_ident, c_int, c_string, comment, is_reserved
 from slmc.errors import SlmcError
 
 PAYLOADS = [

@@ -83,7 +83,7 @@ def test_fp16_kv_cache_teacher_forced_agreement_and_its_numpy_twin(tmp_path):
     """fp32 numerics with the KV cache stored as fp16 (what the RP2350 targets choose): its argmax against
     llama2.c's greedy ids over 256 teacher-forced positions, and its logits against the numpy twin."""
     from slmc.frontend import llama2c
-    from slmc.reference.decoder import reference_logits
+    from slmc.frontend.logits import reference_logits
 
     ckpt, ids = shared_path("models/stories260K/stories260K.bin"), _ids()
     out, logits = tmp_path / "kv16", tmp_path / "kv16.f32"

@@ -14,7 +14,7 @@ from safetensors.numpy import save_file
 
 from slmc.errors import SlmcError
 from slmc.frontend import hf_llama
-from slmc.reference.decoder import reference_logits
+from slmc.frontend.logits import reference_logits
 
 IDS = [1, 17, 42, 99, 3, 3, 64, 0, 5, 80]
 

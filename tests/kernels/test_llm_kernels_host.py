@@ -9,7 +9,7 @@ import pytest
 from slmc.driver import CompileOptions, compile_model
 from slmc.frontend import llama2c
 from slmc.frontend.random_model import SHAPES, random_decoder
-from slmc.reference.decoder import reference_logits
+from slmc.frontend.logits import reference_logits
 from slmc.toolchain.build import build
 from slmc.toolchain.run import llm_args, run_events
 

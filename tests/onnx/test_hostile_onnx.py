@@ -184,7 +184,7 @@ def test_verify_accepts_what_slmc_builds() -> None:
     from slmc.frontend.random_model import SHAPES, random_decoder
     from slmc.ir.verify import verify
     from slmc.passes import fuse_gate
-    from slmc.quant.int8 import formats_for
+    from slmc.frontend.calibrate import formats_for
 
     cfg = SHAPES["stories260K"]
     for m in (random_decoder(cfg, seed=3), random_decoder(replace(cfg, norm="layer", ffn="gelu", pos="learned",

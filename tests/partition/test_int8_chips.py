@@ -15,6 +15,7 @@ from slmc.frontend.build_int8_chips import build_int8_chip_graph
 from slmc.frontend.decoder import DecoderConfig
 from slmc.frontend.random_model import random_decoder
 from slmc.plan.partition import partition_model
+from slmc.frontend import calibrate as cal
 from slmc.quant import int8 as q
 from slmc.reference.interp import new_state, run
 from slmc.reference.multichip import new_states, run_chips
@@ -25,7 +26,7 @@ CFG = DecoderConfig(dim=64, hidden_dim=96, n_layers=2, n_heads=8, n_kv_heads=2, 
 @pytest.mark.parametrize("n", [2, 3, 5])
 def test_reference_of_the_chips_equals_one_chip(n):
     model = random_decoder(CFG, seed=2)
-    fm = q.calibrate(model, q.calibration_ids(model, 1, 16))
+    fm = cal.calibrate(model, cal.calibration_ids(model, 1, 16))
     one = build_int8_graph(model, fm)
     plan = partition_model(model, n, 2, "int8")
     assert plan.syncs_per_block == 2 and not plan.q8_max_sync

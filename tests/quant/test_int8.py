@@ -12,8 +12,9 @@ import pytest
 
 from slmc.frontend.build_int8 import build_int8_graph
 from slmc.frontend.random_model import SHAPES, random_decoder
+from slmc.frontend import calibrate as cal
 from slmc.quant import int8 as q
-from slmc.reference.decoder import reference_logits
+from slmc.frontend.logits import reference_logits
 from slmc.reference.int_llm_ops import exp2_neg, isqrt, rdiv, rshift_round, sigmoid_q15
 from slmc.reference.interp import new_state, run
 
@@ -59,7 +60,7 @@ def test_int_weights_reproduce_the_q8_scales():
 def test_integer_graph_tracks_the_fp32_reference(variant):
     cfg = SMALL if variant == "gqa" else replace(SMALL, n_kv_heads=6, rope_interleaved=False)
     model = random_decoder(cfg, seed=5, tied=variant == "gqa")
-    fm = q.calibrate(model, q.calibration_ids(model, 2, 32))
+    fm = cal.calibrate(model, cal.calibration_ids(model, 2, 32))
     g = build_int8_graph(model, fm)
     ids = [1, 7, 30, 2, 55, 61, 12, 9, 40, 41, 42, 3]
     ref = reference_logits(model, ids)
@@ -88,7 +89,7 @@ def test_generated_c_equals_its_numpy_twin(tmp_path, variant):
     logits = tmp_path / "l.f32"
     res = run_events([str(build(tmp_path / "m")), *llm_args(32, 0.0, 0.9, 1, prompt, logits)])
     got = np.fromfile(logits, np.float32).reshape(-1, cfg.vocab_size)
-    fm = q.formats_for(model)
+    fm = cal.formats_for(model)
     g = build_int8_graph(model, fm)
     state, rows = new_state(g), []
     for p, t in enumerate((prompt + res.ids)[:32]):
@@ -118,4 +119,4 @@ def test_int8_refuses_a_gpt2_style_model():
 
     model = random_decoder(replace(SMALL, norm="layer", ffn="gelu", pos="learned", n_kv_heads=6), seed=1, bias=True)
     with pytest.raises(SlmcError, match="Llama-style"):
-        q.formats_for(model)
+        cal.formats_for(model)

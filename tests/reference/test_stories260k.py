@@ -4,7 +4,7 @@ import numpy as np
 
 from conftest import shared_path
 from slmc.frontend import llama2c
-from slmc.reference.decoder import reference_logits
+from slmc.frontend.logits import reference_logits
 
 
 def test_reference_matches_llama2c_logits():

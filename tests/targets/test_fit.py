@@ -41,7 +41,7 @@ def test_stories260k_q8_fits_rp2350_with_the_margin_in_the_report(tmp_path):
 def test_weights_fill_the_free_sram_of_rp2350(tmp_path):
     """By default the weights that would stream from flash every token fill the SRAM the plan leaves free:
     copied at boot as initialised data (weights_ram.bin), the rest stays in flash."""
-    from slmc.driver import SRAM_RESERVE
+    from slmc.stages.fit import SRAM_RESERVE
 
     ckpt = shared_path("models/stories260K/stories260K.bin")
     rep = compile_model(CompileOptions(ckpt, "rp2350-arm", "q8", tmp_path / "o"))

@@ -1,37 +1,26 @@
 """model.h / model.c: llama2.c-like C over one static arena (DESIGN.md rule 5).
 
-Every graph becomes one function that reads like a forward pass: pointers into the arena with
-their shapes, then one kernel call per node with a comment giving the op and the shapes. Language
-models get the llama2.c-style API on top: slmc_reset, slmc_decode, slmc_prefill.
+Every graph becomes one function that reads like a forward pass: named pointers into the arena with
+their shapes (activations, then each kernel's scratch), then one kernel call per node with a comment
+giving the op and the shapes. A decoder's layers are one loop over a per-layer table where the C allows
+(codegen/layers.py). Language models get the llama2.c-style API on top (codegen/llm_api.py): slmc_reset,
+slmc_decode, slmc_prefill, writing the caller's `logits`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-from slmc.codegen.cquote import LOCAL_PREFIXES, LOCALS, Names, c_comment, c_ident, comment
+from slmc.codegen.layers import LOOP_VARS, LayerTable, graph_calls, unrolled_note
+from slmc.codegen.llm_api import LlmInfo, llm_api, llm_header  # noqa: F401  (LlmInfo: callers import it from here)
 from slmc.codegen.weights import WeightsLayout
+from slmc.cquote import LOCAL_PREFIXES, LOCALS, Names, c_comment, c_ident, c_int, comment
 from slmc.ir import Graph, Node, Value, ValueKind
 from slmc.ir.ops import VIEWS
 from slmc.kernels.registry import KernelSpec
+from slmc.plan.layers import Layers, find_layers
 from slmc.plan.lifetimes import buffer_name, scratch_name, storage_root
 from slmc.plan.plan import MemoryPlan
-
-
-@dataclass(frozen=True)
-class LlmInfo:
-    """What the language-model API in model.h needs to know."""
-
-    dim: int
-    hidden_dim: int
-    n_layers: int
-    n_heads: int
-    n_kv_heads: int
-    vocab_size: int
-    seq_len: int
-    prefill_chunk: int
-    logits_frac: int = -1     # >= 0: the decode graph's logits are int32 with this many fractional bits (-q int8)
 
 
 class _Ctx:
@@ -46,7 +35,7 @@ class _Ctx:
         return self.fn.expr(self.node.outputs[i])
 
     def scratch(self) -> str:
-        return f"(void *)(slmc_arena + {self.fn.plan.offset_of(scratch_name(self.fn.graph, self.node))})"
+        return self.fn.scratch_of(self.node)
 
     def ints(self, values: list[int]) -> str:
         """A static const int32_t array in model.c (shapes and strides of generic kernels), shared by value."""
@@ -63,19 +52,36 @@ class _Ctx:
     def pos(self) -> str:
         return "pos"
 
+    def attr(self, key: str, wide: bool = False) -> str:
+        v = self.fn.attr_subst.get((id(self.node), key))
+        if v is None:
+            v = c_int(self.node.attrs[key], key, -2**63, 2**63 - 1) + ("LL" if wide else "")
+        return f"(int64_t){v}" if wide else v
+
 
 class _Function:
     def __init__(self, graph: Graph, plan: MemoryPlan, weights: WeightsLayout, binding: dict[int, KernelSpec],
-                 arrays: dict[tuple[int, ...], str] | None = None, hooks: dict[str, str] | None = None):
+                 arrays: dict[tuple[int, ...], str] | None = None, hooks: dict[str, str] | None = None,
+                 out_names: tuple[str, ...] = (), loop: bool = False):
         self.graph, self.plan, self.weights, self.binding = graph, plan, weights, binding
         self.hooks = hooks or {}  # node name -> a statement run before the node (the DVFS HAL calls)
         self.arrays = {} if arrays is None else arrays
         # identifiers are unique within the function and never shadow a weight symbol: two ONNX names
         # such as "a.b" and "a_b" must not become one C variable
-        self._names = Names({e.symbol for e in weights.entries} | LOCALS, avoid=LOCAL_PREFIXES)
-        self.params = {id(v): self._ident(v.name) for v in graph.inputs + graph.outputs}
+        self._names = Names({e.symbol for e in weights.entries} | LOCALS | (LOOP_VARS if loop else set()),
+                            avoid=LOCAL_PREFIXES)
+        # a language model's output is the caller's `logits`, whatever the graph calls it
+        outs = [(v, out_names[i] if i < len(out_names) else v.name) for i, v in enumerate(graph.outputs)]
+        self.params = {id(v): self._ident(name) for v, name in [(v, v.name) for v in graph.inputs] + outs}
         self.locals: dict[str, tuple[str, Value]] = {}
         self._local_of: dict[int, str] = {}
+        self.scratches: dict[int, tuple[str, int]] = {}   # id(node) -> its scratch's local and offset
+        self.used: set[int] = set()                        # weight entries named by their symbol
+        # the layer loop's (codegen/layers.py): names for layer 0's values, and C standing in for layer i's
+        self.rename: dict[int, str] = {}
+        self.subst: dict[int, str] = {}
+        self.scratch_subst: dict[int, str] = {}
+        self.attr_subst: dict[tuple[int, str], str] = {}   # (id(node), attribute) -> C
 
     def _ident(self, name: str) -> str:
         return self._names.add(name)
@@ -86,18 +92,31 @@ class _Function:
         root = storage_root(v)
         if id(root) in self.params:
             return self.params[id(root)]
+        if id(root) in self.subst:
+            return self.subst[id(root)]
         if root.kind == ValueKind.CONST:
+            self.used.add(self.weights.by_value[id(root)])
             return self.weights.entry(root).symbol
         if id(root) not in self._local_of:
-            name = self._ident(root.name)
+            name = self._ident(self.rename.get(id(root), root.name))
             self._local_of[id(root)] = name
             self.locals[name] = (name, root)
         return self._local_of[id(root)]
+
+    def scratch_of(self, node: Node) -> str:
+        """The named pointer to the node's scratch (a kernel's work area) in the arena."""
+        if id(node) in self.scratch_subst:
+            return self.scratch_subst[id(node)]
+        if id(node) not in self.scratches:
+            off = self.plan.offset_of(scratch_name(self.graph, node))
+            self.scratches[id(node)] = (self._ident(self.rename.get(id(node), node.name) + ".scratch"), off)
+        return self.scratches[id(node)][0]
 
     def _copy_out(self, v: Value, src: Value) -> str:
         """Graph outputs are the caller's memory: a view, constant or input there is copied in."""
         root = storage_root(src)
         if root.kind == ValueKind.CONST:
+            self.used.add(self.weights.by_value[id(root)])
             from_ = self.weights.entry(root).symbol
         else:
             from_ = self.params.get(id(root)) or self.expr(root)
@@ -115,25 +134,30 @@ class _Function:
         ps += [f"{v.dtype.c} *{self.params[id(v)]}" for v in self.graph.outputs]
         return f"static void slmc_graph_{c_ident(self.graph.name)}({', '.join(ps) or 'void'})"
 
-    def body(self) -> list[str]:
-        calls: list[str] = []
-        graph_outs = {id(v) for v in self.graph.outputs}
-        for node in self.graph.nodes:
-            if node.op in VIEWS:
-                calls += [self._copy_out(o, node.inputs[0]) for o in node.outputs  # type: ignore[arg-type]
-                          if id(o) in graph_outs and o.nbytes]
-                continue
+    def statements(self, node: Node, label: str | None = None) -> list[str]:
+        """The C of one node: its kernel call (after its DVFS hook, under a comment when `label` is given), or
+        for a view, the copy into a graph output it is."""
+        if node.op in VIEWS:
+            outs = {id(v) for v in self.graph.outputs}
+            return [self._copy_out(o, node.inputs[0]) for o in node.outputs  # type: ignore[arg-type]
+                    if id(o) in outs and o.nbytes]
+        lines = ["    " + self.hooks[node.name]] if node.name in self.hooks else []
+        if label is not None:
             ins = ", ".join(str(v.type) for v in node.inputs if v is not None)
-            outs = ", ".join(str(v.type) for v in node.outputs)
-            if node.name in self.hooks:
-                calls.append("    " + self.hooks[node.name])
-            calls.append("    " + comment(f"{c_comment(node.name)}: {node.op}({ins}) -> {outs}"))
-            calls.append("    " + self.binding[id(node)].emit(node, _Ctx(self, node)))
-        calls += [self._copy_out(v, v) for v in self.graph.outputs if v.producer is None and v.nbytes]
+            outs_t = ", ".join(str(v.type) for v in node.outputs)
+            lines.append("    " + comment(f"{c_comment(label)}: {node.op}({ins}) -> {outs_t}"))
+        return lines + ["    " + self.binding[id(node)].emit(node, _Ctx(self, node))]
+
+    def body(self, calls: list[str] | None = None) -> list[str]:
+        """Declarations of the named buffers, then `calls` (default: every node in order) and the copy-outs."""
+        if calls is None:
+            calls = [line for node in self.graph.nodes for line in self.statements(node, node.name)]
+        calls = calls + [self._copy_out(v, v) for v in self.graph.outputs if v.producer is None and v.nbytes]
         decls = []
         for name, root in self.locals.values():
             off = self.plan.offset_of(buffer_name(self.graph, root))
             decls.append(f"    {root.dtype.c} *const {name} = ({root.dtype.c} *)(slmc_arena + {off}); /* {root.type} */")
+        decls += [f"    void *const {name} = slmc_arena + {off};" for name, off in self.scratches.values()]
         return decls + ([""] if decls else []) + calls
 
 
@@ -150,8 +174,11 @@ def prototypes(spec_files: list[str], sources: dict[str, str]) -> list[str]:
 
 def emit_model(graphs: list[Graph], plan: MemoryPlan, weights: WeightsLayout, binding: dict[int, KernelSpec],
                kernel_protos: list[str], banner: str, llm: LlmInfo | None,
-               hooks: dict[str, str] | None = None) -> tuple[str, str]:
-    """Returns (model.h, model.c). `hooks`: statements to run before named nodes (codegen/pico.py)."""
+               hooks: dict[str, str] | None = None, layer_loop: bool = True,
+               notes: list[str] | None = None) -> tuple[str, str]:
+    """Returns (model.h, model.c). `hooks`: statements to run before named nodes (codegen/pico.py).
+    `layer_loop`: a decoder's layers as one loop over a per-layer table where the C allows (codegen/layers.py);
+    False writes every layer out. `notes`: where given, gets a line for each graph whose layers stay unrolled."""
     banner = comment(banner, BANNER_CHARS)  # it names the model's file
     h = [banner, "#ifndef SLMC_MODEL_H", "#define SLMC_MODEL_H", "#include <stdint.h>", "",
          f"#define SLMC_ARENA_BYTES {plan.arena_bytes}", f"#define SLMC_WEIGHTS_BYTES {len(weights.blob)}"]
@@ -163,7 +190,23 @@ def emit_model(graphs: list[Graph], plan: MemoryPlan, weights: WeightsLayout, bi
     if weights.ram_blob:
         c += ["/* the weights read most, copied from flash into SRAM at boot as initialised data (weights_ram.bin) */",
               "extern const uint8_t slmc_weights_ram[];"]
-    for e in weights.entries:
+    arrays: dict[tuple[int, ...], str] = {}
+    funcs: list[str] = []
+    found = {id(g): find_layers(g) for g in graphs} if layer_loop else {}
+    count = next((x.count for x in found.values() if isinstance(x, Layers)), 0)
+    table = LayerTable(count, "SLMC_N_LAYERS" if llm is not None and llm.n_layers == count else str(count))
+    used: set[int] = set()
+    for g in graphs:
+        fn, body = _function(g, plan, weights, binding, arrays, hooks, llm, found.get(id(g)), table, notes)
+        used |= fn.used
+        funcs += [comment(f"{c_comment(g.name)}: {_io_list(g.inputs)} -> {_io_list(g.outputs, 'logits' if llm else '')}"),
+                  # an integer-only build keeps its graph a function of its own: toolchain/floatcheck.py reads it
+                  ("__attribute__((noinline)) " if llm is not None and llm.logits_frac >= 0 else "")
+                  + fn.signature() + " {", *body, "}", ""]
+    only_in_table = {e for col in table.members if col[0] == "const" for e in col[1]} - used
+    for i, e in enumerate(weights.entries):
+        if i in only_in_table:
+            continue
         t = e.dtype.c
         blob = "slmc_weights_ram" if e.region == "ram" else "slmc_weights"
         c.append(f"static const {t} *const {e.symbol} = (const {t} *)({blob} + {e.offset}); /* {e.dtype.short}"
@@ -171,23 +214,15 @@ def emit_model(graphs: list[Graph], plan: MemoryPlan, weights: WeightsLayout, bi
     c += ["", "/* one static arena: activations, scratch and state at offsets fixed by the memory plan */",
           # a graph that needs no arena still gets a one-slot array: C has no zero-length arrays
           "static uint8_t slmc_arena[SLMC_ARENA_BYTES > 0 ? SLMC_ARENA_BYTES : 16] __attribute__((aligned(16)));", ""]
-    arrays: dict[tuple[int, ...], str] = {}
-    funcs: list[str] = []
-    for g in graphs:
-        fn = _Function(g, plan, weights, binding, arrays, hooks)
-        body = fn.body()
-        funcs += [comment(f"{c_comment(g.name)}: {_io_list(g.inputs)} -> {_io_list(g.outputs)}"),
-                  # an integer-only build keeps its graph a function of its own: toolchain/floatcheck.py reads it
-                  ("__attribute__((noinline)) " if llm is not None and llm.logits_frac >= 0 else "")
-                  + fn.signature() + " {", *body, "}", ""]
+    c += table.lines()
     if arrays:
         c += ["/* shapes and strides the generic kernels walk (in elements) */"]
         c += [f"static const int32_t {name}[] = {{{', '.join(map(str, key))}}};" for key, name in arrays.items()]
         c += [""]
     c += funcs
     if llm is not None:
-        h += _llm_header(llm)
-        c += _llm_api(graphs, plan, llm)
+        h += llm_header(llm)
+        c += llm_api(graphs, plan, llm, table)
     else:
         h += _generic_header(graphs[0])
         c += _generic_api(graphs[0])
@@ -195,79 +230,33 @@ def emit_model(graphs: list[Graph], plan: MemoryPlan, weights: WeightsLayout, bi
     return "\n".join(h), "\n".join(c) + "\n"
 
 
+def _function(g: Graph, plan: MemoryPlan, weights: WeightsLayout, binding: dict[int, KernelSpec],
+              arrays: dict[tuple[int, ...], str], hooks: dict[str, str] | None, llm: LlmInfo | None,
+              lay: "Layers | str | None", table: LayerTable, notes: list[str] | None) -> tuple["_Function", list[str]]:
+    """The graph's step function (its _Function and body): with its layers as one loop where they can be."""
+    outs = ("logits",) if llm is not None else ()
+    if isinstance(lay, Layers):
+        kept = dict(arrays)
+        fn = _Function(g, plan, weights, binding, arrays, hooks, outs, loop=True)
+        calls = graph_calls(fn, lay, table)
+        if not isinstance(calls, str):
+            return fn, fn.body(calls)
+        arrays.clear()
+        arrays.update(kept)
+        lay = calls
+    marked = [n.layer for n in g.nodes if n.layer is not None]
+    if isinstance(lay, str) and notes is not None and marked and max(marked) > 0:
+        notes.append(unrolled_note(g.name, max(marked) + 1, lay))
+    fn = _Function(g, plan, weights, binding, arrays, hooks, outs)
+    return fn, fn.body()
+
+
 BANNER_CHARS = 300  # the banner's length at most (the model's file name is in it)
 
 
-def _io_list(values: list[Value]) -> str:
-    """`name type, ...` for a comment, each name escaped and bounded (codegen/cquote.py)."""
-    return ", ".join(f"{c_comment(v.name)} {v.type}" for v in values)
-
-
-def _llm_header(m: LlmInfo) -> list[str]:
-    return [
-        f"#define SLMC_DIM {m.dim}", f"#define SLMC_HIDDEN_DIM {m.hidden_dim}", f"#define SLMC_N_LAYERS {m.n_layers}",
-        f"#define SLMC_N_HEADS {m.n_heads}", f"#define SLMC_N_KV_HEADS {m.n_kv_heads}",
-        f"#define SLMC_VOCAB_SIZE {m.vocab_size}", f"#define SLMC_SEQ_LEN {m.seq_len}",
-        f"#define SLMC_PREFILL_CHUNK {m.prefill_chunk} /* tokens per prompt step; 0: prompts go through decode */",
-        "",
-        "typedef struct { int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len, prefill_chunk; } SlmcConfig;",
-        "extern const SlmcConfig slmc_config;",
-        "",
-        "/* Forget every position: zeroes the KV cache. */",
-        "void slmc_reset(void);",
-        "",
-        "/* What slmc_decode and slmc_prefill return: they check their arguments before touching any state, so",
-        "   a call that fails leaves the KV cache as it was. Checked in the order NULL, n, pos, tokens. */",
-        "#define SLMC_OK 0",
-        "#define SLMC_ERR_TOKEN (-1) /* a token outside 0 .. SLMC_VOCAB_SIZE - 1 */",
-        "#define SLMC_ERR_POS (-2)   /* pos outside 0 .. SLMC_SEQ_LEN - 1, or pos + n beyond SLMC_SEQ_LEN */",
-        "#define SLMC_ERR_COUNT (-3) /* n < 1 */",
-        "#define SLMC_ERR_NULL (-4)  /* tokens or logits is NULL */",
-        "/* Process `token` at position `pos` (0 <= pos < SLMC_SEQ_LEN); writes SLMC_VOCAB_SIZE logits. */",
-        "int slmc_decode(int token, int pos, float *logits);",
-        "/* Process n tokens at positions pos .. pos+n-1; writes n rows of SLMC_VOCAB_SIZE logits. */",
-        "int slmc_prefill(const int32_t *tokens, int n, int pos, float *logits);",
-    ]
-
-
-def _llm_api(graphs: list[Graph], plan: MemoryPlan, m: LlmInfo) -> list[str]:
-    states = sorted({(v.name, v.nbytes) for g in graphs for v in g.states()})
-    out = [f"const SlmcConfig slmc_config = {{{m.dim}, {m.hidden_dim}, {m.n_layers}, {m.n_heads}, {m.n_kv_heads}, "
-           f"{m.vocab_size}, {m.seq_len}, {m.prefill_chunk}}};", "", "void slmc_reset(void) {"]
-    out += [f"    memset(slmc_arena + {plan.offset_of(n)}, 0, {b}); {comment(c_comment(n))}" for n, b in states]
-    # a chip of a partitioned model other than chip 0 has no logits (codegen/chips.py): it only follows
-    lg = ", logits" if graphs[0].outputs else ""
-    decode = [f"    slmc_graph_decode(&t, pos, 1{lg});", *([] if lg else ["    (void)logits;"])]
-    if m.logits_frac >= 0 and lg:  # integer logits, written into the caller's buffer, turned into floats in place
-        decode = ["    slmc_graph_decode(&t, pos, 1, (int32_t *)(void *)logits);",
-                  "    for (int i = 0; i < SLMC_VOCAB_SIZE; i++) {",
-                  "        int32_t v;", "        memcpy(&v, &logits[i], sizeof v);",
-                  f"        logits[i] = (float)v * 0x1p-{m.logits_frac}f;", "    }"]
-    # The graph indexes the embedding table with the token and the KV cache with the position, with no
-    # check of its own: out of range they would read and write outside both. One compare and branch each
-    # (the compiler folds `x < 0 || x >= N` into one unsigned compare); a chip with no logits takes NULL.
-    null = "!logits" if lg else ""
-    out += ["}", "", "int slmc_decode(int token, int pos, float *logits) {",
-            *([f"    if ({null}) return SLMC_ERR_NULL;"] if null else []),
-            "    if (pos < 0 || pos >= SLMC_SEQ_LEN) return SLMC_ERR_POS;",
-            "    if (token < 0 || token >= SLMC_VOCAB_SIZE) return SLMC_ERR_TOKEN;",
-            "    int32_t t = token;",
-            *decode, "    return SLMC_OK;", "}", "",
-            "int slmc_prefill(const int32_t *tokens, int n, int pos, float *logits) {",
-            f"    if (!tokens{' || ' + null if null else ''}) return SLMC_ERR_NULL;",
-            "    if (n < 1) return SLMC_ERR_COUNT;",
-            "    if (pos < 0 || pos >= SLMC_SEQ_LEN || n > SLMC_SEQ_LEN - pos) return SLMC_ERR_POS;",
-            "    /* every token before any is processed: a bad one leaves the KV cache as it was */",
-            "    for (int i = 0; i < n; i++)",
-            "        if (tokens[i] < 0 || tokens[i] >= SLMC_VOCAB_SIZE) return SLMC_ERR_TOKEN;"]
-    if m.prefill_chunk:
-        out += ["    for (int i = 0; i < n; i += SLMC_PREFILL_CHUNK) {",
-                "        int c = n - i < SLMC_PREFILL_CHUNK ? n - i : SLMC_PREFILL_CHUNK;",
-                f"        slmc_graph_prefill(tokens + i, pos + i, c{lg and lg + ' + (size_t)i * SLMC_VOCAB_SIZE'});", "    }"]
-    else:  # checked above: slmc_decode cannot fail here
-        row = " + (size_t)i * SLMC_VOCAB_SIZE" if lg else ""  # no offset on a chip's NULL logits
-        out += [f"    for (int i = 0; i < n; i++) (void)slmc_decode(tokens[i], pos + i, logits{row});"]
-    return out + ["    return SLMC_OK;", "}"]
+def _io_list(values: list[Value], name: str = "") -> str:
+    """`name type, ...` for a comment, each name escaped and bounded (codegen/cquote.py); `name` for all."""
+    return ", ".join(f"{c_comment(name or v.name)} {v.type}" for v in values)
 
 
 PACK_ALIGN = 16

@@ -112,11 +112,15 @@ def sites_of(graphs: list[Graph], binding: dict[int, KernelSpec]) -> list[Site]:
 def build_files(graphs: list[Graph], binding: dict[int, KernelSpec], target) -> tuple[list[str], dict[str, str],
                                                                                       tuple[str, ...], list[str]]:
     """(lines for model.c before the prototypes, files beside model.c, -D defines, runtime C files)."""
-    from slmc.toolchain.harts import runtime_files
-
     n_sites = max(1, len(sites_of(graphs, binding)))
     decls = [f'#include "{HEADER}" /* slmc_parallel_for and the serial kernel types its wrappers take */']
     return decls, {HEADER: header_text()}, (f"SLMC_CORES={target.cores}", f"SLMC_PAR_SITES={n_sites}"), runtime_files(target)
+
+
+def runtime_files(target) -> list[str]:
+    """The runtime C files a multi-core build compiles (the reset stub only where harts boot:
+    toolchain/harts.py links it first on an emulated RV32 cluster)."""
+    return ["parallel.c", *(["parallel_harts.c"] if target.emulator is not None and target.isa == "rv32" else [])]
 
 
 def cluster_report(graphs: list[Graph], binding: dict[int, KernelSpec], target) -> dict:

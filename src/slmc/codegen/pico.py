@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from slmc.codegen.cquote import c_comment, c_int, comment, make_word
+from slmc.cquote import c_comment, c_int, comment, make_word
 from slmc.errors import SlmcError
 from slmc.ir import Graph
 from slmc.ir.ops import VIEWS

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slmc.codegen.cquote import make_word
+from slmc.cquote import make_word
 from slmc.kernels.registry import C_DIR, REGISTRY
 from slmc.targets import Target
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from slmc.codegen.cquote import c_comment, comment
+from slmc.cquote import c_comment, comment
 from slmc.ir import Graph, Node
 from slmc.kernels.registry import CallContext, KernelSpec
 from slmc.kernels.tiles import HeadTiles, Q8MatmulTiles, RowTiles
@@ -151,6 +151,9 @@ class _TileCtx:
     @property
     def pos(self) -> str:
         return self.c.pos
+
+    def attr(self, key: str, wide: bool = False) -> str:
+        return self.c.attr(key, wide)
 
 
 def row_loops(t: TiledOp, node: Node, c: CallContext, spec: KernelSpec) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from slmc.codegen.cquote import LOCAL_PREFIXES, LOCALS, Names
+from slmc.cquote import LOCAL_PREFIXES, LOCALS, Names
 from slmc.ir import DType, Graph, Value
 
 ALIGN = 16

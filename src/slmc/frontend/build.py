@@ -16,6 +16,7 @@ import numpy as np
 from slmc.errors import SlmcError
 from slmc.frontend.decoder import DecoderModel, Q8Tensor
 from slmc.ir import DType, Graph, TensorType, Value
+from slmc.ir.verify import verify  # every graph slmc builds is checked like an imported one
 from slmc.quant.q8 import ensure_q8, group_for, pack_rows4
 
 F32 = DType.F32
@@ -114,7 +115,7 @@ class _Builder:
             cos, sin = rope_tables(cfg.seq_len, cfg.head_dim, cfg.rope_theta)
             rcos, rsin = g.add_const("rope.cos", cos), g.add_const("rope.sin", sin)
         for i, lw in enumerate(m.layers):
-            p = f"layers.{i}"
+            g.layer, p = i, f"layers.{i}"  # the nodes below are layer i's (plan/layers.py)
             kc = g.add_state(f"key_cache_{i}", (cfg.seq_len, cfg.kv_dim), self.kv)
             vc = g.add_state(f"value_cache_{i}", (cfg.seq_len, cfg.kv_dim), self.kv)
             h = self.norm(x, lw.attn_norm, lw.attn_norm_b, f"{p}.attn_norm")
@@ -141,6 +142,7 @@ class _Builder:
                 a = g.op("gelu", [a], a.type, name=f"{p}.ffn_act", approximate=int(cfg.ffn == "gelu_tanh"))
             d = self.linear(a, lw.w2, lw.b2, f"{p}.w2")
             x = g.op("add", [x, d], x.type, name=f"{p}.x_ffn")
+        g.layer = None
         x = self.norm(x, m.final_norm, m.final_norm_b, "final_norm")
         wcls = m.wcls if m.wcls is not None else m.tok_emb
         logits = self.linear(x, wcls, m.bcls, "wcls" if m.wcls is not None else "tok_embeddings")
@@ -152,4 +154,4 @@ def build_step_graph(model: DecoderModel, seq: int = 1, numerics: str = "fp32", 
                      q8_layout: str = "") -> Graph:
     """q8_layout: the weight order the target's linear_q8 kernel reads ("" row-major; kernels.llm.q8_layout)."""
     model.config.validate()
-    return _Builder(model, seq, numerics, kv_cache, q8_layout).build()
+    return verify(_Builder(model, seq, numerics, kv_cache, q8_layout).build(), after="building the step graph")

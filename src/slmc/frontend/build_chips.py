@@ -11,15 +11,54 @@ reach the same collectives in the same order (reference/multichip.py checks it).
 
 from __future__ import annotations
 
+from typing import Protocol, Sequence
+
 import numpy as np
 
 from slmc.frontend.build import _Builder, rope_tables
 from slmc.frontend.decoder import DecoderModel, Q8Tensor
 from slmc.ir import DType, Graph, Value
 from slmc.ir.verify import verify  # every graph slmc builds is checked like an imported one
-from slmc.plan.partition import PartitionPlan
 from slmc.quant.q8 import ensure_q8
 
+
+# What the chip builders read of a partition. plan/partition.py's ChipPlan and PartitionPlan have these
+# fields; they are named here rather than imported because plan/ sits above frontend/ (it slices a
+# DecoderModel), so frontend/ may not import it.
+class ChipShare(Protocol):
+    @property
+    def chip(self) -> int: ...
+    @property
+    def heads(self) -> tuple[int, int]: ...
+    @property
+    def kv_heads(self) -> tuple[int, int]: ...
+    @property
+    def ffn(self) -> tuple[int, int]: ...
+    @property
+    def root(self) -> bool: ...
+    @property
+    def n_heads(self) -> int: ...
+    @property
+    def n_kv_heads(self) -> int: ...
+    @property
+    def n_ffn(self) -> int: ...
+
+
+class PartitionPlan(Protocol):
+    @property
+    def numerics(self) -> str: ...
+    @property
+    def chips(self) -> Sequence[ChipShare]: ...
+    @property
+    def wo_group(self) -> int: ...
+    @property
+    def w2_group(self) -> int: ...
+    @property
+    def q8_max_sync(self) -> bool: ...
+    @property
+    def wo_bias_chip(self) -> int: ...
+    @property
+    def w2_bias_chip(self) -> int: ...
 
 
 class _ChipBuilder(_Builder):

@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from slmc.frontend.build import rope_tables
+from slmc.frontend.build_chips import PartitionPlan
 from slmc.frontend.build_int8 import I16, I32, _Builder, attention_attrs
 from slmc.frontend.decoder import DecoderModel, Q8Tensor
 from slmc.ir import DType, Graph, TensorType, Value
 from slmc.ir.verify import verify  # every graph slmc builds is checked like an imported one
-from slmc.plan.partition import PartitionPlan
 from slmc.quant import int8 as q
 
 I64 = DType.I64

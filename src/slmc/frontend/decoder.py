@@ -13,24 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from slmc.frontend.safe_io import show as _show
-
-
-@dataclass(frozen=True)
-class Q8Tensor:
-    """A matrix already quantized in groups along its rows (llama2.c's Q8_0): w ~= q * s per group."""
-
-    q: np.ndarray  # int8 (rows, cols)
-    s: np.ndarray  # float32 (rows, cols // group)
-    group: int
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.q.shape)
-
-    def dequantize(self) -> np.ndarray:
-        rows, cols = self.q.shape
-        g = self.q.reshape(rows, cols // self.group, self.group).astype(np.float32)
-        return (g * self.s[:, :, None]).reshape(rows, cols).astype(np.float32)
+from slmc.quant.q8 import Q8Tensor  # the decoder's quantized weights, defined beside q8's numerics
 
 
 Weight = "np.ndarray | Q8Tensor"

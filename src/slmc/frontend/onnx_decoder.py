@@ -12,7 +12,7 @@ arithmetic, masks and RoPE tables become constants), and then read along the res
 
 What the structure does not say (RoPE pairing and base, the GELU form) is read from the constants. The
 reading is then VERIFIED: the graph itself runs on the numpy twins for a probe sequence and must give
-the logits of the reconstructed model (slmc.reference.decoder). Anything else is a clear error.
+the logits of the reconstructed model (slmc.frontend.logits). Anything else is a clear error.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def read_decoder(g: Graph, tables: list[np.ndarray], source: str) -> DecoderMode
 def verify(g: Graph, model: DecoderModel, source: str) -> float:
     """Run the graph on the numpy twins for a probe sequence and compare with the model read from it;
     returns the largest logit difference."""
-    from slmc.reference.decoder import reference_logits
+    from slmc.frontend.logits import reference_logits
     from slmc.reference.interp import run
 
     ids_v = g.inputs[0]

@@ -317,7 +317,7 @@ def _integer_div(r: Ranges, n: Node) -> None:
 
 
 def _integer_mean(r: Ranges, n: Node) -> None:
-    from slmc.reference.deeploy_ops import mean_axes
+    from slmc.ir.shapes import mean_axes
 
     x = n.inputs[0]
     assert x is not None

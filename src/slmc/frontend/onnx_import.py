@@ -16,7 +16,7 @@ so does the graph after every pass.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import onnx
@@ -38,8 +38,9 @@ PROBE_SEQ = 5
 
 
 
-def load(path: Path) -> "Any":
-    """A DecoderModel (dynamic token axis) or a folded static Graph."""
+def load(path: Path, on_pass: "Callable[[str, Graph], None] | None" = None) -> "Any":
+    """A DecoderModel (dynamic token axis) or a folded static Graph. `on_pass`: run_pipeline's callback,
+    called with "import-N-PASS" and "integer-N-PASS" names (--dump-dir)."""
     model = read_model(Path(path))
     if dynamic_dims(model):
         from slmc.frontend import onnx_decoder
@@ -47,9 +48,12 @@ def load(path: Path) -> "Any":
         return onnx_decoder.recognise(import_graph(model, _decoder_dims(model)), Path(path).name)
     from slmc.passes import run_pipeline
 
-    graph = run_pipeline(import_graph(model), mixed=True)
+    def named(prefix: str):
+        return None if on_pass is None else (lambda name, g: on_pass(f"{prefix}-{name}", g))
+
+    graph = run_pipeline(import_graph(model), mixed=True, on_pass=named("import"))
     if onnx_deeploy.is_integer(graph, Path(path)):  # integer values stored as float32: C integer types, proven ranges
-        graph = run_pipeline(onnx_deeploy.integerize(graph, Path(path)))
+        graph = run_pipeline(onnx_deeploy.integerize(graph, Path(path)), on_pass=named("integer"))
     return verify(graph)  # every operand of the type its kernel reads
 
 

@@ -57,6 +57,9 @@ class Node:
     outputs: list[Value]
     attrs: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+    # the decoder layer it computes (0, 1, ...), None outside the layers: the planner gives every layer the
+    # offsets of layer 0 and model.c loops over the layers on that ground (plan/layers.py, codegen/layers.py)
+    layer: int | None = None
 
     def __repr__(self) -> str:
         return f"{self.name or self.op}({', '.join(v.name if v else '_' for v in self.inputs)})"
@@ -74,6 +77,8 @@ class Graph:
         # True for language-model step graphs: kernels take the number of valid rows (tokens) at run
         # time, and the leading dimension of activations is only the maximum
         self.dynamic_rows = False
+        # stamped on every node add_node creates: a builder sets it while it adds one decoder layer's nodes
+        self.layer: int | None = None
         self._counter = 0
 
     # ---- construction -------------------------------------------------------------------------
@@ -105,7 +110,7 @@ class Graph:
 
     def add_node(self, op: str, inputs: list[Value | None], out_types: list[TensorType],
                  attrs: dict[str, Any] | None = None, name: str = "", out_names: list[str] | None = None) -> Node:
-        node = Node(op, list(inputs), [], dict(attrs or {}), name or self.unique(op))
+        node = Node(op, list(inputs), [], dict(attrs or {}), name or self.unique(op), self.layer)
         for i, t in enumerate(out_types):
             base = out_names[i] if out_names else (node.name if len(out_types) == 1 else f"{node.name}_{i}")
             node.outputs.append(self._register(Value(base, t, ValueKind.TEMP, producer=node)))

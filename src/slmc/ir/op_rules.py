@@ -5,7 +5,7 @@ naming the node, the operator and what is wrong where the ONNX specification (or
 of it, frontend/onnx_canon.py) calls the node invalid. The importer calls it on every node before any
 numpy twin runs, so a shape or size read from a model file is never believed: Reshape's element counts,
 Split sizes, axes, pads, transposition flags, broadcasting and kernel geometry are all checked here.
-The shape arithmetic the kernels and twins use is imported, not rewritten (reshape_target, slice_params,
+The shape arithmetic the kernels and twins use is imported from ir/shapes.py, not rewritten (reshape_target, slice_params,
 full_pads, reduce_axes, pool_geometry), so the check and the code it protects read one definition.
 
 Only types are read (and the values of constants the rule needs, e.g. Range's bounds, Gather's constant
@@ -281,7 +281,7 @@ def _layer_norm(c: Ctx) -> list[TensorType]:
 # ---- reductions ---------------------------------------------------------------------------------------------
 
 def _reduce(c: Ctx) -> list[TensorType]:
-    from slmc.reference.onnx_ops import reduce_axes
+    from slmc.ir.shapes import reduce_axes
 
     x = c.x(0)
     keep = c.flag("keepdims", 1)

@@ -19,7 +19,7 @@ def _shape_list(c: Ctx, key: str) -> list[int]:
 
 
 def reshape(c: Ctx) -> list[TensorType]:
-    from slmc.reference.onnx_tensor_ops import reshape_target
+    from slmc.ir.shapes import reshape_target
 
     x = c.x(0)
     target = _shape_list(c, "shape")
@@ -104,7 +104,7 @@ def split(c: Ctx) -> list[TensorType]:
 
 
 def slice_(c: Ctx) -> list[TensorType]:
-    from slmc.reference.onnx_tensor_ops import slice_params
+    from slmc.ir.shapes import slice_params
 
     x = c.x(0)
     r = len(x.shape)
@@ -120,7 +120,7 @@ def slice_(c: Ctx) -> list[TensorType]:
 
 
 def pad(c: Ctx) -> list[TensorType]:
-    from slmc.reference.onnx_tensor_ops import full_pads
+    from slmc.ir.shapes import full_pads
 
     x = c.x(0)
     r = len(x.shape)
@@ -232,7 +232,7 @@ def size(c: Ctx) -> list[TensorType]:
 # ---- Conv and MaxPool (NCHW) --------------------------------------------------------------------------------
 
 def _geometry(c: Ctx, x: TensorType, kernel: list[int]) -> list[int]:
-    from slmc.reference.deeploy_ops import pool_geometry
+    from slmc.ir.shapes import pool_geometry
 
     nd = len(kernel)
     if len(x.shape) != nd + 2:

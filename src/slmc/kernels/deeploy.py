@@ -13,11 +13,12 @@ from typing import Callable
 
 import numpy as np
 
-from slmc.codegen.cquote import c_float
+from slmc.cquote import c_float
 from slmc.ir import DType, Node, Value
 from slmc.kernels.onnx import CAST_CODES, GraphCallContext, _mm_dims, contiguous, gemm_dims, merge_axes
 from slmc.kernels.registry import KernelSpec, register
-from slmc.reference.deeploy_ops import levels, mean_axes
+from slmc.ir.shapes import mean_axes, pool_geometry
+from slmc.reference.deeploy_ops import levels
 
 INTS = (DType.I8, DType.U8, DType.I16, DType.U16, DType.I32, DType.U32, DType.I64)
 
@@ -140,8 +141,6 @@ def _int_gemm(n: Node, c: GraphCallContext) -> str:
 
 def _spatial(n: Node) -> tuple[list[int], list[int], dict[str, list[int]]]:
     """x's shape and the kernel's as 2-D (a 1-D op gets h = kh = 1), and the geometry as 2-D."""
-    from slmc.reference.deeploy_ops import pool_geometry
-
     x = n.inputs[0]
     assert x is not None
     kernel = tuple(n.inputs[1].shape[2:]) if n.op == "Conv" else tuple(n.attrs["kernel_shape"])  # type: ignore

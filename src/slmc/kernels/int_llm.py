@@ -1,5 +1,6 @@
 """Registry entries of the integer-only language-model kernels (-q int8, quant/int8.py); numpy twins
-in reference/int_llm_ops.py."""
+in reference/int_llm_ops.py. Their integer attributes (fractional bits, shifts, constants calibrated per
+layer) are written through `c.attr`, so one layer loop can read each layer's from the layer table."""
 
 from __future__ import annotations
 
@@ -24,16 +25,16 @@ def _macs_linear(n: Node) -> int:
 
 register(KernelSpec("embedding_i8", I8, "embedding_i8.c",
                     lambda n, c: f"slmc_embedding_i8({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
-                                 f"{_last(n)}, {n.attrs['group']}, {n.attrs['shift']});"))
+                                 f"{_last(n)}, {c.attr('group')}, {c.attr('shift')});"))
 register(KernelSpec("rmsnorm_i", I32, "rmsnorm_i.c",
                     lambda n, c: f"slmc_rmsnorm_i({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows}, {_last(n)}, "
-                                 f"(int64_t){n.attrs['eps']}LL, {n.attrs['f_w']}, {n.attrs['f_out']});"))
+                                 f"{c.attr('eps', wide=True)}, {c.attr('f_w')}, {c.attr('f_out')});"))
 def _linear(fn: str, isa: str, layout: str, scratch: bool = False) -> KernelSpec:
     return KernelSpec("linear_i8", I16, f"{fn}.c",
                       lambda n, c: f"slmc_{fn}({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, "
                                    + (f"{c.scratch()}, " if scratch else "") + f"{c.rows}, "
-                                   f"{n.inputs[1].shape[0]}, {n.inputs[1].shape[1]}, {n.attrs['group']}, "  # type: ignore[union-attr]
-                                   f"{n.attrs['shift']}, {n.attrs['out_bits']});",
+                                   f"{n.inputs[1].shape[0]}, {n.inputs[1].shape[1]}, {c.attr('group')}, "  # type: ignore[union-attr]
+                                   f"{c.attr('shift')}, {c.attr('out_bits')});",
                       isa=isa, macs=_macs_linear, where=lambda n: n.attrs.get("layout", "") == layout,
                       scratch=(lambda n: 2 * n.inputs[1].shape[1]) if scratch else (lambda n: 0))  # type: ignore[union-attr]
 
@@ -51,29 +52,29 @@ def int8_layout(features: frozenset[str]) -> str:
 
 register(KernelSpec("rope_i", I16, "rope_i.c",
                     lambda n, c: f"slmc_rope_i({c.out()}, {c.ref(0)}, {c.ref(2)}, {c.ref(3)}, {c.rows}, {_last(n)}, "
-                                 f"{n.attrs['head_dim']}, {c.pos}, {n.attrs['interleaved']}, {n.attrs['frac']});"))
+                                 f"{c.attr('head_dim')}, {c.pos}, {c.attr('interleaved')}, {c.attr('frac')});"))
 register(KernelSpec("kv_write", I16, "kv_write_i16.c",
                     lambda n, c: f"slmc_kv_write_i16({c.ref(0)}, {c.ref(1)}, {c.pos}, {c.rows}, {_last(n)});"))
 register(KernelSpec("attention_i", I16, "attention_i.c",
                     lambda n, c: f"slmc_attention_i({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.scratch()}, "
-                                 f"{c.ref(4)}, {c.rows}, {n.attrs['n_heads']}, {n.attrs['n_kv_heads']}, "
-                                 f"{n.attrs['head_dim']}, {c.pos}, {n.inputs[1].shape[0]}, "  # type: ignore[union-attr]
-                                 f"(int64_t){n.attrs['c']}LL, {n.attrs['c_shift']}, (int64_t){n.attrs['t_cap']}LL, "
-                                 f"{n.attrs['f_out']}, {n.attrs['f_v']});",
+                                 f"{c.ref(4)}, {c.rows}, {c.attr('n_heads')}, {c.attr('n_kv_heads')}, "
+                                 f"{c.attr('head_dim')}, {c.pos}, {n.inputs[1].shape[0]}, "  # type: ignore[union-attr]
+                                 f"{c.attr('c', wide=True)}, {c.attr('c_shift')}, {c.attr('t_cap', wide=True)}, "
+                                 f"{c.attr('f_out')}, {c.attr('f_v')});",
                     scratch=lambda n: 4 * (n.inputs[1].shape[0] + 1) + 8 * n.attrs["head_dim"],  # type: ignore[union-attr]
                     macs=_attention_macs))
 register(KernelSpec("add_i32", I32, "add_i32.c",
                     lambda n, c: f"slmc_add_i32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows} * {_last(n)});"))
 register(KernelSpec("swiglu_i", I32, "swiglu_i.c",
                     lambda n, c: f"slmc_swiglu_i({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows} * {_last(n)}, "
-                                 f"{n.attrs['f_in']}, {n.attrs['f_out']}, {n.attrs['step_log2']}, {n.attrs['range']});"))
+                                 f"{c.attr('f_in')}, {c.attr('f_out')}, {c.attr('step_log2')}, {c.attr('range')});"))
 
 
 # one chip of a partitioned model (frontend/build_int8_chips.py): partial sums, then the shift after the sum
 register(KernelSpec("linear_i8_partial", I16, "linear_i8_partial.c",
                     lambda n, c: f"slmc_linear_i8_partial({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
-                                 f"{n.inputs[1].shape[0]}, {n.inputs[1].shape[1]}, {n.attrs['offset']}, "  # type: ignore[union-attr]
-                                 f"{n.attrs['group']});",
+                                 f"{n.inputs[1].shape[0]}, {n.inputs[1].shape[1]}, {c.attr('offset')}, "  # type: ignore[union-attr]
+                                 f"{c.attr('group')});",
                     macs=_macs_linear))
 register(KernelSpec("requant_i64", DType.I64, "requant_i64.c",
-                    lambda n, c: f"slmc_requant_i64({c.out()}, {c.ref(0)}, {c.rows} * {_last(n)}, {n.attrs['shift']});"))
+                    lambda n, c: f"slmc_requant_i64({c.out()}, {c.ref(0)}, {c.rows} * {_last(n)}, {c.attr('shift')});"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from slmc.codegen.cquote import c_float
+from slmc.cquote import c_float
 from slmc.ir import DType, Node
 from slmc.kernels.overlap import by_chunks, consumed_first, elementwise, in_place
 from slmc.kernels.registry import REGISTRY, CallContext, KernelSpec, register

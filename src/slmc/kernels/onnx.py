@@ -14,13 +14,12 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from slmc.codegen.cquote import c_float, c_int, comment
+from slmc.cquote import c_float, c_int, comment
 from slmc.errors import SlmcError
 from slmc.ir import DType, Node, Value
 from slmc.kernels.overlap import elementwise, in_place
 from slmc.kernels.registry import CallContext, KernelSpec, register
-from slmc.reference.onnx_ops import reduce_axes
-from slmc.reference.onnx_tensor_ops import full_pads, slice_params
+from slmc.ir.shapes import full_pads, reduce_axes, slice_params
 
 F32, F64, I32, I64, BOOL = DType.F32, DType.F64, DType.I32, DType.I64, DType.BOOL
 ALL = tuple(DType)
@@ -94,7 +93,7 @@ def _walk(c: GraphCallContext, shape: list[int], strides: list[list[int]]) -> st
     return f"{len(sh)}, {c.ints(sh)}, {c.ints([x for s in st for x in s])}"
 
 
-_f = c_float  # attribute values reach C as numbers or not at all (codegen/cquote.py)
+_f = c_float  # attribute values reach C as numbers or not at all (cquote.py)
 
 
 def _at(c: GraphCallContext, i: int, off: int) -> str:

@@ -27,6 +27,9 @@ class CallContext(Protocol):
     def rows(self) -> str: ...                 # valid rows at run time (token count)
     @property
     def pos(self) -> str: ...                  # position of the first token
+    # an integer attribute as C: a literal, or (in a layer loop) the table entry of an attribute that
+    # differs from layer to layer (codegen/layers.py); wide: an int64_t expression
+    def attr(self, key: str, wide: bool = False) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class KernelSpec:
     where: Callable[[Node], bool] = field(default=lambda n: True)  # a further condition (e.g. the KV cache's type)
     tiling: object | None = None                # geometric tiling constraints (kernels/tiles.py); None: not tiled
     overlap: Callable[[Node], tuple] = field(default=lambda n: ())  # kernels/overlap.py: outputs that may lie over consumed inputs
+    engine: str = "cores"                       # what runs it: the cores, or a target's "npu" (plan/engines.py reads it)
 
     @property
     def path(self) -> Path:

@@ -17,10 +17,16 @@ Pass = Callable[[Graph], Graph]
 PIPELINE: list[Pass] = [simplify.run, fold.run, simplify.run, dce.run]
 
 
-def run_pipeline(graph: Graph, passes: list[Pass] | None = None, mixed: bool = False) -> Graph:
-    """`mixed`: the graph may still hold Deeploy's float-stored integers (ir/verify.py)."""
+def run_pipeline(graph: Graph, passes: list[Pass] | None = None, mixed: bool = False,
+                 on_pass: Callable[[str, Graph], None] | None = None) -> Graph:
+    """`mixed`: the graph may still hold Deeploy's float-stored integers (ir/verify.py). `on_pass(name,
+    graph)` sees the graph after each pass, numbered in order ("1-simplify", "2-fold", "3-simplify", ...):
+    `--dump-dir` passes ir/printer.py's dump here."""
     # every pass's result is checked (ir/verify.py: O(nodes), types only), so a pass that breaks an
     # invariant is named at once rather than by a wrong number or a crash in the C
-    for p in PIPELINE if passes is None else passes:
-        graph = verify(p(graph), after=f"the {p.__module__.rsplit('.', 1)[-1]} pass", mixed=mixed)
+    for i, p in enumerate(PIPELINE if passes is None else passes, 1):
+        short = p.__module__.rsplit('.', 1)[-1]
+        graph = verify(p(graph), after=f"the {short} pass", mixed=mixed)
+        if on_pass is not None:
+            on_pass(f"{i}-{short}", graph)
     return graph

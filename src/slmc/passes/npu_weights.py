@@ -1,4 +1,4 @@
-"""The NPU's weights (kernels/npu.py): every matrix product bound to the NPU gets its weights in the
+"""The NPU's weights (quant/npu.py): every matrix product bound to the NPU gets its weights in the
 NPU's bit-plane layout (pack_npu), optionally re-quantized to fewer bits first (the FFN matrices
 w1/w2/w3 at `ffn_bits`; their per-group scales are re-computed). Rules:
 - only linear_q8 nodes in `nodes` change; their node gets attrs layout="npu", npu_bits=<bits>;
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from slmc.ir import Graph, Node, ValueKind
 from slmc.ir.verify import verify
-from slmc.kernels.npu import pack_npu, requantize
+from slmc.quant.npu import pack_npu, requantize
 
 FFN = ("w1", "w2", "w3")
 

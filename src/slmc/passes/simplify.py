@@ -13,7 +13,7 @@ A node whose output is a graph output stays (the caller's buffer needs the copy 
 from __future__ import annotations
 
 from slmc.ir import Graph, Node, Value
-from slmc.reference.onnx_tensor_ops import slice_params
+from slmc.ir.shapes import slice_params
 
 _SAME_SHAPE = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Expand", "Tile"})
 

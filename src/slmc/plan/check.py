@@ -14,12 +14,19 @@ class PlanError(AssertionError):
     pass
 
 
-def check(buffers: list[Buffer], placement: Placement, overlaps: Sequence[Overlap] = ()) -> None:
+def check(buffers: list[Buffer], placement: Placement, overlaps: Sequence[Overlap] = (),
+          ties: Sequence[tuple[int, int]] = ()) -> None:
     """Alignment, bounds, and no two buffers live at the same time share a byte, except an output lying
     over an input its kernel consumes (`overlaps`): then the kernel's read and write order is replayed
-    over the shared bytes and no write may land on a byte that is still to be read."""
+    over the shared bytes and no write may land on a byte that is still to be read. Tied buffers (`ties`:
+    a buffer of decoder layer i and the same buffer of layer 0, plan/layers.py) lie at one offset: model.c
+    runs every layer with layer 0's pointers."""
     if len(placement.offsets) != len(buffers):
         raise PlanError("placement does not cover every buffer")
+    for a, b in ties:
+        if placement.offsets[a] != placement.offsets[b]:
+            raise PlanError(f"{buffers[a].name} (offset {placement.offsets[a]}) and {buffers[b].name} (offset "
+                            f"{placement.offsets[b]}) are one buffer of the layer loop but lie apart")
     for b, off in zip(buffers, placement.offsets):
         if off < 0 or off % b.align:
             raise PlanError(f"{b.name}: offset {off} is negative or not aligned to {b.align}")

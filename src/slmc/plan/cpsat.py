@@ -24,15 +24,16 @@ class SolveInfo:
 
 
 def cpsat_plan(buffers: list[Buffer], deterministic_time: float = 5.0, seed: int = 0,
-               overlaps: Sequence[Overlap] = ()) -> tuple[Placement, SolveInfo]:
+               overlaps: Sequence[Overlap] = (), ties: Sequence[tuple[int, int]] = ()) -> tuple[Placement, SolveInfo]:
     """With `overlaps`, a related pair (the node at `step` reads inp for the last time and writes out) is
     taken out of the no-overlap constraint by splitting that step in two on the time axis (inp ends in its
-    first half, out starts in its second) and gets its own: out - inp in [lo, hi], or disjoint."""
+    first half, out starts in its second) and gets its own: out - inp in [lo, hi], or disjoint. `ties`: pairs
+    of buffers that get one offset (plan/layers.py)."""
     from ortools.sat.python import cp_model
 
     steps = max((b.last for b in buffers), default=0) + 1
     bound = shared_peak(buffers, steps, list(overlaps)) if overlaps else live_peak(buffers, steps)
-    greedy = greedy_by_size(buffers, overlaps)
+    greedy = greedy_by_size(buffers, overlaps, ties)
     if greedy.size <= bound or not buffers:
         return greedy, SolveInfo(True, bound, 0.0)
     m = cp_model.CpModel()
@@ -55,6 +56,8 @@ def cpsat_plan(buffers: list[Buffer], deterministic_time: float = 5.0, seed: int
     peak = m.NewIntVar(bound, ub, "peak")
     m.AddMaxEquality(peak, ends)
     m.AddNoOverlap2D(xs, ys)
+    for a, b in ties:
+        m.Add(offs[a] == offs[b])
     _split_step_pairs(m, buffers, offs, overlaps, ends_early, starts_late)
     m.Minimize(peak)
     solver = cp_model.CpSolver()

@@ -1,5 +1,5 @@
 """Engine assignment: per operator, the cluster or the NPU, from the target's cost model
-(kernels/npu.py: compute, data movement to and from the NPU, per-job set-up), overridable per op
+(sim/engine_cost.py: compute, data movement to and from the NPU, per-job set-up), overridable per op
 type (`--engine linear=npu|cluster`). A pass over the bound graph that returns a frozen plan; the
 graph is not touched.
 
@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass
 
 from slmc.errors import SlmcError
 from slmc.ir import DType, Graph
-from slmc.kernels.npu import cluster_linear_cost, npu_linear_cost
+from slmc.kernels.registry import REGISTRY
+from slmc.sim.engine_cost import cluster_linear_cost, npu_linear_cost
 from slmc.targets import Target
 
-NPU_OPS = ("linear_q8",)
+NPU_OPS = frozenset(k.op for k in REGISTRY if k.engine == "npu")  # the operators the NPU has a kernel for
 ENGINES = ("cluster", "npu")
 
 

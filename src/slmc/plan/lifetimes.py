@@ -9,6 +9,7 @@ and prompt steps share it while their temporaries share the rest of the arena. A
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, Sequence
 
 from slmc.ir import Graph, Node, Value, ValueKind
 from slmc.ir.ops import ALIASES
@@ -43,32 +44,69 @@ def scratch_name(graph: Graph, node: Node) -> str:
     return f"{graph.name}/{node.name}.scratch"
 
 
-def buffers_for(graphs: list[Graph], scratch: dict[int, int]) -> tuple[list[Buffer], int]:
+class Folding(Protocol):
+    """A time axis on which a graph's repeated layers appear once (plan/layers.py): the nodes that run, the
+    buffer each value and scratch lives in there, and the values that must stay live over the whole layer."""
+
+    def nodes(self, g: Graph) -> Sequence[Node]: ...
+    def buffer(self, g: Graph, root: Value) -> str: ...
+    def scratch(self, g: Graph, node: Node) -> str: ...
+    def body(self, g: Graph) -> tuple[int, int, frozenset[str]]: ...  # layer 0's node range, buffers live across it
+
+
+class _Unrolled:
+    """The real time axis: every node, every value its own buffer."""
+
+    def nodes(self, g: Graph) -> Sequence[Node]:
+        return g.nodes
+
+    def buffer(self, g: Graph, root: Value) -> str:
+        return buffer_name(g, root)
+
+    def scratch(self, g: Graph, node: Node) -> str:
+        return scratch_name(g, node)
+
+    def body(self, g: Graph) -> tuple[int, int, frozenset[str]]:
+        return 0, 0, frozenset()
+
+
+UNROLLED = _Unrolled()
+
+
+def buffers_for(graphs: list[Graph], scratch: dict[int, int], fold: Folding = UNROLLED) -> tuple[list[Buffer], int]:
     """Buffers of all graphs (time steps numbered across them) and the length of the time axis.
-    `scratch` maps id(node) -> bytes of scratch the node's kernel needs while it runs."""
+    `scratch` maps id(node) -> bytes of scratch the node's kernel needs while it runs. `fold`: the time axis
+    (the real one, or the one with each graph's layers folded into one)."""
     spans: dict[str, list[int]] = {}
     sizes: dict[str, int] = {}
     states: dict[str, int] = {}
     t = 0
     for g in graphs:
         external = {id(v) for v in g.inputs} | {id(v) for v in g.outputs}
-        for node in g.nodes:
+        for node in g.nodes:  # state is live over the whole axis, whether or not its nodes are on it
+            for v in [v for v in node.inputs if v is not None] + list(node.outputs):
+                root = storage_root(v)
+                if root.kind == ValueKind.STATE and id(root) not in external:
+                    states[root.name] = root.nbytes
+        t0 = t
+        for node in fold.nodes(g):
             touched = [v for v in node.inputs if v is not None] + list(node.outputs)
             for v in touched:
                 root = storage_root(v)
-                if id(root) in external or root.kind in (ValueKind.CONST, ValueKind.INPUT):
+                if id(root) in external or root.kind in (ValueKind.CONST, ValueKind.INPUT, ValueKind.STATE):
                     continue
-                if root.kind == ValueKind.STATE:
-                    states[root.name] = root.nbytes
-                    continue
-                name = buffer_name(g, root)
+                name = fold.buffer(g, root)
                 span = spans.setdefault(name, [t, t])
                 span[0], span[1] = min(span[0], t), max(span[1], t)
                 sizes[name] = root.nbytes
             if scratch.get(id(node), 0):
-                spans[scratch_name(g, node)] = [t, t]
-                sizes[scratch_name(g, node)] = scratch[id(node)]
+                spans[fold.scratch(g, node)] = [t, t]
+                sizes[fold.scratch(g, node)] = scratch[id(node)]
             t += 1
+        lo, hi, across = fold.body(g)
+        for name in across:  # read again by the next pass through the layer: live until the layer's end
+            if name in spans:
+                spans[name][1] = max(spans[name][1], t0 + hi - 1)
     end = max(t - 1, 0)
     bufs = [Buffer(name, size, 0, end) for name, size in states.items()]
     bufs += [Buffer(name, sizes[name], s[0], s[1]) for name, s in spans.items()]
@@ -106,19 +144,20 @@ class Overlap:
         return self.share.hi
 
 
-def overlaps_for(graphs: list[Graph], buffers: list[Buffer], contracts: dict[int, tuple]) -> list[Overlap]:
+def overlaps_for(graphs: list[Graph], buffers: list[Buffer], contracts: dict[int, tuple],
+                 fold: Folding = UNROLLED) -> list[Overlap]:
     """The overlaps the kernels' contracts (`contracts`: id(node) -> Shares) allow in this plan: only where
     the node is the input's last reader and the output's first writer, both whole buffers of their own."""
     index = {b.name: i for i, b in enumerate(buffers)}
     out: list[Overlap] = []
     t = 0
     for g in graphs:
-        for node in g.nodes:
+        for node in fold.nodes(g):
             roots = [storage_root(v) for v in node.inputs if v is not None]
             for sh in contracts.get(id(node), ()):
                 vi, vo = node.inputs[sh.inp], node.outputs[sh.out]
                 ri, ro = storage_root(vi), storage_root(vo)
-                i, o = index.get(buffer_name(g, ri)), index.get(buffer_name(g, ro))
+                i, o = index.get(fold.buffer(g, ri)), index.get(fold.buffer(g, ro))
                 if (i is None or o is None or ri.kind == ValueKind.STATE or ro is not vo or ri.nbytes != vi.nbytes
                         or sum(r is ri for r in roots) != 1 or buffers[i].last != t or buffers[o].first != t
                         or sh.steps * sh.in_chunk != buffers[i].size or sh.steps * sh.out_chunk != buffers[o].size):

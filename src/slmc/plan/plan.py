@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 from slmc.ir import Graph
 from slmc.plan.check import check
 from slmc.plan.cpsat import cpsat_plan
+from slmc.plan.layers import Fold
 from slmc.plan.lifetimes import Buffer, Overlap, buffers_for, live_peak, overlaps_for, shared_peak
+from slmc.plan.memory import Placement
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,21 @@ class MemoryPlan:
         return self.lower_bound_bytes - self.kv_cache_bytes
 
     def offset_of(self, name: str) -> int:
+        off = self.offset_if(name)
+        if off is None:
+            raise KeyError(name)
+        return off
+
+    def offset_if(self, name: str) -> int | None:
+        """The buffer's offset, None where the plan has no buffer of that name."""
+        return self._by_name.get(name)
+
+    @cached_property
+    def _by_name(self) -> dict[str, int]:
+        out: dict[str, int] = {}
         for b, off in zip(self.buffers, self.offsets):
-            if b.name == name:
-                return off
-        raise KeyError(name)
+            out.setdefault(b.name, off)
+        return out
 
     def shared_bytes(self, ov: Overlap) -> int:
         """Bytes the plan actually lets output and input of `ov` share (0 where it kept them apart)."""
@@ -58,12 +72,27 @@ class MemoryPlan:
 
 
 def plan_memory(graphs: list[Graph], scratch: dict[int, int], contracts: dict[int, tuple] | None = None) -> MemoryPlan:
-    """`contracts`: id(node) -> the overlap contracts of its kernel (None or {}: no memory sharing)."""
+    """`contracts`: id(node) -> the overlap contracts of its kernel (None or {}: no memory sharing).
+
+    A decoder's repeated layers are planned once (plan/layers.py): the planner sees layer 0 only and every
+    other layer takes its offsets, so model.c can run all layers with one loop body; the checker verifies
+    the plan on the real time axis, every layer included, and that each layer's buffers lie where layer 0's do."""
     t0 = time.perf_counter()
     buffers, steps = buffers_for(graphs, scratch)
     overlaps = overlaps_for(graphs, buffers, contracts) if contracts else []
-    placement, info = cpsat_plan(buffers, overlaps=overlaps)
-    check(buffers, placement, overlaps)
+    fold = Fold(graphs, scratch)
+    ties: list[tuple[int, int]] = []
+    if fold:
+        folded, _ = buffers_for(graphs, scratch, fold)
+        f_overlaps = overlaps_for(graphs, folded, contracts, fold) if contracts else []
+        f_place, info = cpsat_plan(folded, overlaps=f_overlaps, ties=fold.ties(folded))
+        at = {b.name: off for b, off in zip(folded, f_place.offsets)}
+        names = fold.unfold_names()
+        placement = Placement(tuple(at[names.get(b.name, b.name)] for b in buffers), f_place.size, f_place.planner)
+        ties = fold.real_ties(buffers)
+    else:
+        placement, info = cpsat_plan(buffers, overlaps=overlaps)
+    check(buffers, placement, overlaps, ties)
     states = {v.name for g in graphs for v in g.states()}
     conventional = live_peak(buffers, steps)
     return MemoryPlan(tuple(buffers), placement.offsets, placement.size, conventional,

@@ -14,7 +14,10 @@ the group's multiplier and summed in int64. Formats (F = fractional bits, value 
 Non-linear functions use integer forms with the same semantics in C and numpy (reference/int_llm_ops.py):
 RMSNorm with an exact integer square root, softmax with exp2 from a 257-entry Q15 table and linear
 interpolation, SiLU with a sigmoid table over [-8, 8) in steps of 1/32, RoPE with Q14 cos/sin tables.
-Division rounds half away from zero; right shifts round half up."""
+Division rounds half away from zero; right shifts round half up.
+
+This module holds the numerics (formats, integer weights, tables, blob order) the builder, the kernels
+and the numpy twins share; calibration, which runs the fp32 model, is frontend/calibrate.py."""
 
 from __future__ import annotations
 
@@ -23,9 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from slmc.errors import SlmcError
-from slmc.frontend.decoder import DecoderModel, Q8Tensor
-from slmc.ir import ValueKind
-from slmc.quant.q8 import ensure_q8
+from slmc.quant.q8 import Q8Tensor, ensure_q8
 
 MARGIN = 1.25
 EXP2_LUT = np.round(2.0 ** (-np.arange(257) / 256) * 2 ** 15).astype(np.int32)  # 2^(-i/256), Q15
@@ -82,117 +83,6 @@ class Formats:
     final_norm: int                     # final RMSNorm output (int16)
     logits: int                         # int32
     layers: tuple[LayerFormats, ...] = field(default_factory=tuple)
-
-
-def _check_supported(model: DecoderModel) -> None:
-    cfg = model.config
-    if cfg.norm != "rms" or cfg.ffn != "swiglu" or cfg.pos != "rope":
-        raise SlmcError("-q int8 supports Llama-style models (RMSNorm, SwiGLU, RoPE) only",
-                        "use -q q8 or -q fp32 for this model")
-    if model.bcls is not None or any(getattr(lw, b) is not None for lw in model.layers
-                                     for b in ("bq", "bk", "bv", "bo", "b1", "b2", "b3")):
-        raise SlmcError("-q int8 does not support biases in the projections yet", "use -q q8 or -q fp32")
-
-
-def calibration_ids(model: DecoderModel, sequences: int = 2, length: int = 64, seed: int = 1234) -> list[list[int]]:
-    """Data-free calibration: the fp32 model's own sampled text (temperature 1) from BOS, seeded."""
-    from slmc.frontend.build import build_step_graph
-    from slmc.reference.interp import new_state, run
-
-    g = build_step_graph(model, 1, "fp32")
-    rng = np.random.default_rng(seed)
-    out = []
-    length = min(length, model.config.seq_len)
-    for _ in range(sequences):
-        state, ids = new_state(g), [1]
-        for p in range(length - 1):
-            logits = run(g, {"tokens": np.array([ids[-1]], np.int32), "pos": np.array([p], np.int32)}, state)
-            z = logits[g.outputs[0].name][0].astype(np.float64)
-            pr = np.exp(z - z.max())
-            ids.append(int(rng.choice(len(pr), p=pr / pr.sum())))
-        out.append(ids)
-    return out
-
-
-def calibrate(model: DecoderModel, sequences: list[list[int]]) -> Formats:
-    """Largest magnitude of every activation over the sequences (fp32 reference) -> formats."""
-    from slmc.frontend.build import build_step_graph
-    from slmc.reference.interp import new_state, run
-
-    cfg = model.config
-    _check_supported(model)
-    g = build_step_graph(model, 1, "fp32")
-    out_name = g.outputs[0].name
-    mx: dict[str, float] = {}
-    for ids in sequences:
-        state = new_state(g)
-        for p, t in enumerate(ids):
-            env = run(g, {"tokens": np.array([t], np.int32), "pos": np.array([p], np.int32)}, state, keep=True)
-            for k, v in env.items():
-                if g.values[k].kind == ValueKind.TEMP and v.dtype == np.float32 and v.size:
-                    mx[k] = max(mx.get(k, 0.0), float(np.abs(v).max()))
-
-    def m(*names: str) -> float:
-        return max(mx[n] for n in names)
-
-    layers = []
-    resid = ["x"]
-    for i in range(cfg.n_layers):
-        p = f"layers.{i}"
-        resid += [f"{p}.x_att", f"{p}.x_ffn", f"{p}.wo_out", f"{p}.w2_out"]
-        layers.append(LayerFormats(
-            attn_norm=frac_bits(m(f"{p}.attn_norm_out"), 16), qk=frac_bits(m(f"{p}.wq_out", f"{p}.wk_out", f"{p}.q_rot",
-                                                                             f"{p}.k_rot"), 16),
-            v=frac_bits(m(f"{p}.wv_out", f"{p}.att"), 16), ffn_norm=frac_bits(m(f"{p}.ffn_norm_out"), 16),
-            gate=frac_bits(m(f"{p}.w1_out", f"{p}.w3_out"), 16), hidden=frac_bits(m(f"{p}.ffn_act"), 16)))
-    # the residual: int32 with room for RMSNorm's sum of squares in int64 (dim * x^2 < 2^62)
-    x_max = m(*resid) * MARGIN
-    fx = int(min(24, np.floor((62 - np.log2(cfg.dim)) / 2 - np.log2(x_max)), frac_bits(m(*resid), 32)))
-    return Formats(x=fx, final_norm=frac_bits(m("final_norm_out"), 16), logits=frac_bits(m(out_name), 32, cap=16),
-                   layers=tuple(layers))
-
-
-_FORMATS: dict[int, tuple[object, Formats]] = {}
-
-
-def formats_for(model: DecoderModel) -> Formats:
-    """Calibrated formats of a model, cached by its embedding table (a compile that cuts the context
-    rebuilds the graph of the same weights); a weak reference makes sure the id still names that table."""
-    import weakref
-
-    key = id(model.tok_emb)
-    hit = _FORMATS.get(key)
-    if hit is None or hit[0]() is not model.tok_emb:  # type: ignore[operator]
-        _check_supported(model)
-        _FORMATS[key] = (weakref.ref(model.tok_emb), calibrate(model, calibration_ids(model)))
-    return _FORMATS[key][1]
-
-
-def accuracy(model: DecoderModel, graph, formats: Formats, positions: int | None = None) -> dict:
-    """Top-1 agreement with fp32 and mean KL(fp32 || int8) of the next-token distribution, teacher-forced
-    over the fp32 model's greedy text from BOS (not the calibration text)."""
-    from slmc.reference.decoder import reference_greedy, reference_logits
-    from slmc.reference.interp import new_state, run
-
-    n = positions or min(model.config.seq_len, 256 if model.n_params() < 5_000_000 else 64)
-    ids = [1] + reference_greedy(model, [1], n - 1)
-    ref = reference_logits(model, ids).astype(np.float64)
-    state, rows = new_state(graph), []
-    for p, t in enumerate(ids):
-        out = run(graph, {"tokens": np.array([t], np.int32), "pos": np.array([p], np.int32)}, state)
-        rows.append(out[graph.outputs[0].name][0])
-    got = np.stack(rows).astype(np.float64) * 2.0 ** -formats.logits
-
-    def logp(z: np.ndarray) -> np.ndarray:
-        z = z - z.max(axis=1, keepdims=True)
-        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-
-    lp, lq = logp(ref), logp(got)
-    kl = float((np.exp(lp) * (lp - lq)).sum(axis=1).mean())
-    return dict(positions=n, top1_agreement=float((ref.argmax(1) == got.argmax(1)).mean()), mean_kl=kl,
-                sequence="fp32 greedy from BOS, teacher-forced", formats=dict(
-                    x=formats.x, final_norm=formats.final_norm, logits=formats.logits,
-                    layers=[lf.__dict__ for lf in formats.layers]))
 
 
 def pack_rows4(q: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

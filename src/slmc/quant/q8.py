@@ -6,11 +6,29 @@ which llama2.c's export only checks for `dim` (stories260K's w2 has rows of 172 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from slmc.frontend.decoder import Q8Tensor
-
 PREFERRED_GROUP = 64
+
+
+@dataclass(frozen=True)
+class Q8Tensor:
+    """A matrix already quantized in groups along its rows (llama2.c's Q8_0): w ~= q * s per group."""
+
+    q: np.ndarray  # int8 (rows, cols)
+    s: np.ndarray  # float32 (rows, cols // group)
+    group: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.q.shape)
+
+    def dequantize(self) -> np.ndarray:
+        rows, cols = self.q.shape
+        g = self.q.reshape(rows, cols // self.group, self.group).astype(np.float32)
+        return (g * self.s[:, :, None]).reshape(rows, cols).astype(np.float32)
 
 
 def group_for(cols: int, preferred: int = PREFERRED_GROUP) -> int:

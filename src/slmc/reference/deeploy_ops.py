@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from slmc.ir import DType
+from slmc.ir.shapes import mean_axes, pool_geometry
 from slmc.reference.registry import reference_op
 
 Arr = np.ndarray
@@ -176,11 +177,6 @@ def integer_div(ins: list[Any], a: dict[str, Any]) -> list[Arr]:
     return [_out(round_div(num, den), ins[0], a)]
 
 
-def mean_axes(rank: int, a: dict[str, Any]) -> tuple[int, ...]:
-    axes = a.get("axes")
-    return tuple(range(rank)) if not axes else tuple(sorted({int(ax) % rank for ax in axes}))
-
-
 @reference_op("IntegerMean")
 def integer_mean(ins: list[Any], a: dict[str, Any]) -> list[Arr]:
     x = i64(ins[0])
@@ -209,25 +205,6 @@ def int_gemm(ins: list[Any], a: dict[str, Any]) -> list[Arr]:
 
 
 # ---- Conv and MaxPool (NCHW, 1-D or 2-D), on integer data in integer networks -------------------------
-
-def pool_geometry(x_shape: tuple[int, ...], kernel: tuple[int, ...], a: dict[str, Any]) -> dict[str, list[int]]:
-    """Strides, dilations, begin pads and output size per spatial axis of an ONNX Conv/MaxPool."""
-    nd = len(kernel)
-    spatial = list(x_shape[2:])
-    strides, dil = list(a.get("strides") or [1] * nd), list(a.get("dilations") or [1] * nd)
-    auto = a.get("auto_pad", "NOTSET")
-    span = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        out = [-(-i // s) for i, s in zip(spatial, strides)]
-        total = [max(0, (o - 1) * s + k - i) for o, s, k, i in zip(out, strides, span, spatial)]
-        begin = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in total]
-        end = [t - b for t, b in zip(total, begin)]
-    else:
-        pads = list(a.get("pads") or [0] * (2 * nd)) if auto == "NOTSET" else [0] * (2 * nd)
-        begin, end = pads[:nd], pads[nd:]
-    out = [(i + b + e - k) // s + 1 for i, b, e, k, s in zip(spatial, begin, end, span, strides)]
-    return {"strides": strides, "dilations": dil, "begin": begin, "end": end, "out": out}
-
 
 def _windows(x: Arr, kernel: tuple[int, ...], g: dict[str, list[int]], fill: Any) -> tuple[Arr, list[tuple]]:
     """x padded with `fill`, and the strided slice of every kernel position (each of the output's size)."""

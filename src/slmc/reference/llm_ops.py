@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from slmc.quant.npu import unpack_npu
 from slmc.quant.q8 import quantize_activations, unpack_rows4
 from slmc.reference.registry import reference_op
 
@@ -70,9 +71,7 @@ def linear_q8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     xq, xs, wq, ws = ins[:4]
     if a.get("layout") == "rows4":  # the blob order of linear_q8_dsp.c: same values, same sums
         wq, ws = unpack_rows4(wq, ws)
-    if a.get("layout") == "npu":  # the NPU's bit-planes (kernels/npu.py): same values, same sums
-        from slmc.kernels.npu import unpack_npu
-
+    if a.get("layout") == "npu":  # the NPU's bit-planes (quant/npu.py): same values, same sums
         wq = unpack_npu(wq, xq.shape[-1])
     g = a["group"]
     S, K = xq.shape

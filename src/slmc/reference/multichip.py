@@ -4,14 +4,28 @@ chip's nodes run until its next collective, which runs once all chips reach it
 
 from __future__ import annotations
 
+from typing import Protocol, Sequence
+
 import numpy as np
 
 from slmc.errors import SlmcError
 from slmc.ir import Graph, ValueKind
-from slmc.plan.partition import PartitionPlan
 from slmc.reference.interp import new_state
 from slmc.reference.link_ops import COLLECTIVES
 from slmc.reference.registry import REFERENCE
+
+
+# What the oracle reads of a partition: each chip's children in the reduction tree, in the order their
+# partial sums are added. plan/partition.py's PartitionPlan has it; named here, not imported, because
+# plan/ sits above reference/.
+class _Chip(Protocol):
+    @property
+    def children(self) -> tuple[int, ...]: ...
+
+
+class PartitionPlan(Protocol):
+    @property
+    def chips(self) -> Sequence[_Chip]: ...
 
 
 def run_chips(graphs: list[Graph], plan: PartitionPlan, feeds: dict[str, np.ndarray],

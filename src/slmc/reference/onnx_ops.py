@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from slmc.ir.shapes import reduce_axes
 from slmc.reference.registry import reference_op
 
 Arr = np.ndarray
@@ -128,14 +129,6 @@ def clip(ins: list[Any], a: dict[str, Any]) -> list[Arr]:
 
 
 # ---- reductions ----------------------------------------------------------------------------------
-
-def reduce_axes(rank: int, a: dict[str, Any]) -> tuple[int, ...]:
-    """Axes a Reduce* node reduces (empty: none, the node is an identity)."""
-    axes = a.get("axes")
-    if not axes:
-        return () if a.get("noop_with_empty_axes", 0) else tuple(range(rank))
-    return tuple(sorted({ax % rank for ax in axes}))
-
 
 def _reducer(fn: Callable[[Arr, tuple[int, ...]], Arr]) -> Callable[[list[Any], dict[str, Any]], list[Arr]]:
     def twin(ins: list[Any], a: dict[str, Any]) -> list[Arr]:

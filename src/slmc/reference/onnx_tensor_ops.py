@@ -1,5 +1,5 @@
-"""numpy twins of the ONNX data-movement and shape operators, and the shape rules the C emitters share
-with them (slice bounds, reshape targets, pads), so the oracle and the kernels read one definition."""
+"""numpy twins of the ONNX data-movement and shape operators. Their shape rules (slice bounds, reshape
+targets, pads) are ir/shapes.py's, shared with the C emitters and the checker: one definition."""
 
 from __future__ import annotations
 
@@ -8,49 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from slmc.ir.shapes import full_pads, reshape_target, slice_params
 from slmc.reference.registry import reference_op
 
 Arr = np.ndarray
-
-
-def reshape_target(shape: tuple[int, ...], target: list[int], allowzero: int) -> tuple[int, ...]:
-    """ONNX Reshape: 0 copies the input dimension (unless allowzero), -1 takes what is left."""
-    out = [shape[i] if (d == 0 and not allowzero) else d for i, d in enumerate(target)]
-    if -1 in out:
-        known = math.prod(d for d in out if d != -1)
-        out[out.index(-1)] = math.prod(shape) // known if known else 0
-    return tuple(int(d) for d in out)
-
-
-def slice_params(shape: tuple[int, ...], a: dict[str, Any]) -> list[tuple[int, int, int]]:
-    """(start, step, count) per dimension of an ONNX Slice, bounds clamped as numpy/ONNX clamp them."""
-    rank = len(shape)
-    params = [(0, 1, d) for d in shape]
-    starts, ends = a["starts"], a["ends"]
-    axes = a.get("axes") or list(range(len(starts)))
-    steps = a.get("steps") or [1] * len(starts)
-    for st, en, ax, sp in zip(starts, ends, axes, steps):
-        ax %= rank
-        r = range(shape[ax])[slice(_clip(st), _clip(en), sp)]
-        params[ax] = (r.start if len(r) else 0, sp, len(r))
-    return params
-
-
-def _clip(v: int) -> int:
-    # ONNX writes "to the end" as INT64_MAX; Python slices take any int, but keep them plain
-    return int(max(min(v, 1 << 62), -(1 << 62)))
-
-
-def full_pads(rank: int, a: dict[str, Any]) -> list[int]:
-    """Pads as [begin_0 .. begin_r-1, end_0 .. end_r-1] over every axis."""
-    pads, axes = list(a["pads"]), a.get("axes")
-    if axes is None:
-        return pads
-    full = [0] * (2 * rank)
-    n = len(axes)
-    for i, ax in enumerate(axes):
-        full[ax % rank], full[ax % rank + rank] = pads[i], pads[i + n]
-    return full
 
 
 @reference_op("Reshape")

@@ -3,6 +3,7 @@
 1. Profiles: exact instruction counts per operator on both ISAs (Unicorn on the M33, QEMU on RV32),
    turned into cycles by targets/cycles.py, summed into groups (embedding; per layer the attention
    part and the FFN part; final norm + classifier), plus the bytes each group streams from flash.
+   The profiles are made by slmc/dvfs_profile.py (it compiles and runs, so it sits above the driver).
 2. Costs: sim/power.py (every parameter in rp2350_power.json).
 3. Scheduler: exact Pareto-front dynamic programming over the chain of groups, with switching costs
    between consecutive groups and from the last group back to the first (the next token), with
@@ -13,14 +14,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
-import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -129,70 +125,6 @@ def brute_force(cost_e, cost_t, sw_e, sw_t, cyclic=True):
 # ---------------------------------------------------------------------------------------------
 # Profiles and groups
 # ---------------------------------------------------------------------------------------------
-
-def _cache_dir() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "slmc" / "dvfs"
-
-
-def profile_model(model: Path, numerics: str, steps: int = 8, progress: Callable[[str], None] = lambda s: None,
-                  cache: Path | None = None) -> dict:
-    """{isa: {"profile": ..., "report": ...}} for both RP2350 ISAs, cached by model bytes, numerics, steps and
-    the kernel sources (a changed kernel changes the counts)."""
-    import tempfile
-
-    from slmc.driver import CompileOptions, compile_model
-    from slmc.targets import get_target
-    from slmc.toolchain.profile import count_run
-    from slmc.toolchain.run import llm_args
-
-    model = Path(model)
-    if not model.exists():
-        raise SlmcError(f"model '{model}' does not exist", "check the path")
-    h = hashlib.sha256()
-    for f in sorted(model.rglob("*")) if model.is_dir() else [model]:
-        if f.is_file():
-            h.update(f.name.encode())
-            h.update(f.read_bytes())
-    for f in sorted((Path(__file__).parents[1] / "kernels" / "c").glob("*")):
-        h.update(f.read_bytes())
-    key = f"{h.hexdigest()[:16]}-{numerics}-{steps}-v2"  # v2: reports carry weights_sram_share
-    cdir = (cache or _cache_dir()) / key
-    out = {}
-    for isa, tname in ISA_TARGETS.items():
-        cf = cdir / f"{tname}.json"
-        if cf.is_file():
-            try:
-                out[isa] = json.loads(cf.read_text())
-                progress(f"{tname}: cached profile {cf}")
-                continue
-            except (OSError, ValueError):
-                pass  # a damaged cache entry: counted again and rewritten
-        with tempfile.TemporaryDirectory(prefix="slmc-dvfs-") as tmp:
-            proj = Path(tmp) / "out"
-            progress(f"{tname}: compiling")
-            rep = compile_model(CompileOptions(model, tname, numerics, proj), lambda s: progress(f"{tname}: {s}"))
-            progress(f"{tname}: counting instructions ({steps} decode steps)")
-            n = [0]
-
-            def tok(_t: int) -> None:
-                n[0] += 1
-                progress(f"{tname}: counting instructions, token {n[0]}/{steps}")
-
-            _, prof = count_run(proj, get_target(tname), rep, llm_args(steps, 0.0, 0.9, 42, None, None), tok)
-        keep = {k: rep[k] for k in ("config", "weights_bytes", "weights_sram_bytes", "memory", "numerics", "target")
-                if k in rep}
-        keep["ops"] = rep["ops"]
-        out[isa] = dict(profile=prof, report=keep)
-        try:  # written beside and renamed: a concurrent `slmc dvfs` never reads half a file
-            cdir.mkdir(parents=True, exist_ok=True)
-            tmp = cf.with_name(f".{cf.name}.{os.getpid()}")
-            tmp.write_text(json.dumps(out[isa]) + "\n")
-            os.replace(tmp, cf)
-        except OSError:
-            pass  # no cache (a read-only home): the next run counts again
-    return out
-
 
 def _flash_bytes(op: dict, cfg: dict, numerics: str) -> float:
     """Bytes of constants an operator reads from flash in one decode step (modelled from shapes)."""

@@ -20,7 +20,7 @@ import dataclasses
 
 from slmc.targets import TARGETS, Level, MemoryLevel
 from slmc.targets.builtin import RV32IMAC
-from slmc.sim.system import ChipModel, LinkModel
+from slmc.targets.system import ChipModel, LinkModel
 from slmc.targets.siracusa_engines import siracusa_engines
 
 KB, MB = 1024, 1024 * 1024

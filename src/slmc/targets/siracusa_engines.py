@@ -7,7 +7,7 @@ that nothing was fitted to, "derived" when it follows from figures marked elsewh
 
 from __future__ import annotations
 
-from slmc.sim.system import ChipModel
+from slmc.targets.system import ChipModel
 from slmc.targets.engines import Cluster, Engines, Npu
 
 

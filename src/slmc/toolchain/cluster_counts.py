@@ -51,7 +51,7 @@ def cluster_profile(stats: dict[str, float], rep: dict, prof: dict) -> dict:
                    energy_uj_per_token=sum(o["npu_energy_pj"] for o in npu_ops) / 1e6,
                    functional_model_instructions=npu_model,
                    critical_path_with_npu=serial + overhead + span + cyc,
-                   basis="ESTIMATE: the NPU's cost model (kernels/npu.py), one instruction per cycle on the cores assumed; "
+                   basis="ESTIMATE: the NPU's cost model (sim/engine_cost.py), one instruction per cycle on the cores assumed; "
                          "the functional model's instructions on core 0 are left out")
     return dict(cores=cores, harts=int(stats.get("par_harts", 0)), sites=rows, npu=npu,
                 per_token=dict(serial_instructions=serial, core0_in_split_ops=overhead,

@@ -65,11 +65,6 @@ def run_target(target: Target, rep: dict, counting: bool = False) -> Target:
     return t
 
 
-def runtime_files(target: Target) -> list[str]:
-    """The runtime C files a multi-core build compiles (the reset stub only where harts boot)."""
-    return ["parallel.c", *(["parallel_harts.c"] if target.emulator is not None and target.isa == "rv32" else [])]
-
-
 # kernel file -> (a host stand-in with its symbol, the portable kernel it calls): linear_q8_rv32.c is
 # bit-identical to linear_q8.c by its contract (tests/kernels), and is RV32 assembly
 _HOST_STAND_INS = {

@@ -1,0 +1,157 @@
+"""Calibration and accuracy of reduced-precision builds, measured by running the fp32 model on the
+numpy interpreter (frontend/logits.py):
+
+- `-q int8`: data-free calibration (the fp32 model's own sampled text picks every activation's
+  fixed-point format, quant/int8.py) and the integer graph's agreement with fp32;
+- the NPU's FFN weights at fewer bits (quant/npu.py): agreement with fp32 of q8 and of the mixed build.
+
+These need the step builder and the interpreter, so they sit in frontend/, above quant/ and reference/,
+whose numerics they use; quant/ itself stays free of any model-level code so the builders, kernels and
+numpy twins can share it.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import replace
+
+import numpy as np
+
+from slmc.errors import SlmcError
+from slmc.frontend.build import build_step_graph
+from slmc.frontend.decoder import DecoderModel
+from slmc.frontend.logits import graph_logits, reference_greedy, reference_logits
+from slmc.ir import Graph, ValueKind
+from slmc.quant.int8 import MARGIN, Formats, LayerFormats, frac_bits
+from slmc.quant.npu import fake_quant
+from slmc.reference.interp import new_state, run
+
+
+def _check_supported(model: DecoderModel) -> None:
+    cfg = model.config
+    if cfg.norm != "rms" or cfg.ffn != "swiglu" or cfg.pos != "rope":
+        raise SlmcError("-q int8 supports Llama-style models (RMSNorm, SwiGLU, RoPE) only",
+                        "use -q q8 or -q fp32 for this model")
+    if model.bcls is not None or any(getattr(lw, b) is not None for lw in model.layers
+                                     for b in ("bq", "bk", "bv", "bo", "b1", "b2", "b3")):
+        raise SlmcError("-q int8 does not support biases in the projections yet", "use -q q8 or -q fp32")
+
+
+def calibration_ids(model: DecoderModel, sequences: int = 2, length: int = 64, seed: int = 1234) -> list[list[int]]:
+    """Data-free calibration: the fp32 model's own sampled text (temperature 1) from BOS, seeded."""
+    g = build_step_graph(model, 1, "fp32")
+    rng = np.random.default_rng(seed)
+    out = []
+    length = min(length, model.config.seq_len)
+    for _ in range(sequences):
+        state, ids = new_state(g), [1]
+        for p in range(length - 1):
+            logits = run(g, {"tokens": np.array([ids[-1]], np.int32), "pos": np.array([p], np.int32)}, state)
+            z = logits[g.outputs[0].name][0].astype(np.float64)
+            pr = np.exp(z - z.max())
+            ids.append(int(rng.choice(len(pr), p=pr / pr.sum())))
+        out.append(ids)
+    return out
+
+
+def calibrate(model: DecoderModel, sequences: list[list[int]]) -> Formats:
+    """Largest magnitude of every activation over the sequences (fp32 reference) -> formats."""
+    cfg = model.config
+    _check_supported(model)
+    g = build_step_graph(model, 1, "fp32")
+    out_name = g.outputs[0].name
+    mx: dict[str, float] = {}
+    for ids in sequences:
+        state = new_state(g)
+        for p, t in enumerate(ids):
+            env = run(g, {"tokens": np.array([t], np.int32), "pos": np.array([p], np.int32)}, state, keep=True)
+            for k, v in env.items():
+                if g.values[k].kind == ValueKind.TEMP and v.dtype == np.float32 and v.size:
+                    mx[k] = max(mx.get(k, 0.0), float(np.abs(v).max()))
+
+    def m(*names: str) -> float:
+        return max(mx[n] for n in names)
+
+    layers = []
+    resid = ["x"]
+    for i in range(cfg.n_layers):
+        p = f"layers.{i}"
+        resid += [f"{p}.x_att", f"{p}.x_ffn", f"{p}.wo_out", f"{p}.w2_out"]
+        layers.append(LayerFormats(
+            attn_norm=frac_bits(m(f"{p}.attn_norm_out"), 16), qk=frac_bits(m(f"{p}.wq_out", f"{p}.wk_out", f"{p}.q_rot",
+                                                                             f"{p}.k_rot"), 16),
+            v=frac_bits(m(f"{p}.wv_out", f"{p}.att"), 16), ffn_norm=frac_bits(m(f"{p}.ffn_norm_out"), 16),
+            gate=frac_bits(m(f"{p}.w1_out", f"{p}.w3_out"), 16), hidden=frac_bits(m(f"{p}.ffn_act"), 16)))
+    # the residual: int32 with room for RMSNorm's sum of squares in int64 (dim * x^2 < 2^62)
+    x_max = m(*resid) * MARGIN
+    fx = int(min(24, np.floor((62 - np.log2(cfg.dim)) / 2 - np.log2(x_max)), frac_bits(m(*resid), 32)))
+    return Formats(x=fx, final_norm=frac_bits(m("final_norm_out"), 16), logits=frac_bits(m(out_name), 32, cap=16),
+                   layers=tuple(layers))
+
+
+_FORMATS: dict[int, tuple[object, Formats]] = {}
+
+
+def formats_for(model: DecoderModel) -> Formats:
+    """Calibrated formats of a model, cached by its embedding table (a compile that cuts the context
+    rebuilds the graph of the same weights); a weak reference makes sure the id still names that table."""
+    key = id(model.tok_emb)
+    hit = _FORMATS.get(key)
+    if hit is None or hit[0]() is not model.tok_emb:  # type: ignore[operator]
+        _check_supported(model)
+        _FORMATS[key] = (weakref.ref(model.tok_emb), calibrate(model, calibration_ids(model)))
+    return _FORMATS[key][1]
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def _agreement(ref: np.ndarray, got: np.ndarray) -> dict:
+    """Top-1 agreement and mean KL(ref || got) of the next-token distributions, row by row."""
+    lp, lq = _log_softmax(ref), _log_softmax(got)
+    return dict(top1_agreement=float((ref.argmax(1) == got.argmax(1)).mean()),
+                mean_kl=float((np.exp(lp) * (lp - lq)).sum(axis=1).mean()))
+
+
+def accuracy(model: DecoderModel, graph: Graph, formats: Formats, positions: int | None = None) -> dict:
+    """Top-1 agreement with fp32 and mean KL(fp32 || int8) of the next-token distribution, teacher-forced
+    over the fp32 model's greedy text from BOS (not the calibration text)."""
+    n = positions or min(model.config.seq_len, 256 if model.n_params() < 5_000_000 else 64)
+    ids = [1] + reference_greedy(model, [1], n - 1)
+    ref = reference_logits(model, ids).astype(np.float64)
+    got = graph_logits(graph, ids).astype(np.float64) * 2.0 ** -formats.logits
+    agree = _agreement(ref, got)
+    return dict(positions=n, top1_agreement=agree["top1_agreement"], mean_kl=agree["mean_kl"],
+                sequence="fp32 greedy from BOS, teacher-forced", formats=dict(
+                    x=formats.x, final_norm=formats.final_norm, logits=formats.logits,
+                    layers=[lf.__dict__ for lf in formats.layers]))
+
+
+def with_ffn_bits(model: DecoderModel, bits: int) -> DecoderModel:
+    """The model with its FFN matrices (w1, w2, w3) rounded to `bits`-bit integers per q8 group."""
+    layers = [replace(L, w1=fake_quant(L.w1, bits), w2=fake_quant(L.w2, bits),
+                      w3=None if L.w3 is None else fake_quant(L.w3, bits)) for L in model.layers]
+    return replace(model, layers=layers)
+
+
+def ffn_bits_accuracy(model: DecoderModel, bits: int = 4, positions: int = 64, graph: Graph | None = None) -> dict:
+    """Mixed weight precision for the NPU: the accuracy effect of FFN matrices at fewer bits (symmetric,
+    per q8 group), top-1 agreement with fp32 and mean KL(fp32 || q), teacher-forced over the fp32 model's
+    greedy text from BOS, for q8 and for the mixed build. `graph`: the compiled decode graph (NPU layout,
+    weights re-quantized from the q8 ones as the build does) to score exactly; without it, the FFN
+    weights are rounded from fp32 (fake_quant)."""
+    if not isinstance(model.layers[0].w1, np.ndarray):
+        raise ValueError("needs a float checkpoint")
+    positions = min(positions, model.config.seq_len)
+    ids = [1] + reference_greedy(model, [1], positions - 1)
+    ref = reference_logits(model, ids).astype(np.float64)
+
+    def score(m: "DecoderModel | None") -> dict:
+        got = reference_logits(m, ids, "q8") if m is not None else graph_logits(graph, ids)  # type: ignore[arg-type]
+        return _agreement(ref, got.astype(np.float64))
+
+    mixed = score(None) if graph is not None else score(with_ffn_bits(model, bits))
+    return dict(positions=positions, ffn_bits=bits, q8=score(model), q8_ffn=mixed,
+                basis="the compiled graph (numpy twin)" if graph is not None else "FFN weights rounded from fp32")

@@ -1,0 +1,155 @@
+"""Stages 2 and 3: a model -> Built (the step graphs of each program) -> Planned (kernels bound, memory
+planned, weights laid out, and what that needs of each of the target's memories).
+
+A build is one program, or one per chip of a partition (plan/partition.py): every later stage maps
+over the list, so a partitioned model goes through the same pipeline as one chip's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from slmc.codegen.emit_c import LlmInfo
+from slmc.codegen.weights import WeightsLayout, layout_weights
+from slmc.config import CompileConfig
+from slmc.frontend.decoder import DecoderModel
+from slmc.ir import Graph
+from slmc.kernels.registry import KernelSpec, select
+from slmc.plan.plan import MemoryPlan, plan_memory
+from slmc.targets import Target
+from slmc.targets.fit import MemoryFit, main_llm_buffers, memory_fit
+
+if TYPE_CHECKING:
+    from slmc.plan.partition import PartitionPlan
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Built:
+    graphs: list[Graph]                    # the decode step first, then the prompt step if there is one
+    llm: LlmInfo | None                    # None: a graph, not a language model
+    chip: int | None = None                # a partitioned build: this program's chip of `partition`
+    partition: PartitionPlan | None = None
+
+
+@dataclass(frozen=True)
+class Planned:
+    built: Built
+    binding: dict[int, KernelSpec]         # id(node) -> its kernel
+    plan: MemoryPlan
+    weights: WeightsLayout
+    memory: tuple[MemoryFit, ...]          # what each of the target's memories must hold; () for the host
+    # set by stages/fit.py's place(), for builds placed across memory levels (--mem, -m prefill)
+    tiled_decls: tuple[str, ...] = ()
+    levels: dict | None = None             # report.json's `levels`
+    planner_seconds: dict | None = None    # per level; wall-clock, so console only
+
+    @property
+    def graphs(self) -> list[Graph]:
+        return self.built.graphs
+
+    @property
+    def llm(self) -> LlmInfo | None:
+        return self.built.llm
+
+
+def build_programs(model: DecoderModel | Graph, config: CompileConfig, progress: Progress) -> list[Built]:
+    if not isinstance(model, DecoderModel):
+        return [Built([model], None)]
+    llm = llm_info(model, config)
+    if not config.partitioned:
+        progress("building graphs")
+        return [Built(_step_graphs(model, config, llm), llm)]
+    from slmc.plan.partition import partition_model
+
+    partition = partition_model(model, config.chips, config.fan_in, config.numerics)
+    progress("building the chips' graphs")
+    return [Built(_chip_graphs(model, config, llm, partition, chip), llm, chip, partition)
+            for chip in range(partition.n_chips)]
+
+
+def llm_info(model: DecoderModel, config: CompileConfig) -> LlmInfo:
+    c = model.config
+    if config.numerics == "int8":  # integer-only: one decode graph; prompts go through it token by token
+        from slmc.frontend.calibrate import formats_for
+
+        return LlmInfo(c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len, 0,
+                       formats_for(model).logits)
+    chunk = max(0, min(config.prefill_chunk, c.seq_len))
+    return LlmInfo(c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len,
+                   chunk if chunk > 1 else 0)
+
+
+def _step_graphs(model: DecoderModel, config: CompileConfig, llm: LlmInfo) -> list[Graph]:
+    features = config.target.features
+    if config.numerics == "int8":
+        from slmc.frontend.build_int8 import build_int8_graph
+        from slmc.kernels.int_llm import int8_layout
+        from slmc.frontend.calibrate import formats_for
+
+        return [build_int8_graph(model, formats_for(model), int8_layout(features))]
+    from slmc.frontend.build import build_step_graph
+    from slmc.kernels.llm import q8_layout
+
+    kv, layout = config.kv_cache or "fp32", q8_layout(features) if config.numerics == "q8" else ""
+    steps = [1, llm.prefill_chunk] if llm.prefill_chunk else [1]
+    graphs = [build_step_graph(model, seq, config.numerics, kv, layout) for seq in steps]
+    if config.fuse_gate:
+        from slmc.passes import fuse_gate   # the FFN pair: its gate product is written over the gate input
+
+        graphs = [fuse_gate.run(g) for g in graphs]
+    return graphs
+
+
+def _chip_graphs(model: DecoderModel, config: CompileConfig, llm: LlmInfo, partition: PartitionPlan,
+                 chip: int) -> list[Graph]:
+    if config.numerics == "int8":
+        from slmc.frontend.build_int8_chips import build_int8_chip_graph
+        from slmc.frontend.calibrate import formats_for
+
+        return [build_int8_chip_graph(model, formats_for(model), partition, chip)]
+    from slmc.frontend.build_chips import build_chip_graph
+
+    steps = [1, llm.prefill_chunk] if llm.prefill_chunk else [1]
+    return [build_chip_graph(model, partition, chip, seq, config.kv_cache or "fp32") for seq in steps]
+
+
+def bind(graphs: list[Graph], target: Target) -> dict[int, KernelSpec]:
+    from slmc.ir.ops import VIEWS
+
+    return {id(n): select(n, target.features) for g in graphs for n in g.nodes if n.op not in VIEWS}
+
+
+def bind_and_plan(built: Built, config: CompileConfig, progress: Progress) -> Planned:
+    graphs, target = built.graphs, config.target
+    progress("selecting kernels")
+    binding = bind(graphs, target)
+    if config.engine or target.cores:  # the matrix products the engine plan gives the NPU get its weight layout
+        from slmc.passes import npu_weights
+        from slmc.plan.engines import npu_nodes, parse_ffn_bits
+
+        on_npu = npu_nodes(graphs, binding, target, config.engine)
+        if on_npu:
+            npu_weights.run(graphs, on_npu, parse_ffn_bits(config.engine))
+            binding = bind(graphs, target)  # those nodes now select the NPU's kernel (kernels/npu.py)
+    if target.cores:  # the splittable kernels through their parallel wrappers, with a scratch slice per core
+        from slmc.codegen.parallel import parallelize
+
+        binding, _ = parallelize(graphs, binding, target.cores)
+    progress("planning memory")
+    scratch = {id(n): binding[id(n)].scratch(n) for g in graphs for n in g.nodes if id(n) in binding}
+    contracts = None
+    if config.sharing:
+        from slmc.plan.sharing import contracts_for
+
+        contracts = contracts_for(graphs, binding, config.levels)
+    plan, weights = plan_memory(graphs, scratch, contracts), layout_weights(graphs)
+    return Planned(built, binding, plan, weights, memory_needs(target, plan, weights, built.llm))
+
+
+def memory_needs(target: Target, plan: MemoryPlan, weights: WeightsLayout, llm: LlmInfo | None) -> tuple[MemoryFit, ...]:
+    main_bytes = main_llm_buffers(llm.vocab_size, llm.seq_len, llm.prefill_chunk) if llm else 0
+    return memory_fit(target, plan.arena_bytes, plan.kv_cache_bytes, weights.nbytes, main_bytes,
+                      sram_weights=weights.ram_bytes)
