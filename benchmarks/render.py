@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cluster
 import levels
+import codesize
 import sharing
 import mcu
 import systems
@@ -324,6 +325,7 @@ def render(res: dict) -> str:
              *(["## 11. Heterogeneous execution: cluster and NPU (issue 10; siracusa-like, ESTIMATED time)", "",
                 *cluster.render(res["cluster"])] if res.get("cluster") else []),
              *sharing.render(res.get("sharing")),
+             *codesize.render(res.get("codesize")),
              *standing(res)]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -43,6 +43,7 @@ import mcu  # noqa: E402
 import render  # noqa: E402
 import cluster  # noqa: E402
 import levels  # noqa: E402
+import codesize  # noqa: E402
 import sharing  # noqa: E402
 import systems  # noqa: E402
 from cases import STEPS, Case, makefile_flags, parse_slmc, prepare, slmc_cmd  # noqa: E402
@@ -374,6 +375,11 @@ def main() -> int:
             systems_res = systems.measure(SHARED / "models" / "stories260K" / "stories260K.bin", console.log)
         except Exception as e:
             notes.append(f"systems section failed: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
+    try:
+        codesize_res = codesize.measure(console.log) if mcu.enabled() else None
+    except Exception as e:
+        codesize_res = None
+        notes.append(f"codesize section failed: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
     results = dict(
         meta=machine() | dict(date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), commit=commit(),
                               load_average_start=load_start, load_average_end=loadavg(),
@@ -384,7 +390,7 @@ def main() -> int:
                      v0=c.v0.name, v2=c.v2.name, v2_group=c.group) for c in cases],
         notes=notes, checks=checks, decode=decode_rows, compile=compile_rows, profile=profile, mcu=mcu_res,
         systems=systems_res, levels=levels_res, cluster=cluster_res,
-        sharing=sharing_res)
+        sharing=sharing_res, codesize=codesize_res)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     doc = render.write(results)
     console.log(f"wrote {RESULTS.relative_to(ROOT)} and {doc.relative_to(ROOT)} in {results['meta']['bench_seconds']:.0f} s")
