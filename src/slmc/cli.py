@@ -53,7 +53,7 @@ def _compile(model: Path, target: str, numerics: str, out: Path, prefill_chunk: 
 def compile(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace Llama folder, or .onnx"),
             target: str = typer.Option("host", "-t", "--target", help="see `slmc targets`"),
             numerics: str = typer.Option("fp32", "-q", "--quant", help="fp32 | q8"),
-            out: Path = typer.Option(Path("out"), "-o", "--out", help="output folder (replaced atomically)"),
+            out: Path = typer.Option(Path("out"), "-o", "--out", help="output folder: new, empty, or written by slmc (only its own files are replaced)"),
             prefill_chunk: Optional[int] = typer.Option(None, "--seq", help="tokens per prompt step (0: none)"),
             tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="tokenizer.model or tokenizer.bin"),
             context: Optional[int] = typer.Option(None, "--context", help="positions the KV cache holds "
