@@ -3,6 +3,7 @@ unexpected exception is exit code 3 with one line (cli.py's safety net), never a
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -178,3 +179,12 @@ def test_interrupt_is_exit_code_130(tmp_path):
                      "sys.argv = ['slmc', 'compile', 'x.bin']\nslmc.cli.main()\n")
     r = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True)
     _refused(r, "interrupted", code=130)
+
+
+@pytest.mark.parametrize("config", [{"vocab_size": "512", "seq_len": 512}, {"vocab_size": 512}, [], {"vocab_size": True, "seq_len": 8}])
+def test_a_hand_edited_report_is_refused(tmp_path, config):
+    """report.json is read before anything is built: a damaged config is one line, not an internal error."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "report.json").write_text(json.dumps({"target": "host", "config": config}))
+    one_line_error(run_slmc("run", proj, "--steps", "4"), "not a report slmc wrote")

@@ -81,7 +81,13 @@ def read_json(path: Path, project: Path) -> dict:
         rep = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         rep = None
-    if not isinstance(rep, dict) or not isinstance(rep.get("target"), str):
+    def positive(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    cfg = rep.get("config", {}) if isinstance(rep, dict) else None
+    if (not isinstance(rep, dict) or not isinstance(rep.get("target"), str) or not isinstance(cfg, dict)
+            or ("config" in rep and not all(positive(cfg.get(k)) for k in ("vocab_size", "seq_len")))
+            or not isinstance(rep.get("tokenizer", ""), (str, type(None)))):
         raise SlmcError(f"{path} is not a report slmc wrote", "compile again with `slmc compile MODEL -o DIR`")
     return rep
 
