@@ -11,7 +11,6 @@ links); the lines are model.c's. Both forms give the same logits (tests/codegen/
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,6 @@ from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results.json"
 TARGET = "rp2350-arm"
 
 
@@ -86,14 +84,11 @@ def render(res: dict | None) -> list[str]:
 
 def main() -> None:
     res = measure()
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["codesize"] = res
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     sys.path.insert(0, str(Path(__file__).parent))
     import render as doc
 
     print("\n".join(render(res)))
-    print(doc.write(results))
+    print(doc.store("codesize", res))
 
 
 if __name__ == "__main__":

@@ -336,6 +336,15 @@ def write(res: dict, path: Path = DOC) -> Path:
     return path
 
 
+def store(section: str, res: dict) -> Path:
+    """A section measured on its own (`python benchmarks/sharing.py`, `codesize.py`): into results.json, then
+    BENCHMARKS.md rendered again from the whole file."""
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results[section] = res
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    return write(results)
+
+
 def main() -> int:
     src = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS
     print(write(json.loads(src.read_text())))

@@ -15,7 +15,6 @@ epilogue, so the gate's bytes take the product). No C is built here: tests/e2e/t
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -194,14 +193,11 @@ def render(res: dict | None) -> list[str]:
 
 def main() -> None:
     res = measure()
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["sharing"] = res
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     sys.path.insert(0, str(Path(__file__).parent))
     import render as doc
 
     print("\n".join(render(res)))
-    print(doc.write(results))
+    print(doc.store("sharing", res))
 
 
 if __name__ == "__main__":
