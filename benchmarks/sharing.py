@@ -32,7 +32,6 @@ from slmc.targets.levels import levels_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "models" / "stories260K" / "stories260K.bin"
-RESULTS = ROOT / "benchmarks" / "results.json"
 PICTURE = ROOT / "docs" / "memory_sharing.png"
 SEQ = 256
 VMCU = (12.0, 49.5)
