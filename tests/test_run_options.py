@@ -157,13 +157,19 @@ def test_other_commands_refuse_bad_values(tmp_path, args, needle):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
 
 
-def test_internal_errors_are_one_line_with_exit_code_3(tmp_path):
-    """An exception slmc did not expect: one line, exit code 3; SLMC_DEBUG=1 shows the traceback."""
+def _probe(tmp_path, exc: str):
+    """A script that runs `slmc compile` with the compile step raising `exc`."""
     probe = tmp_path / "probe.py"
     probe.write_text("import sys, slmc.cli\n"
-                     "def boom(*a, **k):\n    raise ZeroDivisionError('planted')\n"
-                     "slmc.cli._compile = boom\n"
+                     f"def fail(*a, **k):\n    raise {exc}\n"
+                     "slmc.cli._compile = fail\n"
                      "sys.argv = ['slmc', 'compile', 'x.bin']\nslmc.cli.main()\n")
+    return probe
+
+
+def test_internal_errors_are_one_line_with_exit_code_3(tmp_path):
+    """An exception slmc did not expect: one line, exit code 3; SLMC_DEBUG=1 shows the traceback."""
+    probe = _probe(tmp_path, "ZeroDivisionError('planted')")
     r = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True)
     line = _refused(r, "internal error", "ZeroDivisionError: planted", "SLMC_DEBUG=1", code=3)
     assert line.startswith("error:")
@@ -172,11 +178,7 @@ def test_internal_errors_are_one_line_with_exit_code_3(tmp_path):
 
 
 def test_interrupt_is_exit_code_130(tmp_path):
-    probe = tmp_path / "probe.py"
-    probe.write_text("import sys, slmc.cli\n"
-                     "def stop(*a, **k):\n    raise KeyboardInterrupt\n"
-                     "slmc.cli._compile = stop\n"
-                     "sys.argv = ['slmc', 'compile', 'x.bin']\nslmc.cli.main()\n")
+    probe = _probe(tmp_path, "KeyboardInterrupt")
     r = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True)
     _refused(r, "interrupted", code=130)
 
