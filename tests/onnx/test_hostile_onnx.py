@@ -180,7 +180,8 @@ def test_verify_accepts_what_slmc_builds() -> None:
     from dataclasses import replace
 
     from slmc.frontend.build import build_step_graph
-    from slmc.frontend.build_int8 import build_int8_graph
+    from slmc.frontend.build import build_float_graph
+    from slmc.passes import quantize_int8
     from slmc.frontend.random_model import SHAPES, random_decoder
     from slmc.ir.verify import verify
     from slmc.passes import fuse_gate
@@ -194,7 +195,7 @@ def test_verify_accepts_what_slmc_builds() -> None:
                 for kv in ("fp32", "fp16"):
                     verify(fuse_gate.run(build_step_graph(m, seq, numerics, kv)))
     m = random_decoder(cfg, seed=3)
-    verify(build_int8_graph(m, formats_for(m)))
+    verify(quantize_int8.run(build_float_graph(m), formats_for(m)))
 
 
 def test_verify_names_a_broken_pass() -> None:

@@ -1,4 +1,4 @@
-"""-q int8 over N chips (frontend/build_int8_chips.py): integer partial sums added over the chips before
+"""-q int8 over N chips (passes/partition.py over passes/quantize_int8.py's graph): integer partial sums added over the chips before
 the shift, so the partitioned model is one chip's bit for bit, with exactly two synchronisations per
 block; in the numpy reference (every chip's graph in lockstep) and in the compiled processes."""
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from slmc.frontend.build_int8 import build_int8_graph
-from slmc.frontend.build_int8_chips import build_int8_chip_graph
+from slmc.frontend.build import build_float_graph
+from slmc.passes import partition, quantize_int8
 from slmc.frontend.decoder import DecoderConfig
 from slmc.frontend.random_model import random_decoder
 from slmc.plan.partition import partition_model
@@ -27,10 +27,10 @@ CFG = DecoderConfig(dim=64, hidden_dim=96, n_layers=2, n_heads=8, n_kv_heads=2, 
 def test_reference_of_the_chips_equals_one_chip(n):
     model = random_decoder(CFG, seed=2)
     fm = cal.calibrate(model, cal.calibration_ids(model, 1, 16))
-    one = build_int8_graph(model, fm)
+    one = quantize_int8.run(build_float_graph(model), fm)
     plan = partition_model(model, n, 2, "int8")
     assert plan.syncs_per_block == 2 and not plan.q8_max_sync
-    graphs = [build_int8_chip_graph(model, fm, plan, c) for c in range(n)]
+    graphs = [partition.run(one, plan, c) for c in range(n)]
     st1, sts = new_state(one), new_states(graphs)
     for p, t in enumerate([1, 9, 33, 4, 70, 12, 5, 60]):
         feeds = {"tokens": np.array([t], np.int32), "pos": np.array([p], np.int32)}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from slmc.frontend.build import build_step_graph
-from slmc.frontend.build_chips import build_chip_graph
+from slmc.passes import partition as cut
 from slmc.frontend.decoder import DecoderConfig
 from slmc.frontend.random_model import random_decoder
 from slmc.plan.partition import partition, partition_model, tree
@@ -88,7 +88,7 @@ def test_partitioned_reference_equals_the_unpartitioned_one(cfg, seed, numerics,
     for chunk in (1, 4):
         g, ref, feeds = _steps(model, numerics, ids, chunk)
         plan = partition_model(model, n, 2, numerics)
-        graphs = [build_chip_graph(model, plan, c, chunk) for c in range(n)]
+        graphs = [cut.run(build_step_graph(model, chunk, plan.numerics), plan, c) for c in range(n)]
         assert [bool(x.outputs) for x in graphs] == [True] + [False] * (n - 1)
         states = new_states(graphs)
         for f, want in zip(feeds, ref):
@@ -104,7 +104,7 @@ def test_chip_graphs_hold_their_slices_and_the_planned_collectives():
     for numerics in ("fp32", "q8"):
         plan = partition_model(model, 3, 2, numerics)
         for c in range(3):
-            g = build_chip_graph(model, plan, c, 1)
+            g = cut.run(build_step_graph(model, 1, plan.numerics), plan, c)
             ops = [n.op for n in g.nodes if n.op in COLLECTIVES]
             assert ops.count("broadcast") == 1 and ops[0] == "broadcast"
             assert len(ops) == plan.syncs_per_step
@@ -119,7 +119,7 @@ def test_partition_of_a_shared_group_needs_no_max_sync_when_aligned():
     model = random_decoder(cfg, 3)
     plan = partition_model(model, 2, 2, "q8")
     assert not plan.q8_max_sync and plan.syncs_per_block == 2
-    g = build_chip_graph(model, plan, 1, 1)
+    g = cut.run(build_step_graph(model, 1, plan.numerics), plan, 1)
     assert not any(n.op in ("allreduce_max", "q8_absmax") for n in g.nodes)
 
 
@@ -129,7 +129,7 @@ def test_fp16_kv_cache_partitions_too():
     g = build_step_graph(model, 1, "q8", "fp16")
     st = new_state(g)
     plan = partition_model(model, 3, 2, "q8")
-    graphs = [build_chip_graph(model, plan, c, 1, "fp16") for c in range(3)]
+    graphs = [cut.run(build_step_graph(model, 1, plan.numerics, "fp16"), plan, c) for c in range(3)]
     states = new_states(graphs)
     for p, t in enumerate(ids):
         f = dict(tokens=np.array([t], np.int32), pos=np.array([p], np.int32))
@@ -149,7 +149,7 @@ def test_pre_quantized_checkpoint_keeps_its_groups():
     assert plan.wo_group == 32 and plan.w2_group == 32
     assert all(c.ffn[0] % 32 == 0 for c in plan.chips)
     g, ref, feeds = _steps(model, "q8", [1, 2, 3, 4], 1)
-    graphs = [build_chip_graph(model, plan, c, 1) for c in range(3)]
+    graphs = [cut.run(build_step_graph(model, 1, plan.numerics), plan, c) for c in range(3)]
     states = new_states(graphs)
     for f, want in zip(feeds, ref):
         assert np.array_equal(run_chips(graphs, plan, f, states)[0][graphs[0].outputs[0].name], want)

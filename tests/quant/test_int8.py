@@ -1,4 +1,4 @@
-"""-q int8 (quant/int8.py, frontend/build_int8.py): the integer building blocks against exact maths, the
+"""-q int8 (quant/int8.py, passes/quantize_int8.py): the integer building blocks against exact maths, the
 integer graph against the fp32 reference, and the generated C against its numpy twin bit for bit."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from slmc.frontend.build_int8 import build_int8_graph
+from slmc.frontend.build import build_float_graph
+from slmc.passes import quantize_int8
 from slmc.frontend.random_model import SHAPES, random_decoder
 from slmc.frontend import calibrate as cal
 from slmc.quant import int8 as q
@@ -61,7 +62,7 @@ def test_integer_graph_tracks_the_fp32_reference(variant):
     cfg = SMALL if variant == "gqa" else replace(SMALL, n_kv_heads=6, rope_interleaved=False)
     model = random_decoder(cfg, seed=5, tied=variant == "gqa")
     fm = cal.calibrate(model, cal.calibration_ids(model, 2, 32))
-    g = build_int8_graph(model, fm)
+    g = quantize_int8.run(build_float_graph(model), fm)
     ids = [1, 7, 30, 2, 55, 61, 12, 9, 40, 41, 42, 3]
     ref = reference_logits(model, ids)
     state, rows = new_state(g), []
@@ -90,7 +91,7 @@ def test_generated_c_equals_its_numpy_twin(tmp_path, variant):
     res = run_events([str(build(tmp_path / "m")), *llm_args(32, 0.0, 0.9, 1, prompt, logits)])
     got = np.fromfile(logits, np.float32).reshape(-1, cfg.vocab_size)
     fm = cal.formats_for(model)
-    g = build_int8_graph(model, fm)
+    g = quantize_int8.run(build_float_graph(model), fm)
     state, rows = new_state(g), []
     for p, t in enumerate((prompt + res.ids)[:32]):
         rows.append(run(g, {"tokens": np.array([t], np.int32), "pos": np.array([p], np.int32)}, state)[g.outputs[0].name][0])

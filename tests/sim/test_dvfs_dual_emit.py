@@ -43,16 +43,18 @@ def test_dual_switch_is_a_handoff_not_a_reboot():
 
 
 def _profiles(rng: random.Random):
-    ops = [("x", "embedding_q8"), ("layers.0.attn_norm_out", "rmsnorm"), ("layers.0.wq_out", "linear_q8"),
-           ("layers.0.attn_out", "attention"), ("layers.0.w1_out", "linear_q8"), ("layers.0.w2_out", "linear_q8"),
-           ("tok_embeddings_out", "linear_q8")]
+    # (name, op, layer, role) as report.json lists a decoder's operators
+    ops = [("x", "embedding_q8", None, "embed"), ("layers.0.attn_norm_out", "rmsnorm", 0, "attn_norm"),
+           ("layers.0.wq_out", "linear_q8", 0, "q"), ("layers.0.attn_out", "attention", 0, "attention"),
+           ("layers.0.w1_out", "linear_q8", 0, "gate"), ("layers.0.w2_out", "linear_q8", 0, "down"),
+           ("tok_embeddings_out", "linear_q8", None, "classifier")]
     prof = {}
     for isa in ("arm", "riscv"):
         prof[isa] = dict(profile=dict(ops=[dict(name=n, estimated_cycles=rng.uniform(1e3, 1e5),
-                                               instructions=rng.uniform(1e3, 1e5)) for n, _ in ops],
+                                               instructions=rng.uniform(1e3, 1e5)) for n, *_ in ops],
                                       prologue_instructions_per_token=0, estimated_cycles_per_token=None),
-                         report=dict(config=dict(dim=64, hidden_dim=172, n_heads=8), ops=[dict(name=n, op=o, macs=64)
-                                                                                       for n, o in ops]))
+                         report=dict(config=dict(dim=64, hidden_dim=172, n_heads=8),
+                                     ops=[dict(name=n, op=o, macs=64, layer=i, role=r) for n, o, i, r in ops]))
     return prof
 
 
@@ -93,7 +95,7 @@ def test_opp_calls_follow_the_groups():
     order = []
     cur = None
     for n in graph.nodes:
-        g = group_name(n.name, cur)
+        g = group_name(n.layer, n.role.value if n.role else None, cur)
         if g != cur:
             order.append((g, n.name))
             cur = g

@@ -1,7 +1,7 @@
 """A partitioned build's per-chip C (`slmc compile MODEL --chips N`).
 
 Each DIR/chip<k> is what `slmc compile` writes for one program (stages/emit.py), with the chip's step
-graphs (frontend/build_chips.py), main_chip.c as its main, and chip.h naming the chip. The link
+graphs (passes/partition.py), main_chip.c as its main, and chip.h naming the chip. The link
 collectives call kernels/c/link_runtime.c, the only new dependency of the generated C.
 """
 

@@ -51,7 +51,7 @@ def opp_calls(graph: Graph, schedule: tuple[OppStep, ...]) -> dict[str, str]:
     for node in graph.nodes:
         if node.op in VIEWS:
             continue
-        g = group_name(node.name, cur)
+        g = group_name(node.layer, node.role.value if node.role else None, cur)
         if g == cur:
             continue
         cur = g

@@ -18,10 +18,11 @@ from dataclasses import replace
 import numpy as np
 
 from slmc.errors import SlmcError
-from slmc.frontend.build import build_step_graph
+from slmc.frontend.build import build_float_graph
 from slmc.frontend.decoder import DecoderModel
 from slmc.frontend.logits import graph_logits, reference_greedy, reference_logits
-from slmc.ir import Graph, ValueKind
+from slmc.ir import Graph
+from slmc.ir.roles import Role
 from slmc.quant.int8 import MARGIN, Formats, LayerFormats, frac_bits
 from slmc.quant.npu import fake_quant
 from slmc.reference.interp import new_state, run
@@ -39,7 +40,7 @@ def _check_supported(model: DecoderModel) -> None:
 
 def calibration_ids(model: DecoderModel, sequences: int = 2, length: int = 64, seed: int = 1234) -> list[list[int]]:
     """Data-free calibration: the fp32 model's own sampled text (temperature 1) from BOS, seeded."""
-    g = build_step_graph(model, 1, "fp32")
+    g = build_float_graph(model, 1)
     rng = np.random.default_rng(seed)
     out = []
     length = min(length, model.config.seq_len)
@@ -54,39 +55,39 @@ def calibration_ids(model: DecoderModel, sequences: int = 2, length: int = 64, s
     return out
 
 
+# the values that share one format: calibration takes the largest magnitude over each group of roles
+_SHARED = {Role.EMBED: "x", Role.O: "x", Role.DOWN: "x", Role.RESIDUAL: "x", Role.ATTN_NORM: "attn_norm",
+           Role.Q: "qk", Role.K: "qk", Role.ROPE: "qk", Role.V: "v", Role.ATTENTION: "v", Role.FFN_NORM: "ffn_norm",
+           Role.GATE: "gate", Role.UP: "gate", Role.FFN_ACT: "hidden", Role.FINAL_NORM: "final_norm",
+           Role.CLASSIFIER: "logits"}
+
+
 def calibrate(model: DecoderModel, sequences: list[list[int]]) -> Formats:
-    """Largest magnitude of every activation over the sequences (fp32 reference) -> formats."""
+    """Largest magnitude of every activation over the sequences (fp32 reference) -> formats, grouped by the
+    role of the node computing it (ir/roles.py): the groups passes/quantize_int8.py gives one format."""
     cfg = model.config
     _check_supported(model)
-    g = build_step_graph(model, 1, "fp32")
-    out_name = g.outputs[0].name
-    mx: dict[str, float] = {}
+    g = build_float_graph(model, 1)
+    group = {o.name: (n.layer if _SHARED[n.role] != "x" else None, _SHARED[n.role])
+             for n in g.nodes if n.role in _SHARED for o in n.outputs}
+    mx: dict[tuple[int | None, str], float] = {}
     for ids in sequences:
         state = new_state(g)
         for p, t in enumerate(ids):
             env = run(g, {"tokens": np.array([t], np.int32), "pos": np.array([p], np.int32)}, state, keep=True)
             for k, v in env.items():
-                if g.values[k].kind == ValueKind.TEMP and v.dtype == np.float32 and v.size:
-                    mx[k] = max(mx.get(k, 0.0), float(np.abs(v).max()))
-
-    def m(*names: str) -> float:
-        return max(mx[n] for n in names)
+                if k in group and v.size:
+                    mx[group[k]] = max(mx.get(group[k], 0.0), float(np.abs(v).max()))
 
     layers = []
-    resid = ["x"]
     for i in range(cfg.n_layers):
-        p = f"layers.{i}"
-        resid += [f"{p}.x_att", f"{p}.x_ffn", f"{p}.wo_out", f"{p}.w2_out"]
-        layers.append(LayerFormats(
-            attn_norm=frac_bits(m(f"{p}.attn_norm_out"), 16), qk=frac_bits(m(f"{p}.wq_out", f"{p}.wk_out", f"{p}.q_rot",
-                                                                             f"{p}.k_rot"), 16),
-            v=frac_bits(m(f"{p}.wv_out", f"{p}.att"), 16), ffn_norm=frac_bits(m(f"{p}.ffn_norm_out"), 16),
-            gate=frac_bits(m(f"{p}.w1_out", f"{p}.w3_out"), 16), hidden=frac_bits(m(f"{p}.ffn_act"), 16)))
+        f = {name: frac_bits(mx[(i, name)], 16) for name in ("attn_norm", "qk", "v", "ffn_norm", "gate", "hidden")}
+        layers.append(LayerFormats(**f))
     # the residual: int32 with room for RMSNorm's sum of squares in int64 (dim * x^2 < 2^62)
-    x_max = m(*resid) * MARGIN
-    fx = int(min(24, np.floor((62 - np.log2(cfg.dim)) / 2 - np.log2(x_max)), frac_bits(m(*resid), 32)))
-    return Formats(x=fx, final_norm=frac_bits(m("final_norm_out"), 16), logits=frac_bits(m(out_name), 32, cap=16),
-                   layers=tuple(layers))
+    x_max = mx[(None, "x")] * MARGIN
+    fx = int(min(24, np.floor((62 - np.log2(cfg.dim)) / 2 - np.log2(x_max)), frac_bits(mx[(None, "x")], 32)))
+    return Formats(x=fx, final_norm=frac_bits(mx[(None, "final_norm")], 16),
+                   logits=frac_bits(mx[(None, "logits")], 32, cap=16), layers=tuple(layers))
 
 
 _FORMATS: dict[int, tuple[object, Formats]] = {}

@@ -20,6 +20,53 @@ Weight = "np.ndarray | Q8Tensor"
 
 
 @dataclass(frozen=True)
+class RopeScaling:
+    """RoPE frequency scaling as transformers' modeling_rope_utils defines it; frontend/rope.py computes the
+    cos/sin tables from it. Only the kinds that are static tables at a fixed context are here (see rope.py)."""
+    kind: str = "none"                    # none | linear | dynamic | llama3 | yarn | longrope
+    factor: float = 1.0
+    original_max_positions: int = 0       # the pretraining context (dynamic: max_position_embeddings)
+    low_freq_factor: float = 1.0          # llama3
+    high_freq_factor: float = 4.0         # llama3
+    beta_fast: float = 32.0               # yarn
+    beta_slow: float = 1.0                # yarn
+    truncate: bool = True                 # yarn
+    attention_factor: float = 1.0         # yarn, longrope: multiplies cos and sin
+    short_factor: tuple[float, ...] = ()  # longrope: one divisor per frequency
+
+    def validate(self, seq_len: int, head_dim: int) -> None:
+        from slmc.errors import SlmcError
+
+        fix = "the model configuration's rope_scaling is corrupt"
+        if self.kind not in ROPE_SCALINGS:
+            raise SlmcError(f"rope scaling {_show(self.kind)} is not one of {', '.join(ROPE_SCALINGS)}", fix)
+        for name in ("factor", "low_freq_factor", "high_freq_factor", "beta_fast", "beta_slow", "attention_factor"):
+            v = getattr(self, name)
+            if not _is_real(v) or not (0 < float(v) < math.inf):
+                raise SlmcError(f"rope scaling {name} is {_show(v)}, expected a positive finite number", fix)
+        if not isinstance(self.truncate, (bool, np.bool_)):
+            raise SlmcError(f"rope scaling truncate is {_show(self.truncate)}, not a boolean", fix)
+        if self.kind == "llama3" and not self.high_freq_factor > self.low_freq_factor:
+            raise SlmcError(f"llama3 rope scaling needs high_freq_factor > low_freq_factor, got "
+                            f"{self.high_freq_factor} and {self.low_freq_factor}", fix)
+        orig = self.original_max_positions
+        low = 1 if self.kind in ("dynamic", "llama3", "yarn", "longrope") else 0
+        if not _is_int(orig) or not low <= orig <= CAPS["seq_len"]:
+            raise SlmcError(f"rope scaling original_max_positions is {_show(orig)} (expected {low}..{CAPS['seq_len']})",
+                            fix)
+        want = head_dim // 2 if self.kind == "longrope" else 0
+        if not isinstance(self.short_factor, tuple) or len(self.short_factor) != want or not all(
+                _is_real(v) and 0 < float(v) < math.inf for v in self.short_factor):
+            raise SlmcError(f"rope scaling short_factor is {_show(self.short_factor)}, expected {want} positive "
+                            "numbers (one per frequency)", fix)
+        if self.kind in ("dynamic", "longrope") and seq_len > orig:
+            # beyond that length transformers switches the frequencies with the sequence's length, so one
+            # static table would be wrong for some prefix of every longer sequence
+            raise SlmcError(f"{self.kind} rope scaling is static only up to {orig} positions, the context is {seq_len}",
+                            f"compile with --context {orig} or less")
+
+
+@dataclass(frozen=True)
 class DecoderConfig:
     dim: int
     hidden_dim: int
@@ -35,6 +82,14 @@ class DecoderConfig:
     rope_theta: float = 10000.0
     rope_interleaved: bool = True  # llama2.c pairs (2i, 2i+1); HF's rotate_half pairs (i, i + hd/2)
     head_dim_: int = 0           # 0: dim // n_heads
+    # a dataclass, so kept out of report.json's config (which takes the fields without a trailing _);
+    # loaders that set it say so in the model's notes
+    rope_scaling_: RopeScaling = RopeScaling()
+    sliding_window: int = 0      # 0: none; else each position attends to at most this many (exact while seq_len <= it)
+
+    @property
+    def rope_scaling(self) -> RopeScaling:
+        return self.rope_scaling_
 
     @property
     def head_dim(self) -> int:
@@ -85,6 +140,19 @@ class DecoderConfig:
                 raise SlmcError(f"{name} is {_show(v)}, expected a finite number >= {low:g}", fix)
         if self.pos == "rope" and self.head_dim % 2:
             raise SlmcError(f"head size {self.head_dim} is odd, RoPE needs pairs", "check the model configuration")
+        if not isinstance(self.rope_scaling_, RopeScaling):
+            raise SlmcError(f"rope_scaling is {_show(self.rope_scaling_)}, not a RopeScaling", fix)
+        self.rope_scaling_.validate(self.seq_len, self.head_dim)
+        if self.rope_scaling_.kind != "none" and self.pos != "rope":
+            raise SlmcError(f"rope scaling {self.rope_scaling_.kind} is set on a model without RoPE", fix)
+        if not _is_int(self.sliding_window) or not 0 <= self.sliding_window <= CAPS["seq_len"]:
+            raise SlmcError(f"implausible sliding_window {_show(self.sliding_window)} (expected 0..{CAPS['seq_len']})",
+                            fix)
+        if self.sliding_window and self.seq_len > self.sliding_window:
+            # no windowed attention in the builder: full causal attention equals the window's only this far
+            raise SlmcError(f"sliding-window attention (window {self.sliding_window}) is not implemented, and the "
+                            f"context {self.seq_len} is longer than the window",
+                            f"compile with --context {self.sliding_window} or less")
         n = self.param_count(tied=False)
         if n > MAX_PARAMS:
             raise SlmcError(f"the configuration implies {n} parameters, more than the {MAX_PARAMS} slmc reads", fix)
@@ -99,6 +167,7 @@ MAX_PARAMS = 4 * 10**9
 NORMS = ("rms", "layer")
 FFNS = ("swiglu", "gelu", "gelu_tanh")
 POSITIONS = ("rope", "learned")
+ROPE_SCALINGS = ("none", "linear", "dynamic", "llama3", "yarn", "longrope")
 
 
 def _is_int(v: object) -> bool:

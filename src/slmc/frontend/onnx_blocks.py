@@ -301,7 +301,7 @@ def rope_of(q_out: Value, scores_in: Value, seq: int, hd: int) -> tuple[float, b
         raise NotADecoder("the RoPE base cannot be read from so short a table")
     f = float(np.arcsin(np.float64(freqs[half - 1])))       # theta ** (-2 (half - 1) / hd)
     theta = float(f"{f ** (-hd / (2.0 * (half - 1))):.5g}")
-    from slmc.frontend.build import rope_tables
+    from slmc.frontend.rope import tables as rope_tables
 
     _, want = rope_tables(seq, hd, theta)
     if np.abs(want - (sin[:, :half] if not interleaved else sin[:, 0::2])).max() > 1e-4:

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from slmc.ir.roles import Role
 from slmc.ir.types import DType, TensorType
 
 
@@ -31,6 +32,9 @@ class Value:
     type: TensorType
     kind: ValueKind = ValueKind.TEMP
     data: np.ndarray | None = None
+    # a constant whose model file stored it quantized (a quant/q8.py Q8Tensor; `data` is its float copy):
+    # the quantizing passes start from it, because quantizing the float copy again is not exact
+    source: Any = None
     producer: "Node | None" = None
     users: list["Node"] = field(default_factory=list)
 
@@ -60,6 +64,9 @@ class Node:
     # the decoder layer it computes (0, 1, ...), None outside the layers: the planner gives every layer the
     # offsets of layer 0 and model.c loops over the layers on that ground (plan/layers.py, codegen/layers.py)
     layer: int | None = None
+    # what it computes in the decoder block (ir/roles.py): the passes that treat one operator differently
+    # by its place (quantization's formats, partitioning's splits) read this, never the node's name
+    role: Role | None = None
 
     def __repr__(self) -> str:
         return f"{self.name or self.op}({', '.join(v.name if v else '_' for v in self.inputs)})"
@@ -79,6 +86,7 @@ class Graph:
         self.dynamic_rows = False
         # stamped on every node add_node creates: a builder sets it while it adds one decoder layer's nodes
         self.layer: int | None = None
+        self.role: Role | None = None   # stamped the same way (ir/roles.py)
         self._counter = 0
 
     # ---- construction -------------------------------------------------------------------------
@@ -100,17 +108,18 @@ class Graph:
         self.inputs.append(v)
         return v
 
-    def add_const(self, name: str, data: np.ndarray) -> Value:
+    def add_const(self, name: str, data: np.ndarray, source: Any = None) -> Value:
         data = np.asarray(data, order="C")  # not ascontiguousarray: it turns 0-d scalars into shape (1,)
         t = TensorType(tuple(data.shape), DType.from_numpy(data.dtype))
-        return self._register(Value(name, t, ValueKind.CONST, data))
+        return self._register(Value(name, t, ValueKind.CONST, data, source))
 
     def add_state(self, name: str, shape: Iterable[int], dtype: DType) -> Value:
         return self._register(Value(name, TensorType(tuple(shape), dtype), ValueKind.STATE))
 
     def add_node(self, op: str, inputs: list[Value | None], out_types: list[TensorType],
                  attrs: dict[str, Any] | None = None, name: str = "", out_names: list[str] | None = None) -> Node:
-        node = Node(op, list(inputs), [], dict(attrs or {}), name or self.unique(op), self.layer)
+        node = Node(op, list(inputs), [], dict(attrs or {}), name or self.unique(op), self.layer,
+                    self.role)
         for i, t in enumerate(out_types):
             base = out_names[i] if out_names else (node.name if len(out_types) == 1 else f"{node.name}_{i}")
             node.outputs.append(self._register(Value(base, t, ValueKind.TEMP, producer=node)))

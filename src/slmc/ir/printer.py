@@ -6,7 +6,7 @@ One line per thing, so a pass that changes one node changes one line of its dump
     input  tokens: i32[1]
     state  key_cache: f32[5,512,64]
     const  layers.0.wq: f32[64,64] #1f0c3a9d2e
-    node   layers.0.wq_out = linear(layers.0.attn_norm_out: f32[1,64], layers.0.wq: f32[64,64]) -> f32[1,64] {group=64} layer=0
+    node   layers.0.wq_out = linear(layers.0.attn_norm_out: f32[1,64], layers.0.wq: f32[64,64]) -> f32[1,64] layer=0 role=q
     output logits: f32[1,512]
 
 - constants appear by type and a short hash of their bytes, never their data (weights are megabytes,
@@ -108,11 +108,12 @@ def _typed(v: Value | None) -> str:
 
 def node_line(n: Node) -> str:
     attrs = " {" + ", ".join(f"{name(k)}={value(n.attrs[k])}" for k in sorted(n.attrs)) + "}" if n.attrs else ""
-    layer = getattr(n, "layer", None)
+    layer, role = getattr(n, "layer", None), getattr(n, "role", None)
     outs = ", ".join(name(o.name) for o in n.outputs)
     types = ", ".join(str(o.type) for o in n.outputs)
     return (f"node   {outs} = {name(n.op)}({', '.join(_typed(v) for v in n.inputs)}) -> {types}{attrs}"
-            + ("" if layer is None else f" layer={layer}") + ("" if n.name == outs else f" name={name(n.name)}"))
+            + ("" if layer is None else f" layer={layer}") + ("" if role is None else f" role={role.value}")
+            + ("" if n.name == outs else f" name={name(n.name)}"))
 
 
 def print_graph(g: Graph) -> str:

@@ -70,7 +70,7 @@ register(KernelSpec("swiglu_i", I32, "swiglu_i.c",
                                  f"{c.attr('f_in')}, {c.attr('f_out')}, {c.attr('step_log2')}, {c.attr('range')});"))
 
 
-# one chip of a partitioned model (frontend/build_int8_chips.py): partial sums, then the shift after the sum
+# one chip of a partitioned model (passes/partition.py): partial sums, then the shift after the sum
 register(KernelSpec("linear_i8_partial", I16, "linear_i8_partial.c",
                     lambda n, c: f"slmc_linear_i8_partial({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
                                  f"{n.inputs[1].shape[0]}, {n.inputs[1].shape[1]}, {c.attr('offset')}, "  # type: ignore[union-attr]

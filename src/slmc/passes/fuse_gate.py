@@ -42,7 +42,7 @@ def _fuse(graph: Graph, lin: Node, sw: Node) -> None:
     assert a is not None
     b: Value | None = lin.inputs[2] if len(lin.inputs) > 2 else None
     fused = Node("linear_swiglu", [lin.inputs[0], lin.inputs[1], b, a], [out], dict(lin.attrs), name=sw.name,
-                 layer=sw.layer)  # still the same decoder layer's node (plan/layers.py)
+                 layer=sw.layer, role=sw.role)  # still the same decoder layer's node (plan/layers.py)
     # the swiglu node goes by hand: Graph.remove_node would also drop its output, which the fused node keeps
     for v in sw.inputs:
         if v is not None and sw in v.users:

@@ -11,14 +11,11 @@ w1/w2/w3 at `ffn_bits`; their per-group scales are re-computed). Rules:
 from __future__ import annotations
 
 from slmc.ir import Graph, Node, ValueKind
+from slmc.ir.roles import Role
 from slmc.ir.verify import verify
 from slmc.quant.npu import pack_npu, requantize
 
-FFN = ("w1", "w2", "w3")
-
-
-def is_ffn(node: Node) -> bool:
-    return any(f".{w}_out" in node.name or node.name.endswith(f"{w}_out") for w in FFN)
+FFN = (Role.GATE, Role.UP, Role.DOWN)   # the FFN matrices (w1, w3, w2), by their role (ir/roles.py)
 
 
 def _swap(g: Graph, node: Node, i: int, data, name: str) -> None:
@@ -38,7 +35,7 @@ def run(graphs: list[Graph], nodes: set[int], ffn_bits: int = 8) -> list[Graph]:
             if id(n) not in nodes or n.op != "linear_q8" or n.attrs.get("layout"):
                 continue
             wq, ws = n.inputs[2].data, n.inputs[3].data  # type: ignore[union-attr]
-            bits = ffn_bits if is_ffn(n) else 8
+            bits = ffn_bits if n.role in FFN else 8
             if bits < 8:
                 wq, ws = requantize(wq, ws, n.attrs["group"], bits)
                 _swap(g, n, 3, ws, f"{n.inputs[3].name}_{bits}b")  # type: ignore[union-attr]

@@ -1,7 +1,7 @@
 """The partition pass: which chip owns which rows and columns of every weight, and how they talk.
 
 `partition_model(model, n_chips, fan_in, numerics)` returns a frozen `PartitionPlan`; the per-chip
-step graphs (frontend/build_chips.py), the code generator and the multi-chip run read only this.
+step graphs (passes/partition.py), the code generator and the multi-chip run read only this.
 The split is the analytic model's (sim/partition_model.py, arXiv 2412.04372), made exact:
 
 - attention by heads: chip i owns query heads [h0, h1), the rows of Wq/Wk/Wv of its heads, the

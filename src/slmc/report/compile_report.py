@@ -37,11 +37,14 @@ class OpEntry:
     kernel: str                           # its C file
     macs: int
     weights_sram_share: float | None = None   # of its weight bytes, the share read from SRAM (sim/dvfs.py)
+    layer: int | None = None              # a decoder's: the layer and the part of the block (ir/roles.py)
+    role: str | None = None
 
     def to_json(self) -> dict:
         d: dict = dict(name=self.name, op=self.op, kernel=self.kernel, macs=self.macs)
-        if self.weights_sram_share is not None:
-            d["weights_sram_share"] = self.weights_sram_share
+        for key in ("weights_sram_share", "layer", "role"):
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
         return d
 
 

@@ -35,7 +35,7 @@ def dual_groups(groups: list[Group], profiles: dict, sync_cycles: float) -> tupl
     ops = {isa: profiles[isa]["profile"]["ops"] for isa in ("arm", "riscv")}
     cur = None
     for i, op in enumerate(rep["ops"]):
-        cur = group_name(op["name"], cur)
+        cur = group_name(op.get("layer"), op.get("role"), cur)
         if op["op"] not in LINEAR:
             continue
         a, r = ops["arm"][i], ops["riscv"][i]

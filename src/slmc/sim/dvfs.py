@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +23,7 @@ from slmc.errors import SlmcError
 from slmc.sim.power import ISAS, OPP, PowerModel
 
 ISA_TARGETS = {"arm": "rp2350-arm", "riscv": "rp2350-riscv"}
-FFN_PARTS = ("ffn_norm_out", "w1_out", "w3_out", "ffn_act", "w2_out", "x_ffn")
+FFN_ROLES = ("ffn_norm", "gate", "up", "ffn_act", "down")   # ir/roles.py, as report.json writes them
 
 
 @dataclass
@@ -131,9 +130,9 @@ def _flash_bytes(op: dict, cfg: dict, numerics: str) -> float:
     from slmc.quant.q8 import group_for
 
     dim, hid, hd = cfg["dim"], cfg["hidden_dim"], cfg.get("head_dim", cfg["dim"] // cfg["n_heads"])
-    name, kind = op["name"], op["op"]
+    kind = op["op"]
     if kind.startswith("linear"):
-        cols = hid if name.endswith("w2_out") else dim
+        cols = hid if op.get("role") == "down" else dim
         if kind == "linear_q8":
             return op["macs"] * (1 + 4 / group_for(cols))
         return op["macs"] * (1 if numerics == "int8" else 4)
@@ -146,15 +145,17 @@ def _flash_bytes(op: dict, cfg: dict, numerics: str) -> float:
     return 0.0
 
 
-def group_name(op_name: str, current: str | None) -> str:
-    m = re.match(r"layers\.(\d+)\.(.*)", op_name)
-    if m:
-        return f"layer{m.group(1)}.{'ffn' if m.group(2) in FFN_PARTS else 'attn'}"
-    if op_name in ("final_norm_out", "tok_embeddings_out", "output", "logits") or op_name.startswith("final"):
+def group_name(layer: int | None, role: str | None, current: str | None) -> str:
+    """An operator's group, by its layer and role (ir/roles.py's value, as report.json writes it): the
+    embedding, each layer's attention and FFN halves, the classifier; a residual add belongs to the half
+    it closes, a node without a role to the group it sits in."""
+    if role == "residual" and current is not None:
+        return current
+    if layer is not None:
+        return f"layer{layer}.{'ffn' if role in FFN_ROLES else 'attn'}"
+    if role in ("final_norm", "classifier"):
         return "classifier"
-    if current is None:
-        return "embedding"
-    return current  # unnamed helpers (quantize_q8) belong to the group they sit in
+    return current or "embedding"
 
 
 def build_groups(profiles: dict) -> list[Group]:
@@ -166,7 +167,7 @@ def build_groups(profiles: dict) -> list[Group]:
     names: list[str] = []
     cur = None
     for op in rep["ops"]:
-        cur = group_name(op["name"], cur)
+        cur = group_name(op.get("layer"), op.get("role"), cur)
         names.append(cur)
     order = list(dict.fromkeys(names))
     groups = {n: Group(n, {i: 0.0 for i in profiles}, {i: 0.0 for i in profiles}, 0.0) for n in order}

@@ -61,13 +61,12 @@ def build_programs(model: DecoderModel | Graph, config: CompileConfig, progress:
     llm = llm_info(model, config)
     if not config.partitioned:
         progress("building graphs")
-        return [Built(_step_graphs(model, config, llm), llm)]
+        return [Built(_step_graphs(model, config, llm)[0], llm)]
     from slmc.plan.partition import partition_model
 
     partition = partition_model(model, config.chips, config.fan_in, config.numerics)
     progress("building the chips' graphs")
-    return [Built(_chip_graphs(model, config, llm, partition, chip), llm, chip, partition)
-            for chip in range(partition.n_chips)]
+    return [Built(graphs, llm, chip, partition) for chip, graphs in enumerate(_step_graphs(model, config, llm, partition))]
 
 
 def llm_info(model: DecoderModel, config: CompileConfig) -> LlmInfo:
@@ -82,38 +81,42 @@ def llm_info(model: DecoderModel, config: CompileConfig) -> LlmInfo:
                    chunk if chunk > 1 else 0)
 
 
-def _step_graphs(model: DecoderModel, config: CompileConfig, llm: LlmInfo) -> list[Graph]:
-    features = config.target.features
-    if config.numerics == "int8":
-        from slmc.frontend.build_int8 import build_int8_graph
-        from slmc.kernels.int_llm import int8_layout
-        from slmc.frontend.calibrate import formats_for
+def _step_graphs(model: DecoderModel, config: CompileConfig, llm: LlmInfo,
+                 partition: PartitionPlan | None = None) -> list[list[Graph]]:
+    """Each step's graph (decode, then the prompt step if any) built once in float, quantized, then (for a
+    partitioned build) cut into each chip's share: [chip][step]; one chip when not partitioned."""
+    from slmc.frontend.build import build_float_graph
 
-        return [build_int8_graph(model, formats_for(model), int8_layout(features))]
-    from slmc.frontend.build import build_step_graph
-    from slmc.kernels.llm import q8_layout
-
-    kv, layout = config.kv_cache or "fp32", q8_layout(features) if config.numerics == "q8" else ""
     steps = [1, llm.prefill_chunk] if llm.prefill_chunk else [1]
-    graphs = [build_step_graph(model, seq, config.numerics, kv, layout) for seq in steps]
+    graphs = [quantize(build_float_graph(model, seq, config.kv_cache or "fp32"), model, config, partition)
+              for seq in steps]
+    if partition is not None:
+        from slmc.passes import partition as cut
+
+        return [[cut.run(g, partition, chip) for g in graphs] for chip in range(partition.n_chips)]
     if config.fuse_gate:
         from slmc.passes import fuse_gate   # the FFN pair: its gate product is written over the gate input
 
         graphs = [fuse_gate.run(g) for g in graphs]
-    return graphs
+    return [graphs]
 
 
-def _chip_graphs(model: DecoderModel, config: CompileConfig, llm: LlmInfo, partition: PartitionPlan,
-                 chip: int) -> list[Graph]:
+def quantize(graph: Graph, model: DecoderModel, config: CompileConfig, partition: PartitionPlan | None) -> Graph:
+    """The float graph at the numerics asked, its weights in the order the target's kernels read (row-major
+    for a partition: a chip's share is cut from the rows and columns)."""
+    features = frozenset() if partition is not None else config.target.features
+    if config.numerics == "q8":
+        from slmc.kernels.llm import q8_layout
+        from slmc.passes import quantize_q8
+
+        return quantize_q8.run(graph, q8_layout(features))
     if config.numerics == "int8":
-        from slmc.frontend.build_int8_chips import build_int8_chip_graph
         from slmc.frontend.calibrate import formats_for
+        from slmc.kernels.int_llm import int8_layout
+        from slmc.passes import quantize_int8
 
-        return [build_int8_chip_graph(model, formats_for(model), partition, chip)]
-    from slmc.frontend.build_chips import build_chip_graph
-
-    steps = [1, llm.prefill_chunk] if llm.prefill_chunk else [1]
-    return [build_chip_graph(model, partition, chip, seq, config.kv_cache or "fp32") for seq in steps]
+        return quantize_int8.run(graph, formats_for(model), int8_layout(features))
+    return graph
 
 
 def bind(graphs: list[Graph], target: Target) -> dict[int, KernelSpec]:

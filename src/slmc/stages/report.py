@@ -71,7 +71,7 @@ def _ops(p: Planned) -> tuple[OpEntry, ...]:
             ents = [p.weights.entry(v) for v in n.inputs if v is not None and id(v) in p.weights.by_value]
             total = sum(e.nbytes for e in ents)
             share = sum(e.nbytes for e in ents if e.region == "ram") / total if total else 0.0
-        out.append(OpEntry(n.name, n.op, spec.c_file, spec.macs(n), share))
+        out.append(OpEntry(n.name, n.op, spec.c_file, spec.macs(n), share, n.layer, n.role.value if n.role else None))
     return tuple(out)
 
 
