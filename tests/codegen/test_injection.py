@@ -197,7 +197,7 @@ def _hf_folder(folder: Path, payload: str) -> None:
 
 def test_hf_folder_strings_cannot_inject_c(tmp_path: Path) -> None:
     _need("gcc", "make")
-    from slmc.frontend import hf_llama
+    from slmc.frontend import hf
     from slmc.frontend.logits import reference_logits
 
     marker = tmp_path / "PWNED"
@@ -212,7 +212,7 @@ def test_hf_folder_strings_cannot_inject_c(tmp_path: Path) -> None:
     ids = [1, 17, 5, 30, 2]
     _build_and_run(out, ["-i", ",".join(map(str, ids)), "-n", str(len(ids)), "-l", "logits.f32"])
     got = np.fromfile(out / "logits.f32", np.float32).reshape(-1, 32)
-    want = reference_logits(hf_llama.load(folder), ids)
+    want = reference_logits(hf.load(folder), ids)
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
     assert not marker.exists()

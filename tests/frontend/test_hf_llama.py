@@ -13,7 +13,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from slmc.errors import SlmcError
-from slmc.frontend import hf_llama
+from slmc.frontend import hf
 from slmc.frontend.logits import reference_logits
 
 IDS = [1, 17, 42, 99, 3, 3, 64, 0, 5, 80]
@@ -32,6 +32,8 @@ def _hf_model(seed: int = 0, **overrides: Any) -> "Any":
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
                 p.copy_(1 + 0.3 * torch.randn_like(p))
+            elif name.endswith(".bias"):  # initialised to 0, which would hide a bias read from the wrong tensor
+                p.copy_(0.3 * torch.randn_like(p))
     return model
 
 
@@ -47,11 +49,12 @@ def _hf_logits(model: Any, ids: list[int]) -> np.ndarray:
     {"tie_word_embeddings": True},
     {"num_key_value_heads": 4, "rope_theta": 500.0},      # MHA, another RoPE base
     {"head_dim": 32},                                     # q_dim (4 x 32) wider than hidden (64)
-], ids=["gqa", "tied", "mha_theta", "head_dim"])
+    {"attention_bias": True, "mlp_bias": True},           # biases on every projection
+], ids=["gqa", "tied", "mha_theta", "head_dim", "biases"])
 def test_logits_match_transformers(tmp_path: Path, overrides: dict[str, Any]) -> None:
     model = _hf_model(**overrides)
     model.save_pretrained(tmp_path, safe_serialization=True)
-    ours = hf_llama.load(tmp_path)
+    ours = hf.load(tmp_path)
     assert ours.config.rope_interleaved is False
     assert (ours.wcls is None) == bool(overrides.get("tie_word_embeddings"))
     want = _hf_logits(model, IDS)
@@ -67,7 +70,7 @@ def test_rope_convention_matters(tmp_path: Path) -> None:
 
     model = _hf_model()
     model.save_pretrained(tmp_path, safe_serialization=True)
-    ours = hf_llama.load(tmp_path)
+    ours = hf.load(tmp_path)
     ours.config = replace(ours.config, rope_interleaved=True)
     assert np.abs(reference_logits(ours, IDS) - _hf_logits(model, IDS)).max() > 1e-2
 
@@ -79,7 +82,7 @@ def test_sharded_and_bf16(tmp_path: Path) -> None:
     model.save_pretrained(tmp_path, safe_serialization=True, max_shard_size="40KB")
     assert (tmp_path / "model.safetensors.index.json").is_file()
     assert len(list(tmp_path.glob("model-*-of-*.safetensors"))) > 1
-    ours = hf_llama.load(tmp_path)
+    ours = hf.load(tmp_path)
     sd = {k: v.float().numpy() for k, v in model.state_dict().items()}
     np.testing.assert_array_equal(ours.tok_emb, sd["model.embed_tokens.weight"])
     np.testing.assert_array_equal(ours.layers[1].wk, sd["model.layers.1.self_attn.k_proj.weight"])
@@ -112,28 +115,32 @@ def _tiny_folder(d: Path, **config: Any) -> Path:
 
 
 def test_hand_written_folder_loads(tmp_path: Path) -> None:
-    m = hf_llama.load(_tiny_folder(tmp_path))
+    m = hf.load(_tiny_folder(tmp_path))
     assert (m.config.dim, m.config.n_kv_heads, m.config.kv_dim, m.wcls) == (8, 1, 4, None)
 
 
 @pytest.mark.parametrize("config, field", [
-    ({"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, "rope_scaling"),
-    ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 1e4, "factor": 8.0}}, "rope_scaling"),
-    ({"attention_bias": True}, "attention_bias"),
-    ({"mlp_bias": True}, "mlp_bias"),
+    ({"rope_scaling": {"rope_type": "mrope", "factor": 2.0}}, "RoPE scaling 'mrope' is not supported"),
+    ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 1e4, "factor": 8.0}}, "rope_parameters.low_freq_factor"),
+    ({"partial_rotary_factor": 0.5}, "partial rotary"),
+    ({"attention_bias": True}, "q_proj.bias is missing"),   # biases are read when the config says so
+    ({"mlp_bias": True}, "gate_proj.bias is missing"),
     ({"hidden_act": "gelu"}, "hidden_act"),
-    ({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}, "GPT2LMHeadModel"),
+    ({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}, "'n_embd' is missing"),
+    ({"architectures": ["GPT2LMHeadModel"]}, "do not include LlamaForCausalLM"),
+    ({"model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"]}, "Qwen3ForCausalLM .* needs qk-norm"),
+    ({"model_type": "mamba"}, "'mamba' / architectures .* is not a model family slmc reads"),
     ({"hidden_size": "64"}, "hidden_size"),
     ({"num_key_value_heads": 3}, "n_kv_heads"),
 ])
 def test_unsupported_config_names_the_field(tmp_path: Path, config: dict[str, Any], field: str) -> None:
     with pytest.raises(SlmcError, match=field):
-        hf_llama.load(_tiny_folder(tmp_path, **config))
+        hf.load(_tiny_folder(tmp_path, **config))
 
 
 def test_broken_folders(tmp_path: Path) -> None:
     with pytest.raises(SlmcError, match="not a folder"):
-        hf_llama.load(tmp_path / "nowhere")
+        hf.load(tmp_path / "nowhere")
     d = _tiny_folder(tmp_path / "ok")
 
     def broken(name: str) -> Path:
@@ -144,34 +151,34 @@ def test_broken_folders(tmp_path: Path) -> None:
     b = broken("no_config")
     (b / "config.json").unlink()
     with pytest.raises(SlmcError, match="config.json"):
-        hf_llama.load(b)
+        hf.load(b)
     b = broken("bad_json")
     (b / "config.json").write_text("{hidden_size: 8")
     with pytest.raises(SlmcError, match="not valid JSON"):
-        hf_llama.load(b)
+        hf.load(b)
     b = broken("no_weights")
     (b / "model.safetensors").unlink()
     with pytest.raises(SlmcError, match="model.safetensors"):
-        hf_llama.load(b)
+        hf.load(b)
     b = broken("truncated")
     raw = (b / "model.safetensors").read_bytes()
     (b / "model.safetensors").write_bytes(raw[:-100])
     with pytest.raises(SlmcError, match="truncated"):
-        hf_llama.load(b)
+        hf.load(b)
     b = broken("garbage")
     (b / "model.safetensors").write_bytes(np.random.default_rng(1).bytes(5000))
     with pytest.raises(SlmcError, match="not a safetensors file"):
-        hf_llama.load(b)
+        hf.load(b)
     b = broken("wrong_shape")
     cfg = json.loads((b / "config.json").read_text())
     (b / "config.json").write_text(json.dumps({**cfg, "intermediate_size": 12}))
     with pytest.raises(SlmcError, match=r"gate_proj.weight has shape \[16, 8\], config.json implies \[12, 8\]"):
-        hf_llama.load(b)
+        hf.load(b)
     b = broken("untied_without_lm_head")
     (b / "config.json").write_text(json.dumps({**cfg, "tie_word_embeddings": False}))
     with pytest.raises(SlmcError, match="lm_head.weight is missing"):
-        hf_llama.load(b)
+        hf.load(b)
     b = broken("bad_index")
     (b / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"x": "../../etc/passwd"}}))
     with pytest.raises(SlmcError, match="outside the folder"):
-        hf_llama.load(b)
+        hf.load(b)

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slmc.errors import SlmcError
-from slmc.frontend import hf_llama, llama2c
+from slmc.frontend import hf, llama2c
 from slmc.frontend.decoder import DecoderConfig
 from slmc.frontend.random_model import random_decoder
 from slmc.frontend.tokenizer import check_vocab, load_tokenizer
@@ -66,7 +66,7 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 # not regular files, and files too big to read --------------------------------------------------------------
 
-@pytest.mark.parametrize("load", [llama2c.load, load_tokenizer, lambda p: hf_llama.load(p.parent)],
+@pytest.mark.parametrize("load", [llama2c.load, load_tokenizer, lambda p: hf.load(p.parent)],
                          ids=["llama2c", "tokenizer", "hf_config"])
 def test_fifo_and_devices_are_refused_without_blocking(tmp_path: Path, load: Callable[[Path], object]) -> None:
     fifo = tmp_path / "config.json"
@@ -221,7 +221,7 @@ def _folder(tmp_path: Path, **cfg: object) -> Path:
 ])
 def test_config_fields_are_type_checked(tmp_path: Path, cfg: dict[str, object], problem: str) -> None:
     with pytest.raises(SlmcError, match=problem) as e:
-        hf_llama.load(_folder(tmp_path, **cfg))
+        hf.load(_folder(tmp_path, **cfg))
     assert "config.json" in str(e.value)
 
 
@@ -236,13 +236,13 @@ def test_config_json_itself(tmp_path: Path, text: bytes, problem: str) -> None:
     d = _folder(tmp_path)
     (d / "config.json").write_bytes(text)
     with pytest.raises(SlmcError, match=problem):
-        hf_llama.load(d)
+        hf.load(d)
 
 
 def test_tied_string_false_no_longer_ties(tmp_path: Path) -> None:
-    assert hf_llama.load(_folder(tmp_path, tie_word_embeddings=True)).wcls is None
+    assert hf.load(_folder(tmp_path, tie_word_embeddings=True)).wcls is None
     with pytest.raises(SlmcError, match="tie_word_embeddings"):
-        hf_llama.load(_folder(tmp_path, tie_word_embeddings="false"))
+        hf.load(_folder(tmp_path, tie_word_embeddings="false"))
 
 
 # safetensors ----------------------------------------------------------------------------------------------
@@ -276,7 +276,7 @@ def _entry(h: dict, name: str = "model.norm.weight") -> dict:
 ])
 def test_safetensors_layout(tmp_path: Path, edit: Callable, data_edit: Callable, problem: str) -> None:
     with pytest.raises(SlmcError, match=problem):
-        hf_llama.load(_st(tmp_path, edit, data_edit))
+        hf.load(_st(tmp_path, edit, data_edit))
 
 
 def test_safetensors_header_length_and_gaps(tmp_path: Path) -> None:
@@ -284,31 +284,31 @@ def test_safetensors_header_length_and_gaps(tmp_path: Path) -> None:
     good = safetensors_file(json.dumps(header).encode(), data)
     for n in (0, 2**64 - 1, len(good)):
         with pytest.raises(SlmcError, match=f"header length {n}, file size {len(good)}"):
-            hf_llama.load(_st(tmp_path, raw=struct.pack("<Q", n) + good[8:]))
+            hf.load(_st(tmp_path, raw=struct.pack("<Q", n) + good[8:]))
     first = min((e for k, e in header.items() if k != "__metadata__"), key=lambda e: e["data_offsets"][0])
     first["data_offsets"] = [o + 4 for o in first["data_offsets"]]  # bytes 0..4 belong to nobody
     with pytest.raises(SlmcError, match=r"data bytes 0\.\.4 belong to no tensor"):
-        hf_llama.load(_st(tmp_path, raw=safetensors_file(json.dumps(header).encode(), b"\0" * 4 + data)))
+        hf.load(_st(tmp_path, raw=safetensors_file(json.dumps(header).encode(), b"\0" * 4 + data)))
 
 
 def test_shards_must_agree_with_the_index(tmp_path: Path) -> None:
     d = tmp_path / "sharded"
     write_hf_folder(d, HF_CONFIG, hf_tensors(np.random.default_rng(0), HF_CONFIG), shards=2)
-    assert hf_llama.load(d).config.dim == 8
+    assert hf.load(d).config.dim == 8
     idx = json.loads((d / "model.safetensors.index.json").read_text())
     name, shard = next(iter(idx["weight_map"].items()))
     other = next(s for s in idx["weight_map"].values() if s != shard)
     (d / "model.safetensors.index.json").write_text(json.dumps({"weight_map": idx["weight_map"] | {name: other}}))
     with pytest.raises(SlmcError, match=f"listed in {other} but stored in {shard}"):
-        hf_llama.load(d)
+        hf.load(d)
     for bad in ("..", "", "a/../b"):
         (d / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {name: bad}}))
         with pytest.raises(SlmcError, match="points outside the folder"):
-            hf_llama.load(d)
+            hf.load(d)
     (d / "model-00002-of-00002.safetensors").write_bytes((d / "model-00001-of-00002.safetensors").read_bytes())
     (d / "model.safetensors.index.json").write_text(json.dumps(idx))
     with pytest.raises(SlmcError, match="is in both"):
-        hf_llama.load(d)
+        hf.load(d)
 
 
 # tokenizers --------------------------------------------------------------------------------------------------
@@ -390,9 +390,9 @@ def test_mutated_tokenizers(tmp_path: Path, bases: dict[str, bytes], seed: int) 
 @given(seed=st.integers(0, 2**32 - 1))
 def test_mutated_hf_folders_and_safetensors(tmp_path: Path, seed: int) -> None:
     ok = G.random_hf_folder(np.random.default_rng(seed), tmp_path / "hf")
-    _outcome(lambda: hf_llama.load(tmp_path / "hf"), ok)
+    _outcome(lambda: hf.load(tmp_path / "hf"), ok)
     ok = G.mutate_safetensors(np.random.default_rng(seed), tmp_path / "st")
-    _outcome(lambda: hf_llama.load(tmp_path / "st"), ok)
+    _outcome(lambda: hf.load(tmp_path / "st"), ok)
 
 
 def test_generators_are_deterministic(tmp_path: Path, bases: dict[str, bytes]) -> None:

@@ -108,7 +108,7 @@ _FIELDS: list[tuple[str, Any, bool]] = [
     ("rms_norm_eps", -1, False), ("rms_norm_eps", "1e-5", False), ("rope_theta", 0, False),
     ("rope_theta", [1e4], False), ("max_position_embeddings", 2**31, False), ("max_position_embeddings", 2.5, False),
     ("vocab_size", 11, False), ("intermediate_size", 12, False), ("num_hidden_layers", 2, False),
-    ("rope_scaling", {"rope_type": "linear", "factor": 2.0}, False), ("rope_scaling", "yes", False),
+    ("rope_scaling", {"rope_type": "linear", "factor": 2.0}, True), ("rope_scaling", "yes", False),
     ("rope_parameters", 7, False), ("attention_bias", "false", False), ("mlp_bias", 1, False),
     ("hidden_act", ["silu"], False), ("hidden_act", "gelu", False), ("model_type", 5, False), ("head_dim", 0, False),
     ("head_dim", "4", False),

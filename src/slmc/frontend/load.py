@@ -20,9 +20,9 @@ def load_model(path: Path, on_pass: Callable[[str, Graph], None] | None = None) 
         raise SlmcError(f"model '{path}' is not a regular file or folder", "give a model file or a HuggingFace folder")
     # imported per kind: reading a checkpoint never pays for onnx, and onnx_import is its only importer
     if path.is_dir():
-        from slmc.frontend import hf_llama
+        from slmc.frontend import hf
 
-        return hf_llama.load(path)
+        return hf.load(path)
     if path.suffix == ".onnx":
         from slmc.frontend import onnx_import
 
