@@ -353,6 +353,10 @@ def write_coverage(results: dict[str, Outcome], path: Path) -> None:
         "as a graph input; slmc compiles static shapes, so the test binds that input to the case's value as a "
         "constant first (a model with such an input computed at run time is rejected, naming the node).",
         "",
+        "An operator outside this table is still accepted where its inputs are known before run time (an "
+        "exporter's mask or position helper once the shapes are fixed): the importer folds it to a constant "
+        "with onnx's reference evaluator, after bounding its output size (frontend/onnx_fold.py).",
+        "",
         "A case counts for every operator in its graph (the `_expanded` cases spell a function out in "
         "several operators), so a rejection in an operator's row may come from another operator of the same "
         "case; the list of rejected cases below gives each one's reason.",

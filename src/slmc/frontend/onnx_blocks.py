@@ -41,6 +41,13 @@ def views_of(v: Value) -> list[Value]:
     return out
 
 
+def past_views(v: Value) -> Value:
+    """v seen through a chain of view operators that are its only readers (a 2-D Gemm reshaped back)."""
+    while len(v.users) == 1 and v.users[0].op in ONNX_VIEWS:
+        v = v.users[0].outputs[0]
+    return v
+
+
 def _linear_at(n: Node) -> _Linear | None:
     """A MatMul or Gemm by a constant matrix (+ a constant bias) as a torch-style linear layer."""
     if n.op == "MatMul" and const(n.inputs[1]) is not None and n.inputs[1].data.ndim == 2:  # type: ignore[union-attr]
@@ -69,9 +76,10 @@ def linears_reading(h: Value) -> list[_Linear]:
             lin = _linear_at(n)
             if lin is None or lin.x is not v:
                 continue
-            users = lin.out.users
-            last = len(lin.out.shape) - 1
-            if len(users) == 1 and users[0].op == "Split" and users[0].attrs["axis"] % (last + 1) == last:
+            seen = past_views(lin.out)
+            users, last = seen.users, len(seen.shape) - 1
+            if len(users) == 1 and users[0].op == "Split" and users[0].attrs["axis"] % (last + 1) == last \
+                    and seen.shape[-1] == lin.out.shape[-1]:
                 start = 0
                 for piece, size in zip(users[0].outputs, users[0].attrs["split"]):
                     found.append(_Linear(lin.x, lin.w[start:start + size],
@@ -113,10 +121,39 @@ def first_linear_after(v: Value, avoid: set[int]) -> _Linear:
     raise NotADecoder(f"no projection follows '{v.name}'")
 
 
-def residual(x: Value, y: Value) -> Value:
-    for n in y.users:
-        if n.op == "Add" and set(map(id, n.inputs)) == {id(x), id(y)}:
+def row_pick(h: Value) -> Value | None:
+    """h [1, S, D] gathered along its sequence axis at constant indices (a traced logits_to_keep)."""
+    for n in h.users:
+        if n.op == "Gather" and n.inputs[0] is h and len(h.shape) == 3 and n.attrs.get("axis", 0) % 3 == 1 \
+                and const(n.inputs[1]) is not None:
             return n.outputs[0]
+    return None
+
+
+def picked_rows(out: Value, seq: int) -> np.ndarray:
+    """The positions whose logits the graph output holds: every one, or those a row_pick before the
+    classifier keeps (walking back through views and the classifier's MatMul/Gemm and bias)."""
+    u = out
+    while u.producer is not None:
+        n = u.producer
+        if n.op == "Gather" and u is row_pick(n.inputs[0]):  # type: ignore[arg-type]
+            return np.arange(seq)[n.inputs[1].data.reshape(-1)]  # type: ignore[union-attr]
+        nxt = next((i for i in n.inputs if i is not None and i.kind != ValueKind.CONST), None)
+        if nxt is None or not (n.op in ONNX_VIEWS or n.op in ("MatMul", "Gemm", "Add")):
+            break
+        u = nxt
+    return np.arange(seq)
+
+
+def residual(x: Value, y: Value) -> Value:
+    """The Add of y to the residual stream x (either seen through views of the same shape as x)."""
+    xs = {id(u) for u in views_of(x) if u.shape == x.shape}
+    for u in views_of(y):
+        for n in u.users:
+            ids = [id(i) for i in n.inputs]
+            if n.op == "Add" and id(u) in ids and any(i in xs for i in ids if i != id(u)) \
+                    and n.outputs[0].shape == x.shape:
+                return n.outputs[0]
     raise NotADecoder(f"'{y.name}' is not added back to the residual stream '{x.name}'")
 
 
@@ -211,13 +248,27 @@ def attention(h: Value) -> tuple[_Linear, _Linear, _Linear, Node, Node]:
     if s is None or s.producer is None:
         raise NotADecoder(f"no score MatMul before Softmax '{soft.name}'")
     scores = s.producer
-    av = next((n for n in soft.outputs[0].users if n.op == "MatMul" and n.inputs[0] is soft.outputs[0]), None)
+    p = _past_nan_guard(soft.outputs[0])
+    av = next((n for n in p.users if n.op == "MatMul" and n.inputs[0] is p), None)
     if av is None:
         raise NotADecoder(f"Softmax '{soft.name}' does not weight values with a MatMul")
     q, k, v = (_ancestors_in(x, lins) for x in (scores.inputs[0], scores.inputs[1], av.inputs[1]))  # type: ignore[arg-type]
     if not (len(q) == len(k) == len(v) == 1):
         raise NotADecoder(f"cannot tell q, k and v apart around Softmax '{soft.name}'")
     return lins[q.pop()], lins[k.pop()], lins[v.pop()], scores, av
+
+
+def _past_nan_guard(p: Value) -> Value:
+    """Where(IsNaN(p), 0, p) after a Softmax (torch.onnx's scaled_dot_product_attention with a mask, for
+    rows masked entirely): a causal decoder masks no row entirely, so the guard changes nothing there."""
+    for n in p.users:
+        if n.op != "IsNaN":
+            continue
+        for w in n.outputs[0].users:
+            zero = const(w.inputs[1]) if w.op == "Where" else None
+            if w.inputs[0] is n.outputs[0] and w.inputs[2] is p and zero is not None and not zero.any():
+                return w.outputs[0]
+    return p
 
 
 def ffn(h: Value) -> tuple[str, _Linear, _Linear | None, _Linear]:

@@ -23,12 +23,12 @@ from slmc.ir import Value
 # kernels/onnx.py, the rest (Shape, Range, ...) must fold to constants before code generation
 SUPPORTED: frozenset[str] = frozenset("""
 Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh Cast CastLike Ceil Celu Clip Concat Constant
-ConstantOfShape Cos Cosh Div Dropout Elu Equal Erf Exp Expand Flatten Floor Gather Gelu Gemm Greater
-GreaterOrEqual HardSigmoid HardSwish Identity LayerNormalization LeakyRelu Less LessOrEqual Log LogSoftmax
-MatMul Max Mean Min Mish Mod Mul Neg Not Or Pad Pow PRelu Range Reciprocal ReduceL1 ReduceL2 ReduceLogSum
-ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Round Selu
-Shape Sigmoid Sign Sin Sinh Size Slice Softmax Softplus Softsign Split Sqrt Squeeze Sub Sum Tan Tanh
-ThresholdedRelu Tile Transpose Trilu Unsqueeze Where Xor
+ConstantOfShape Cos Cosh CumSum Div Dropout Elu Equal Erf Exp Expand Flatten Floor Gather GatherND Gelu Gemm
+Greater GreaterOrEqual HardSigmoid HardSwish Identity IsInf IsNaN LayerNormalization LeakyRelu Less LessOrEqual
+Log LogSoftmax MatMul Max Mean Min Mish Mod Mul Neg Not Or Pad Pow PRelu Range Reciprocal ReduceL1 ReduceL2
+ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape
+Round Selu Shape Sigmoid Sign Sin Sinh Size Slice Softmax Softplus Softsign Split Sqrt Squeeze Sub Sum Tan Tanh
+ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Where Xor
 """.split())
 
 REDUCE_OPS = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin",
@@ -41,6 +41,7 @@ STATIC_INPUTS: dict[str, tuple[int, ...]] = {
     **{op: (1,) for op in REDUCE_OPS},
     "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "Split": (1,),
     "Slice": (1, 2, 3, 4), "Pad": (1, 2, 3), "ConstantOfShape": (0,), "Range": (0, 1, 2), "Trilu": (1,),
+    "CumSum": (1,), "TopK": (1,),
 }
 
 
@@ -172,11 +173,11 @@ def _reshape(n: NodeIn) -> None:
 def _static_attr(key: str, what: str, index: int = 1) -> Callable[[NodeIn], None]:
     def canon(n: NodeIn) -> None:
         vals = n.ints(index, what)
-        if vals is not None and key == "k" and len(vals) != 1:
+        if vals is not None and key in ("k", "axis") and len(vals) != 1:
             raise SlmcError(f"ONNX {n.op} node '{n.name}': its {what} holds {len(vals)} values, not one",
                             "the model is malformed: export it again")
         if vals is not None:
-            n.attrs[key] = vals[0] if key == "k" else vals
+            n.attrs[key] = vals[0] if key in ("k", "axis") else vals
         n.keep(index)
     return canon
 
@@ -209,6 +210,8 @@ CANON: dict[str, Callable[[NodeIn], None]] = {
     "Expand": _static_attr("shape", "target shape"),
     "Tile": _static_attr("repeats", "repeats"),
     "Trilu": _static_attr("k", "diagonal offset k"),
+    "CumSum": _static_attr("axis", "axis"),
+    "TopK": lambda n: _static_attr("k", "k")(n) if n.opset >= 10 else None,
     "ConstantOfShape": _constant_of_shape,
     "Range": _range,
     "Flatten": _flatten,

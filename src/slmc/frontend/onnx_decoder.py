@@ -1,12 +1,14 @@
 """Recognise a language-model decoder in an imported ONNX graph and read it into a `DecoderModel`.
 
 torch.onnx exports a decoder as one full-sequence graph (token ids [1, S] -> logits [1, S, V]) with a
-dynamic S. slmc wants the model itself (weights and configuration), so that it can build its own
+dynamic S (an attention mask beside the ids is bound to ones, a traced logits_to_keep to the last position:
+onnx_import.SEQ_INPUTS; the classifier then reads that row, and verify compares it). slmc wants the model itself (weights and configuration), so that it can build its own
 decode and prompt steps over a KV cache. The graph is imported at a probe length, folded (shape
 arithmetic, masks and RoPE tables become constants), and then read along the residual stream:
 
   embedding (+ learned positions) -> per layer: norm, q/k/v projections (separate, or one fused
-  projection split in three), attention (the Softmax between two MatMuls), output projection,
+  projection split in three, through views: GPT-2's Conv1D as a 2-D Gemm), attention (the Softmax between
+  two MatMuls, SDPA's Where(IsNaN(p), 0, p) guard looked through), output projection,
   residual add, norm, feed-forward (gate/up with SiLU, or up with GELU; down), residual add -> final
   norm -> classifier (tied when its weight is the embedding's).
 
@@ -22,7 +24,8 @@ import numpy as np
 from slmc.errors import SlmcError
 from slmc.frontend.decoder import DecoderConfig, DecoderModel, LayerWeights
 from slmc.frontend.onnx_blocks import (NotADecoder, attention, const, data_dependent, ffn, first_linear_after,
-                                       linears_reading, norm_of, position_tables, residual, rope_of, views_of)
+                                       linears_reading, norm_of, picked_rows, position_tables, residual, rope_of,
+                                       row_pick, views_of)
 from slmc.ir import Graph
 
 DEFAULT_SEQ_LEN = 2048   # RoPE models do not say how long they may run; --context caps the KV cache
@@ -57,6 +60,8 @@ def read_decoder(g: Graph, tables: list[np.ndarray], source: str) -> DecoderMode
         if norm is None:
             raise NotADecoder(f"no RMSNorm or LayerNorm reads the residual stream '{x.name}'")
         heads = linears_reading(norm.out)
+        pick = None if heads else row_pick(norm.out)   # the classifier reads only some positions
+        heads = linears_reading(pick) if pick is not None else heads
         if len(heads) == 1 and heads[0].w.shape[0] == vocab:
             break
         q, k, v, scores, av = attention(norm.out)
@@ -114,8 +119,9 @@ def verify(g: Graph, model: DecoderModel, source: str) -> float:
     ids_v = g.inputs[0]
     seq = ids_v.shape[-1]
     ids = np.random.default_rng(1234).integers(0, model.config.vocab_size, seq)
-    want = run(g, {ids_v.name: ids.reshape(ids_v.shape).astype(ids_v.dtype.np)})[g.outputs[0].name].reshape(seq, -1)
-    got = reference_logits(model, [int(i) for i in ids])
+    rows = picked_rows(g.outputs[0], seq)
+    want = run(g, {ids_v.name: ids.reshape(ids_v.shape).astype(ids_v.dtype.np)})[g.outputs[0].name].reshape(len(rows), -1)
+    got = reference_logits(model, [int(i) for i in ids])[rows]
     err = float(np.abs(got - want).max())
     if not err <= 1e-3 * max(1.0, float(np.abs(want).max())):
         raise SlmcError(f"'{source}' looks like a decoder, but the model slmc read from it does not reproduce it "

@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 
 from slmc.errors import SlmcError
-from slmc.frontend import onnx_deeploy
+from slmc.frontend import onnx_deeploy, onnx_fold
 from slmc.frontend.onnx_canon import SUPPORTED, NodeIn, canonicalize
 from slmc.frontend.onnx_read import check_model, dtype_of, read_model, tensor_array
 from slmc.ir import DType, Graph, TensorType, Value, ValueKind
@@ -45,7 +45,8 @@ def load(path: Path, on_pass: "Callable[[str, Graph], None] | None" = None) -> "
     if dynamic_dims(model):
         from slmc.frontend import onnx_decoder
 
-        return onnx_decoder.recognise(import_graph(model, _decoder_dims(model)), Path(path).name)
+        dims = _decoder_dims(model)
+        return onnx_decoder.recognise(import_graph(model, dims, bind=frozenset(SEQ_INPUTS)), Path(path).name)
     from slmc.passes import run_pipeline
 
     def named(prefix: str):
@@ -57,24 +58,43 @@ def load(path: Path, on_pass: "Callable[[str, Graph], None] | None" = None) -> "
     return verify(graph)  # every operand of the type its kernel reads
 
 
+# inputs an exporter may give a decoder beside its token ids, and their values for the one unpadded sequence
+# slmc's decoder runs: bound to constants at import. The attention mask lies on the ids' axes; logits_to_keep
+# is transformers' argument, which the TorchScript exporter traces as a scalar index into the sequence: the
+# last position (the graph then gives the next token's logits; onnx_decoder.verify compares that row)
+SEQ_INPUTS: dict[str, Callable[[tuple[int, ...]], np.ndarray]] = {
+    "attention_mask": lambda shape: np.ones(shape),
+    "logits_to_keep": lambda shape: np.full(shape, -1),
+}
+
+
 def _decoder_dims(model: onnx.ModelProto) -> dict[str, int]:
-    """Dynamic axes are accepted on one place only: a decoder's token ids [batch, seq] (batch 1)."""
+    """Dynamic axes are accepted on one place only: a decoder's token ids [batch, seq] (batch 1), and an
+    attention mask of the same axes beside them (and a scalar logits_to_keep: SEQ_INPUTS)."""
     inits = {t.name for t in model.graph.initializer}
     ins = [vi for vi in model.graph.input if vi.name not in inits]
+    ids = [vi for vi in ins if vi.name not in SEQ_INPUTS]
     dims: dict[str, int] = {}
-    if len(ins) == 1 and ins[0].type.tensor_type.elem_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
-        shape = ins[0].type.tensor_type.shape.dim
+    if len(ids) == 1 and ids[0].type.tensor_type.elem_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
+        shape = ids[0].type.tensor_type.shape.dim
         if len(shape) == 2 and not shape[1].HasField("dim_value"):
-            dims[shape[1].dim_param or "?"] = PROBE_SEQ
-            if not shape[0].HasField("dim_value"):
-                dims[shape[0].dim_param or "?"] = 1
+            axes = [_dim_key(d) for d in shape]
+            want = {"attention_mask": axes, "logits_to_keep": []}
+            if all([_dim_key(d) for d in vi.type.tensor_type.shape.dim] == want[vi.name] for vi in ins if vi not in ids):
+                dims[shape[1].dim_param or "?"] = PROBE_SEQ
+                if not shape[0].HasField("dim_value"):
+                    dims[shape[0].dim_param or "?"] = 1
     missing = [d for d in dynamic_dims(model) if d not in dims]
     if missing or not dims:
         bad = next(vi for vi in ins if any(not d.HasField("dim_value") for d in vi.type.tensor_type.shape.dim))
         raise SlmcError(f"graph input {quote(bad.name)} has a dynamic dimension {quote(missing[0] if missing else '?')}",
                         "slmc compiles static shapes: export the model with fixed input shapes (a dynamic axis is "
-                        "accepted only on a decoder's token ids)")
+                        "accepted only on a decoder's token ids and an attention mask of the same axes)")
     return dims
+
+
+def _dim_key(d: onnx.TensorShapeProto.Dimension) -> object:
+    return d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
 
 
 def dynamic_dims(model: onnx.ModelProto) -> list[str]:
@@ -102,8 +122,8 @@ def unsupported(op: str, node: str) -> SlmcError:
 
 
 class _Importer:
-    def __init__(self, model: onnx.ModelProto, dims: dict[str, int]) -> None:
-        self.model, self.dims = model, dims
+    def __init__(self, model: onnx.ModelProto, dims: dict[str, int], bind: frozenset[str]) -> None:
+        self.model, self.dims, self.bind = model, dims, bind
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         self.g = Graph(model.graph.name or "graph")
         self.values: dict[str, Value] = {}
@@ -117,8 +137,13 @@ class _Importer:
         for t in gp.initializer:
             self.values[t.name] = self.g.add_const(t.name, _array(t, f"initializer {quote(t.name)}"))
         for vi in gp.input:
-            if vi.name not in inits:
-                self.values[vi.name] = self.g.add_input(vi.name, self._input_shape(vi), self._elem(vi))
+            if vi.name in inits:
+                continue
+            shape, dt = self._input_shape(vi), self._elem(vi)
+            if vi.name in self.bind:  # a decoder's attention mask or logits_to_keep (SEQ_INPUTS)
+                self.values[vi.name] = self.g.add_const(vi.name, np.ascontiguousarray(SEQ_INPUTS[vi.name](shape), dt.np))
+            else:
+                self.values[vi.name] = self.g.add_input(vi.name, shape, dt)
         for i, node in enumerate(gp.node):
             self._node(node, node.name or f"{node.op_type}_{i}")
         for vo in gp.output:
@@ -182,7 +207,8 @@ class _Importer:
         if custom is None and node.domain not in ("", "ai.onnx"):
             raise unsupported(f"{node.domain}.{op}", name)
         if custom is None and op not in SUPPORTED:
-            raise unsupported(op, name)
+            self._fold_foreign(node, name)  # an exporter's shape-only helper becomes constants (onnx_fold.py)
+            return
         attrs = self._attrs(node, name)
         if custom is not None:
             op, attrs = custom, onnx_deeploy.normalise(custom, attrs, name)
@@ -216,6 +242,17 @@ class _Importer:
         canonicalize(n)
         for o, v in zip(outs, self._add(n.op, n.inputs, outs, n.attrs, name)):
             self.values[o] = v
+
+    def _fold_foreign(self, node: onnx.NodeProto, name: str) -> None:
+        """An operator slmc does not translate: folded to constants where its inputs are known now."""
+        if any(i and i not in self.values for i in node.input):
+            raise unsupported(node.op_type, name)
+        known = [self._value_of(self.values[i]) if i else None for i in node.input]
+        if not onnx_fold.foldable(node, [k is not None for i, k in zip(node.input, known) if i]):
+            raise unsupported(node.op_type, name)
+        for o, arr in zip(node.output, onnx_fold.fold(node, name, self.opset, known)):
+            if o and arr is not None:
+                self.values[o] = self.g.add_const(o, arr)
 
     def _variadic(self, op: str, ins: list[Value | None], out: str, name: str) -> None:
         vals = [v for v in ins if v is not None]
@@ -299,6 +336,7 @@ class _Importer:
         return node.outputs
 
 
-def import_graph(model: onnx.ModelProto, dims: dict[str, int] | None = None) -> Graph:
-    """The ONNX graph as IR, node for node, shapes static (symbolic dimensions bound by `dims`)."""
-    return _Importer(model, dims or {}).run()
+def import_graph(model: onnx.ModelProto, dims: dict[str, int] | None = None, bind: frozenset[str] = frozenset()) -> Graph:
+    """The ONNX graph as IR, node for node, shapes static (symbolic dimensions bound by `dims`); the graph
+    inputs named in `bind` become constants (SEQ_INPUTS)."""
+    return _Importer(model, dims or {}, bind).run()

@@ -310,6 +310,7 @@ def _integer_mean(c: Ctx) -> list[TensorType]:
 
 
 def _registry() -> dict[str, Spec]:
+    from slmc.ir import op_rules_index as ix
     from slmc.ir import op_rules_tensor as t
 
     many = 1 << 16
@@ -332,6 +333,9 @@ def _registry() -> dict[str, Spec]:
         "Expand": Spec(1, 1, 1, 1, t.expand), "Tile": Spec(1, 1, 1, 1, t.tile), "Gather": Spec(2, 2, 1, 1, t.gather),
         "Trilu": Spec(1, 1, 1, 1, t.trilu), "ConstantOfShape": Spec(0, 0, 1, 1, t.constant_of_shape),
         "Range": Spec(3, 3, 1, 1, t.range_), "Shape": Spec(1, 1, 1, 1, t.shape), "Size": Spec(1, 1, 1, 1, t.size),
+        "CumSum": Spec(1, 1, 1, 1, ix.cumsum), "GatherND": Spec(2, 2, 1, 1, ix.gather_nd),
+        "IsNaN": Spec(1, 1, 1, 1, ix.float_class), "IsInf": Spec(1, 1, 1, 1, ix.float_class),
+        "TopK": Spec(1, 1, 2, 2, ix.top_k),
         "Conv": Spec(2, 3, 1, 1, t.conv), "MaxPool": Spec(1, 1, 1, 2, t.max_pool),
         **{op: Spec(1, 1, 1, 1, _unary) for op in INT_UNARY},
         "RequantShift": Spec(3, 3, 1, 1, t.params_onto_x), "iRMSNorm": Spec(2, 2, 1, 1, t.params_onto_x),

@@ -74,7 +74,7 @@ def select(node: Node, isa_features: frozenset[str]) -> KernelSpec:
 
 def _load_all() -> None:
     from slmc.kernels import link, llm  # noqa: F401
-    from slmc.kernels import int_llm, onnx  # noqa: F401
+    from slmc.kernels import int_llm, onnx, onnx_index  # noqa: F401
     from slmc.kernels import deeploy  # noqa: F401
     from slmc.kernels import npu  # noqa: F401  (the NPU's functional model, layout="npu" only)
 
