@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cluster
 import levels
+import batching
 import codesize
 import sharing
 import mcu
@@ -326,6 +327,7 @@ def render(res: dict) -> str:
                 *cluster.render(res["cluster"])] if res.get("cluster") else []),
              *sharing.render(res.get("sharing")),
              *codesize.render(res.get("codesize")),
+             *batching.render(res.get("batching")),
              *standing(res)]
     return "\n".join(lines).rstrip() + "\n"
 

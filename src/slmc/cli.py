@@ -29,7 +29,9 @@ def _compile(model: Path, target: str, numerics: str, out: Path, prefill_chunk: 
              tokenizer: Optional[Path], context: Optional[int] = None, kv_cache: Optional[str] = None,
              chips: int = 1, fan_in: int = 2, mem: Optional[str] = None, mode: str = "decode",
              cores: Optional[int] = None, engine: Optional[str] = None, weights_sram: str = "auto",
-             memory_sharing: str = "on", dump_dir: Optional[Path] = None) -> CompileReport | ChipsManifest:
+             memory_sharing: str = "on", dump_dir: Optional[Path] = None,
+             batch: Optional[int] = None, expert_slots: Optional[int] = None,
+             expert_prefetch: str = "lru") -> CompileReport | ChipsManifest:
     from slmc.driver import CompileOptions, compile_model
 
     if numerics not in NUMERICS:
@@ -45,7 +47,8 @@ def _compile(model: Path, target: str, numerics: str, out: Path, prefill_chunk: 
         return compile_model(CompileOptions(model, target, numerics, out, prefill_chunk, tokenizer, context,
                                             kv_cache=kv_cache, chips=chips, fan_in=fan_in,
                                             mem=mem, mode=mode, cores=cores, engine=engine, weights_sram=weights_sram,
-                                            memory_sharing=memory_sharing, dump_dir=dump_dir),
+                                            memory_sharing=memory_sharing, dump_dir=dump_dir, batch=batch,
+                                            expert_slots=expert_slots, expert_prefetch=expert_prefetch),
                              lambda s: p.update(task, description=s))
 
 
@@ -77,11 +80,19 @@ def compile(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace L
             memory_sharing: str = typer.Option("on", "--memory-sharing", help="on: an output may lie over the part of "
                                                "an input its kernel has consumed (vMCU) | off: conventional planning"),
             dump_dir: Optional[Path] = typer.Option(None, "--dump-dir", help="write every stage (the model, the graph "
-                                                    "after each pass, kernels, memory plan) as text that diffs cleanly")) -> None:
+                                                    "after each pass, kernels, memory plan) as text that diffs cleanly"),
+            batch: Optional[int] = typer.Option(None, "--batch", help="serve up to B sequences at once: B KV-cache "
+                                                "slots, and slmc_step runs a row of each (or a prompt chunk) reading "
+                                                "each weight once; `slmc run DIR --prompts FILE`"),
+            expert_slots: Optional[int] = typer.Option(None, "--expert-slots", help="mixture-of-experts models: keep "
+                                                       "the experts in flash and cache N of them in SRAM"),
+            expert_prefetch: str = typer.Option("lru", "--expert-prefetch", help="the expert cache's policy: lru "
+                                                "(recently used experts stay) | none (every use loads)")) -> None:
     """Compile MODEL into a C project in OUT, with report.json."""
     try:
         rep = _compile(model, target, numerics, out, prefill_chunk, tokenizer, context, kv_cache, chips, fan_in,
-                       mem, mode, cores, engine, weights_sram, memory_sharing, dump_dir)
+                       mem, mode, cores, engine, weights_sram, memory_sharing, dump_dir, batch, expert_slots,
+                       expert_prefetch)
     except SlmcError as e:
         _fail(e)
         return
@@ -219,9 +230,12 @@ def _run(project: Path, steps: int, temperature: float, top_p: float, seed: int,
             res = run_program(target, binary, args, on_token)
     tps = res.stats.get("positions", 0) / res.stats["seconds"] if res.stats.get("seconds") else None
     if as_json:
+        from slmc.sim.experts import expert_stats
+
         print(json.dumps(dict(ids=res.ids, tokens_per_s=tps, target=rep["target"], positions=int(res.stats.get("positions", 0)),
                               text=tok.decode(res.ids) if tok else None,
                               **({"opp_transitions": [list(o) for o in res.opps]} if "dvfs" in rep else {}),
+                              **expert_stats(res.stats, rep, target),
                               **{k: v for k, v in counts.items()
                                                                             if k not in ("target", "tokens_per_s")})))
     elif ids or tok is None:
@@ -280,12 +294,24 @@ def run(project: Path = typer.Argument(..., help="output folder of `slmc compile
         profile: bool = typer.Option(False, "--profile", help="exact instruction counts per operator (emulated targets)"),
         on: Optional[str] = typer.Option(None, "--on", help="host: run an emulated target's program on this machine "
                                          "(a multi-core build with one thread per core)"),
+        prompts: Optional[Path] = typer.Option(None, "--prompts", help="--batch builds: a text file, one prompt per "
+                                               "line (each encoded with BOS), run together"),
+        prompt_ids_file: Optional[Path] = typer.Option(None, "--prompt-ids-file", help="--batch builds: one "
+                                                       "comma-separated id list per line, fed as given"),
         inputs: Optional[Path] = typer.Option(None, "--inputs", help="graphs: .npz with input_0, input_1, ..."),
         save: Optional[Path] = typer.Option(None, "--save", help="graphs: write output_0, ... to this .npz")) -> None:
     """Build (if needed) and run a compiled model on its target."""
     try:
         if inputs is not None or save is not None:
             _run_graph(project, inputs, save, as_json)
+            return
+        from slmc.cli_batch import batched, run_batch
+
+        if prompts is not None or prompt_ids_file is not None or batched(project):  # many sequences at once
+            if dump_logits is not None or profile or on is not None:
+                raise SlmcError("--dump-logits, --profile and --on apply to one sequence, not to a --batch build",
+                                "omit them (--json gives the counts of a batched run)")
+            run_batch(project, steps, temperature, top_p, seed, prompt, prompt_ids, prompts, prompt_ids_file, ids, as_json)
             return
         _run(project, steps, temperature, top_p, seed, prompt, prompt_ids, ids, as_json, dump_logits, profile, on)
     except SlmcError as e:

@@ -39,6 +39,9 @@ class CompileOptions:
     memory_sharing: str = "on"          # "on": outputs may lie over the inputs their kernels consumed (kernels/overlap.py)
     layer_loop: bool = True             # a decoder's layers as one loop in model.c where it can be (codegen/layers.py)
     dump_dir: Path | None = None        # --dump-dir: every stage's result as stable text (ir/printer.py)
+    expert_slots: int | None = None     # MoE: experts in flash, this many cached in SRAM (passes/expert_cache.py)
+    expert_prefetch: str = "lru"        # the expert cache's policy: "none" | "lru"
+    batch: int | None = None            # --batch B: one step runs up to B rows of B sequences' KV slots (passes/batch.py)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class CompileConfig:
     dvfs: tuple
     weights_to_sram: bool         # weights streamed from flash fill the SRAM left over
     layer_loop: bool = True       # False: model.c writes every layer out (codegen/layers.py)
+    batch: int = 0                # > 0: the step graph runs this many rows, each of its own KV slot (passes/batch.py)
+    expert_slots: int = 0         # > 0: MoE experts stay in flash, this many cached in SRAM (passes/expert_cache.py)
+    expert_prefetch: str = "lru"
 
     @property
     def partitioned(self) -> bool:
@@ -75,6 +81,8 @@ class CompileConfig:
 def resolve_config(opts: CompileOptions) -> CompileConfig:
     """The configuration `opts` asks for, or SlmcError naming the first option that cannot work."""
     _check_partition(opts)
+    _check_batch(opts)
+    _check_experts(opts)
     target = get_target(opts.target)
     if opts.chips != 1 and target.emulated:
         raise SlmcError(f"a partitioned model runs on the host only for now, not on '{target.name}'",
@@ -109,7 +117,38 @@ def resolve_config(opts: CompileOptions) -> CompileConfig:
         # kernel at the same time on several cores
         sharing=opts.memory_sharing == "on" and not target.cores,
         engine=opts.engine, dvfs=tuple(opts.dvfs), weights_to_sram=opts.weights_sram == "auto",
-        layer_loop=opts.layer_loop)
+        layer_loop=opts.layer_loop, batch=opts.batch or 0, expert_slots=opts.expert_slots or 0,
+        expert_prefetch=opts.expert_prefetch)
+
+
+def _check_experts(opts: CompileOptions) -> None:
+    from slmc.passes.expert_cache import POLICIES
+
+    if opts.expert_prefetch not in POLICIES:
+        raise SlmcError(f"unknown --expert-prefetch '{opts.expert_prefetch}'",
+                        f"use one of {', '.join(POLICIES)} (the trained predictor is not built yet)")
+    if opts.expert_slots is not None and not 1 <= opts.expert_slots <= MAX_EXPERT_SLOTS:
+        raise SlmcError(f"--expert-slots {opts.expert_slots} is outside 1..{MAX_EXPERT_SLOTS}",
+                        "give the number of experts the SRAM cache holds")
+    if opts.expert_slots is not None and opts.chips != 1:
+        raise SlmcError("--expert-slots does not combine with --chips yet", "omit one of them")
+
+
+MAX_EXPERT_SLOTS = 1 << 14
+
+
+def _check_batch(opts: CompileOptions) -> None:
+    if opts.batch is None:
+        return
+    from slmc.passes.batch import MAX_BATCH
+
+    if not 1 <= opts.batch <= MAX_BATCH:
+        raise SlmcError(f"--batch {opts.batch} is outside 1..{MAX_BATCH}", f"give the sequences one step serves, 1..{MAX_BATCH}")
+    others = [f for f, on in (("--chips", opts.chips != 1), ("--cores", opts.cores is not None),
+                              ("--mem", opts.mem is not None), ("-m prefill", opts.mode != "decode"),
+                              ("--engine", bool(opts.engine)), ("--dvfs", bool(opts.dvfs))) if on]
+    if others:
+        raise SlmcError(f"--batch does not combine with {' or '.join(others)} yet", "omit one of them")
 
 
 def _check_partition(opts: CompileOptions) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from slmc.codegen.experts_api import expert_api
 from slmc.codegen.layers import LOOP_VARS, LayerTable, graph_calls, unrolled_note
 from slmc.codegen.llm_api import LlmInfo, llm_api, llm_header  # noqa: F401  (LlmInfo: callers import it from here)
 from slmc.codegen.weights import WeightsLayout
@@ -125,7 +126,7 @@ class _Function:
     def signature(self) -> str:
         ps = []
         for v in self.graph.inputs:
-            if self.graph.dynamic_rows and v.name == "pos":
+            if self.graph.dynamic_rows and v.name == "pos" and "slot" not in self.params.values():  # batched: per row
                 ps.append("int pos")
             else:
                 ps.append(f"const {v.dtype.c} *{self.params[id(v)]}")
@@ -220,12 +221,19 @@ def emit_model(graphs: list[Graph], plan: MemoryPlan, weights: WeightsLayout, bi
         c += [f"static const int32_t {name}[] = {{{', '.join(map(str, key))}}};" for key, name in arrays.items()]
         c += [""]
     c += funcs
-    if llm is not None:
+    if llm is not None and llm.batch:
+        from slmc.codegen.batch_api import batch_api, batch_header
+
+        h += batch_header(llm)
+        c += batch_api(graphs, plan, llm, table)
+    elif llm is not None:
         h += llm_header(llm)
         c += llm_api(graphs, plan, llm, table)
     else:
         h += _generic_header(graphs[0])
         c += _generic_api(graphs[0])
+    eh, ec = expert_api(graphs, plan)
+    h, c = h + eh, c + ec
     h += ["", "#endif", ""]
     return "\n".join(h), "\n".join(c) + "\n"
 

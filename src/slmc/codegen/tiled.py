@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from slmc.cquote import c_comment, comment
 from slmc.ir import Graph, Node
 from slmc.kernels.registry import CallContext, KernelSpec
+from slmc.kernels.llm import attention_extras
 from slmc.kernels.tiles import HeadTiles, Q8MatmulTiles, RowTiles
 from slmc.plan.levels import LevelPlan, TiledOp
 from slmc.plan.lifetimes import ALIGN
@@ -236,7 +237,7 @@ def head_loops(t: TiledOp, node: Node, c: CallContext) -> str:
     else:
         L += [*("        " + x for x in load("h", "0", "0")), "        slmc_dma_wait(0);"]
     b = "h & 1" if double else "0"
-    L += [f"        {r.call}(t_o, t_q[{b}], t_k[{b}], t_v[{b}], t_att, rows, {G}, 1, {hd}, {c.pos});",
+    L += [f"        {r.call}(t_o, t_q[{b}], t_k[{b}], t_v[{b}], t_att, rows, {G}, 1, {hd}, {c.pos}{attention_extras(node)});",
           f"        slmc_dma_start(3, (uint8_t *){OUT} + (size_t)h * {qrow}, {s.out_level}, t_o, 0, rows, {qrow}, "
           f"{s.n_heads * hd * 4}, {qrow});", "        slmc_dma_wait(3);", "    }", "}"]
     return "\n    ".join(L)

@@ -30,9 +30,14 @@ from slmc.reference.interp import new_state, run
 
 def _check_supported(model: DecoderModel) -> None:
     cfg = model.config
+    if cfg.n_experts:
+        raise SlmcError("-q int8 does not support mixture-of-experts models yet", "use -q q8 or -q fp32")
     if cfg.norm != "rms" or cfg.ffn != "swiglu" or cfg.pos != "rope":
         raise SlmcError("-q int8 supports Llama-style models (RMSNorm, SwiGLU, RoPE) only",
                         "use -q q8 or -q fp32 for this model")
+    beyond = cfg.features()
+    if beyond:
+        raise SlmcError(f"-q int8 does not support {', '.join(beyond)} yet", "use -q q8 or -q fp32 for this model")
     if model.bcls is not None or any(getattr(lw, b) is not None for lw in model.layers
                                      for b in ("bq", "bk", "bv", "bo", "b1", "b2", "b3")):
         raise SlmcError("-q int8 does not support biases in the projections yet", "use -q q8 or -q fp32")

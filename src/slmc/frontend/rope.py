@@ -29,8 +29,9 @@ F32 = np.float32
 
 
 def rope_tables(cfg: DecoderConfig) -> tuple[np.ndarray, np.ndarray]:
-    """cos/sin float32 [seq_len, head_dim/2]: row p, column i is the rotation of frequency i at position p."""
-    return tables(cfg.seq_len, cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
+    """cos/sin float32 [seq_len, rot_dim/2]: row p, column i is the rotation of frequency i at position p
+    (rot_dim: the head size, or the rotated part of it with partial rotary, whose frequencies it spans)."""
+    return tables(cfg.seq_len, cfg.rot_dim, cfg.rope_theta, cfg.rope_scaling)
 
 
 def tables(seq_len: int, head_dim: int, theta: float, scaling: RopeScaling = RopeScaling()

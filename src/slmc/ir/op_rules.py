@@ -345,7 +345,9 @@ def _registry() -> dict[str, Spec]:
         # language-model operators: arity, and the shape rules that hold in every layout
         "add": Spec(2, 2, 1, 1, t.llm_same), "swiglu": Spec(2, 2, 1, 1, t.llm_same),
         "rmsnorm": Spec(2, 2, 1, 1, t.llm_same), "layernorm": Spec(2, 3, 1, 1, t.llm_same),
-        "gelu": Spec(1, 1, 1, 1, t.llm_same), "rope": Spec(4, 4, 1, 1, t.llm_same), "kv_write": Spec(3, 3, 1, 1, t.kv_write),
+        "gelu": Spec(1, 1, 1, 1, t.llm_same), "geglu": Spec(2, 2, 1, 1, t.llm_same), "relu": Spec(1, 1, 1, 1, t.llm_same),
+        "silu": Spec(1, 1, 1, 1, t.llm_same), "scale": Spec(1, 1, 1, 1, t.llm_same),
+        "softcap": Spec(1, 1, 1, 1, t.llm_same), "rope": Spec(4, 4, 1, 1, t.llm_same), "kv_write": Spec(3, 3, 1, 1, t.kv_write),
         "embedding": Spec(2, 2, 1, 1), "embedding_q8": Spec(3, 3, 1, 1), "embedding_i8": Spec(3, 3, 1, 1),
         "pos_embedding": Spec(2, 2, 1, 1), "linear": Spec(2, 3, 1, 1), "linear_q8": Spec(4, 5, 1, 1),
         "linear_swiglu": Spec(3, 4, 1, 1), "quantize_q8": Spec(1, 1, 2, 2), "quantize_q8_scaled": Spec(2, 2, 2, 2),
@@ -354,7 +356,11 @@ def _registry() -> dict[str, Spec]:
         "rmsnorm_i": Spec(2, 2, 1, 1), "rope_i": Spec(4, 4, 1, 1), "attention_i": Spec(5, 5, 1, 1),
         "add_i32": Spec(2, 2, 1, 1), "swiglu_i": Spec(3, 3, 1, 1), "reshape": Spec(1, 1, 1, 1),
         "allreduce_sum": Spec(0, many, 1, 1), "allreduce_max": Spec(0, many, 1, 1), "broadcast": Spec(0, many, 1, 1),
+        "moe_topk": Spec(1, 1, 2, 2), "sigmoid_mul": Spec(2, 2, 1, 1), "moe_experts": Spec(6, 8, 1, 1), "moe_experts_q8": Spec(9, 11, 1, 1),
         "fold_q8": Spec(0, many, 1, 1),  # (collectives: a chip that only receives reads nothing)
+        # the per-row forms of a batched step (passes/batch.py): pos and slot per row
+        **{f"{op}_rows": Spec(2, many, 1, 1) for op in ("rope", "rope_i", "pos_embedding", "attention", "attention_i")},
+        "kv_write_rows": Spec(3, many, 1, 1, t.kv_write),
     }
     return specs
 

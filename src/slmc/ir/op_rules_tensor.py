@@ -306,7 +306,7 @@ def broadcast_all(c: Ctx) -> list[TensorType]:
 def llm_same(c: Ctx) -> list[TensorType]:
     """add, swiglu (operands of one shape), rmsnorm, layernorm, gelu, rope: the output is x's type."""
     x = c.x(0)
-    if c.op in ("add", "swiglu") and c.x(1).shape != x.shape:
+    if c.op in ("add", "swiglu", "geglu") and c.x(1).shape != x.shape:
         raise c.fail(f"operands {list(x.shape)} and {list(c.x(1).shape)} differ")
     return [x]
 

@@ -10,6 +10,7 @@ ONNX_VIEWS: tuple[str, ...] = ("Reshape", "Squeeze", "Unsqueeze", "Flatten", "Id
 # in-place updates of state (the KV-cache write). The planner gives both one buffer.
 ALIASES: dict[str, int] = {
     "kv_write": 0,
+    "kv_write_rows": 0,   # a batched step's KV write (passes/batch.py)
     "reshape": 0,
     **{op: 0 for op in ONNX_VIEWS},
 }

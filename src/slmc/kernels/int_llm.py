@@ -25,10 +25,10 @@ def _macs_linear(n: Node) -> int:
 
 register(KernelSpec("embedding_i8", I8, "embedding_i8.c",
                     lambda n, c: f"slmc_embedding_i8({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
-                                 f"{_last(n)}, {c.attr('group')}, {c.attr('shift')});"))
+                                 f"{_last(n)}, {c.attr('group')}, {c.attr('shift')});", batch="rows"))
 register(KernelSpec("rmsnorm_i", I32, "rmsnorm_i.c",
                     lambda n, c: f"slmc_rmsnorm_i({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows}, {_last(n)}, "
-                                 f"{c.attr('eps', wide=True)}, {c.attr('f_w')}, {c.attr('f_out')});"))
+                                 f"{c.attr('eps', wide=True)}, {c.attr('f_w')}, {c.attr('f_out')});", batch="rows"))
 def _linear(fn: str, isa: str, layout: str, scratch: bool = False) -> KernelSpec:
     return KernelSpec("linear_i8", I16, f"{fn}.c",
                       lambda n, c: f"slmc_{fn}({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, "
@@ -36,7 +36,7 @@ def _linear(fn: str, isa: str, layout: str, scratch: bool = False) -> KernelSpec
                                    f"{n.inputs[1].shape[0]}, {n.inputs[1].shape[1]}, {c.attr('group')}, "  # type: ignore[union-attr]
                                    f"{c.attr('shift')}, {c.attr('out_bits')});",
                       isa=isa, macs=_macs_linear, where=lambda n: n.attrs.get("layout", "") == layout,
-                      scratch=(lambda n: 2 * n.inputs[1].shape[1]) if scratch else (lambda n: 0))  # type: ignore[union-attr]
+                      scratch=(lambda n: 2 * n.inputs[1].shape[1]) if scratch else (lambda n: 0), batch="rows")  # type: ignore[union-attr]
 
 
 register(_linear("linear_i8", "any", ""))
@@ -64,10 +64,10 @@ register(KernelSpec("attention_i", I16, "attention_i.c",
                     scratch=lambda n: 4 * (n.inputs[1].shape[0] + 1) + 8 * n.attrs["head_dim"],  # type: ignore[union-attr]
                     macs=_attention_macs))
 register(KernelSpec("add_i32", I32, "add_i32.c",
-                    lambda n, c: f"slmc_add_i32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows} * {_last(n)});"))
+                    lambda n, c: f"slmc_add_i32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows} * {_last(n)});", batch="rows"))
 register(KernelSpec("swiglu_i", I32, "swiglu_i.c",
                     lambda n, c: f"slmc_swiglu_i({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows} * {_last(n)}, "
-                                 f"{c.attr('f_in')}, {c.attr('f_out')}, {c.attr('step_log2')}, {c.attr('range')});"))
+                                 f"{c.attr('f_in')}, {c.attr('f_out')}, {c.attr('step_log2')}, {c.attr('range')});", batch="rows"))
 
 
 # one chip of a partitioned model (passes/partition.py): partial sums, then the shift after the sum

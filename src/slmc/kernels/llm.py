@@ -37,48 +37,56 @@ def _column_order(n: Node):
 
 
 def _rope_order(n: Node):
-    """The step at which rope_f32.c reads and writes each element: one step per rotated pair."""
+    """The step at which rope_f32.c reads and writes each element: one step per rotated pair, then one per
+    feature past rot_dim (partial rotary: copied through)."""
     feats, hd, e = _last(n), n.attrs["head_dim"], np.arange(n.outputs[0].type.numel)
-    j, half = e % feats, hd // 2
+    rot = n.attrs.get("rot_dim", hd)
+    j, half = e % feats, rot // 2
     i = j % hd
-    pair = i // 2 if n.attrs["interleaved"] else i % half
-    return ((e // feats) * (feats // hd) + j // hd) * half + pair
+    pair = np.where(i < rot, i // 2 if n.attrs["interleaved"] else i % max(half, 1), half + i - rot)
+    return ((e // feats) * (feats // hd) + j // hd) * (half + hd - rot) + pair
+
+
+def _groups(n: Node, rows: str) -> str:
+    """rmsnorm's rows and width: qk-norm (`head_dim`) norms each head of each row on its own."""
+    hd = n.attrs.get("head_dim", 0)
+    return f"{rows} * {_last(n) // hd}, {hd}" if hd else f"{rows}, {_last(n)}"
 
 
 register(KernelSpec("embedding", F32, "embedding_f32.c",
-                    lambda n, c: f"slmc_embedding_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows}, {_last(n)});"))
+                    lambda n, c: f"slmc_embedding_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows}, {_last(n)});", batch="rows"))
 register(KernelSpec("embedding_q8", I8, "embedding_q8.c",
                     lambda n, c: f"slmc_embedding_q8({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
-                                 f"{_last(n)}, {n.attrs['group']});", where=lambda n: "layout" not in n.attrs))
+                                 f"{_last(n)}, {n.attrs['group']});", where=lambda n: "layout" not in n.attrs, batch="rows"))
 register(KernelSpec("embedding_q8", I8, "embedding_q8_rows4.c",  # a tied table in linear_q8_dsp.c's order
                     lambda n, c: f"slmc_embedding_q8_rows4({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
                                  f"{_last(n)}, {n.attrs['group']}, {_rows(n)});",
-                    where=lambda n: n.attrs.get("layout") == "rows4"))
+                    where=lambda n: n.attrs.get("layout") == "rows4", batch="rows"))
 register(KernelSpec("pos_embedding", F32, "pos_embedding_f32.c",
                     lambda n, c: f"slmc_pos_embedding_f32({c.out()}, {c.ref(0)}, {c.pos}, {c.rows}, {_last(n)});"))
 register(KernelSpec("rmsnorm", F32, "rmsnorm_f32.c",
-                    lambda n, c: f"slmc_rmsnorm_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows}, {_last(n)}, "
-                                 f"{c_float(n.attrs['eps'])});", tiling=RowTiles((0,), (1,)), overlap=elementwise(0)))
+                    lambda n, c: f"slmc_rmsnorm_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {_groups(n, c.rows)}, "
+                                 f"{c_float(n.attrs['eps'])});", tiling=RowTiles((0,), (1,)), overlap=elementwise(0), batch="rows"))
 register(KernelSpec("layernorm", F32, "layernorm_f32.c",
                     lambda n, c: f"slmc_layernorm_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
-                                 f"{_last(n)}, {c_float(n.attrs['eps'])});", tiling=RowTiles((0,), (1, 2)), overlap=elementwise(0)))
+                                 f"{_last(n)}, {c_float(n.attrs['eps'])});", tiling=RowTiles((0,), (1, 2)), overlap=elementwise(0), batch="rows"))
 register(KernelSpec("linear", F32, "linear_f32.c",
                     lambda n, c: f"slmc_linear_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
                                  f"{_last(n)}, {n.outputs[0].shape[-1]});",
-                    macs=_linear_macs, tiling=MatmulTiles("slmc_linear_f32")))
+                    macs=_linear_macs, tiling=MatmulTiles("slmc_linear_f32"), batch="rows"))
 # the up projection with the SwiGLU gate in its epilogue (passes/fuse_gate.py); inputs [x, w, b or None, gate]
 register(KernelSpec("linear_swiglu", F32, "linear_swiglu_f32.c",
                     lambda n, c: f"slmc_linear_swiglu_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.ref(3)}, "
                                  f"{c.rows}, {_last(n)}, {n.outputs[0].shape[-1]});",
                     macs=_linear_macs, overlap=in_place(3, _column_order, "output columns outermost: "
-                                                        "gate[s][i] is read just before out[s][i] is written")))
+                                                        "gate[s][i] is read just before out[s][i] is written"), batch="rows"))
 register(KernelSpec("quantize_q8", F32, "quantize_q8.c",
                     lambda n, c: f"slmc_quantize_q8({c.out(0)}, {c.out(1)}, {c.ref(0)}, {c.rows}, {_last(n)}, "
-                                 f"{n.attrs['group']});", overlap=elementwise(0)))  # x -> xq; the scales xs: none
+                                 f"{n.attrs['group']});", overlap=elementwise(0), batch="rows"))  # x -> xq; the scales xs: none
 register(KernelSpec("linear_q8", I8, "linear_q8.c",
                     lambda n, c: f"slmc_linear_q8({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.ref(3)}, "
                                  f"{c.ref(4)}, {c.rows}, {_last(n)}, {n.outputs[0].shape[-1]}, {n.attrs['group']});",
-                    macs=_linear_macs, where=lambda n: "layout" not in n.attrs, tiling=Q8MatmulTiles("slmc_linear_q8")))
+                    macs=_linear_macs, where=lambda n: "layout" not in n.attrs, tiling=Q8MatmulTiles("slmc_linear_q8"), batch="rows"))
 
 
 def _linear_q8_tuned(isa: str, suffix: str, layout: str = "") -> KernelSpec:
@@ -92,7 +100,7 @@ def _linear_q8_tuned(isa: str, suffix: str, layout: str = "") -> KernelSpec:
                       isa=isa, scratch=lambda n: 2 * n.inputs[0].type.numel,  # type: ignore[union-attr]
                       macs=_linear_macs, where=lambda n: n.attrs.get("layout", "") == layout,
                       tiling=Q8MatmulTiles(f"slmc_linear_q8_{suffix}", scratch=True, w_multiple=4 if layout == "rows4" else 1),
-                      overlap=_widened_first if suffix in ("dsp", "rv32") else lambda n: ())
+                      overlap=_widened_first if suffix in ("dsp", "rv32") else lambda n: (), batch="rows")
 
 
 def _widened_first(n: Node):
@@ -117,7 +125,8 @@ def q8_layout(features: frozenset[str]) -> str:
 
 register(KernelSpec("rope", F32, "rope_f32.c",
                     lambda n, c: f"slmc_rope_f32({c.out()}, {c.ref(0)}, {c.ref(2)}, {c.ref(3)}, {c.rows}, "
-                                 f"{_last(n)}, {n.attrs['head_dim']}, {c.pos}, {n.attrs['interleaved']});",
+                                 f"{_last(n)}, {n.attrs['head_dim']}, {n.attrs.get('rot_dim', n.attrs['head_dim'])}, "
+                                 f"{c.pos}, {n.attrs['interleaved']});",
                     overlap=in_place(0, _rope_order, "pairs (i, i + head_dim/2) or (2i, 2i + 1) of each head")))
 register(KernelSpec("kv_write", F32, "kv_write_f32.c",
                     lambda n, c: f"slmc_kv_write_f32({c.ref(0)}, {c.ref(1)}, {c.pos}, {c.rows}, {_last(n)});"))
@@ -132,11 +141,16 @@ def _attention_macs(n: Node) -> int:
     return 2 * n.attrs["n_heads"] * n.attrs["head_dim"] * n.outputs[0].shape[0]
 
 
+def attention_extras(n: Node) -> str:
+    """The trailing arguments of every attention call: the window (0: none) and the soft-cap (0: none)."""
+    return f", {int(n.attrs.get('window', 0))}, {c_float(n.attrs.get('softcap', 0.0))}"
+
+
 def _attention(fn: str, kv: DType, scratch, per: str) -> KernelSpec:
     return KernelSpec("attention", F32, f"{fn}.c",
                       lambda n, c: f"slmc_{fn}({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.scratch()}, "
                                    f"{c.rows}, {n.attrs['n_heads']}, {n.attrs['n_kv_heads']}, {n.attrs['head_dim']}, "
-                                   f"{c.pos});",
+                                   f"{c.pos}{attention_extras(n)});",
                       scratch=scratch, macs=_attention_macs, tiling=HeadTiles(f"slmc_{fn}"),
                       overlap=by_chunks(0, lambda n: _rows(n) * n.attrs[per], f"token rows, then {per}: a query "
                                         "part is read whole before its output part is written"),
@@ -150,10 +164,10 @@ register(_attention("attention_f16kv", U16, lambda n: 4 * (n.attrs["n_heads"] //
                                                               * n.inputs[1].shape[0] + n.attrs["head_dim"]), "n_kv_heads"))
 register(KernelSpec("add", F32, "add_f32.c",
                     lambda n, c: f"slmc_add_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows} * {_numel_per_row(n)});",
-                    tiling=RowTiles((0, 1)), overlap=elementwise(0, 1)))
+                    tiling=RowTiles((0, 1)), overlap=elementwise(0, 1), batch="rows"))
 register(KernelSpec("swiglu", F32, "swiglu_f32.c",
                     lambda n, c: f"slmc_swiglu_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows} * {_numel_per_row(n)});",
-                    tiling=RowTiles((0, 1)), overlap=elementwise(0, 1)))
+                    tiling=RowTiles((0, 1)), overlap=elementwise(0, 1), batch="rows"))
 register(KernelSpec("gelu", F32, "gelu_f32.c",
                     lambda n, c: f"slmc_gelu_f32({c.out()}, {c.ref(0)}, {c.rows} * {_numel_per_row(n)}, "
-                                 f"{n.attrs.get('approximate', 0)});", tiling=RowTiles((0,)), overlap=elementwise(0)))
+                                 f"{n.attrs.get('approximate', 0)});", tiling=RowTiles((0,)), overlap=elementwise(0), batch="rows"))

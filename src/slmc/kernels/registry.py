@@ -46,6 +46,11 @@ class KernelSpec:
     tiling: object | None = None                # geometric tiling constraints (kernels/tiles.py); None: not tiled
     overlap: Callable[[Node], tuple] = field(default=lambda n: ())  # kernels/overlap.py: outputs that may lie over consumed inputs
     engine: str = "cores"                       # what runs it: the cores, or a target's "npu" (plan/engines.py reads it)
+    # how it treats the rows of a batched step (passes/batch.py): "rows": row s of each output depends only on
+    # row s of each activation input and on constants shared by every row, so rows of different sequences run
+    # in one call, reading each weight once; "of:<op>": the per-row form of <op> (which reads the step's
+    # position or KV cache), taking each row's own position and KV slot; "": not in a batched step
+    batch: str = ""
 
     @property
     def path(self) -> Path:
@@ -73,10 +78,11 @@ def select(node: Node, isa_features: frozenset[str]) -> KernelSpec:
 
 
 def _load_all() -> None:
-    from slmc.kernels import link, llm  # noqa: F401
+    from slmc.kernels import link, llm, llm_features, moe  # noqa: F401
     from slmc.kernels import int_llm, onnx, onnx_index  # noqa: F401
     from slmc.kernels import deeploy  # noqa: F401
     from slmc.kernels import npu  # noqa: F401  (the NPU's functional model, layout="npu" only)
+    from slmc.kernels import batch  # noqa: F401  (the per-row kernels of a batched step)
 
 
 _load_all()

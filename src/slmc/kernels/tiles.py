@@ -59,7 +59,7 @@ class HeadTiles:
     """Causal attention over the KV cache, cut by KV head: one KV head's keys and values (the
     positions seen so far) and the queries of its group of heads at a time. Every head's scores,
     softmax and weighted sum are the kernel's own, so the tiled result is the untiled one. `call`
-    takes (out, q, kc, vc, att, rows, n_heads, n_kv_heads, head_dim, pos) like the untiled call."""
+    takes (out, q, kc, vc, att, rows, n_heads, n_kv_heads, head_dim, pos, window, softcap) like the untiled call."""
     call: str
     q: int = 0
     k: int = 1

@@ -12,6 +12,9 @@ Rules:
   dots per group (preceded, where a group of Wo's input spans chips, by `allreduce_max` of the group
   maxima, so every chip quantizes with one chip's scales); int8 `linear_i8_partial` int64 sums,
   `allreduce_sum`, then the shift (`requant_i64`). q8 and int8 chips are bit-identical to one chip.
+- QK_NORM (per-head qk-norm, q's attention scale) like ROPE: the sliced input's shape, the [head_dim]
+  weight whole; a qk-norm over the whole projection (OLMo 2) is refused. POST_NORM (a sublayer's output
+  normed after the sum) and RESIDUAL run on every chip over the full width.
 - EMBED on chip 0 only, then `broadcast` to every chip; FINAL_NORM and CLASSIFIER on chip 0 only,
   so only chip 0's graph has an output. All chips reach the same collectives in the same order
   (reference/multichip.py checks it).
@@ -31,7 +34,8 @@ from slmc.ir.rewrite import Rebuild
 from slmc.ir.roles import Role
 from slmc.ir.verify import verify
 
-ATTENTION_SIDE = frozenset({Role.ATTN_NORM, Role.Q, Role.K, Role.V, Role.ROPE, Role.KV_WRITE, Role.ATTENTION})
+ATTENTION_SIDE = frozenset({Role.ATTN_NORM, Role.Q, Role.K, Role.V, Role.QK_NORM, Role.ROPE, Role.KV_WRITE,
+                            Role.ATTENTION})
 FFN_SIDE = frozenset({Role.FFN_NORM, Role.GATE, Role.UP, Role.FFN_ACT})
 ROOT_ONLY = frozenset({Role.EMBED, Role.FINAL_NORM, Role.CLASSIFIER})
 
@@ -118,7 +122,10 @@ class _Chip:
             h0, h1 = self.rows[Role.Q]
             rb.copy(n, types=[TensorType((n.outputs[0].shape[0], h1 - h0), n.outputs[0].dtype)],
                     attrs=dict(n.attrs, n_heads=self.ch.n_heads, n_kv_heads=self.ch.n_kv_heads))
-        elif n.role in (Role.ROPE, Role.FFN_ACT):  # the shape of the (sliced) input
+        elif n.role in (Role.ROPE, Role.QK_NORM, Role.FFN_ACT):  # the shape of the (sliced) input
+            if n.op == "rmsnorm" and not n.attrs.get("head_dim"):
+                raise SlmcError(f"{n.name}: a qk-norm over the whole projection (OLMo 2) needs every head's "
+                                "queries on one chip", "compile without --chips")
             first = rb[n.inputs[0]]
             assert first is not None
             rb.copy(n, types=[TensorType(first.shape, n.outputs[0].dtype)])

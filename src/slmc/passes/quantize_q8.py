@@ -6,6 +6,7 @@ Rules:
   the same groups. One quantize_q8 per (activation, group), shared by the products that read it (q, k
   and v read one). A constant with a `source` (the checkpoint's own Q8Tensor) is used as stored.
 - `embedding(table, ids)` -> `embedding_q8`: rows dequantized as they are read.
+- `moe_experts` -> `moe_experts_q8`: every expert's matrices in the same groups, stacked as they were.
 - `layout`: the order the target's kernel reads its weights in ("rows4": linear_q8_dsp.c's blob order),
   used where the group is a multiple of 4 bytes. A table that is also the classifier is stored once,
   in the order the classifier's kernel reads; the embedding then reads that order too.
@@ -50,8 +51,23 @@ def run(graph: Graph, layout: str = "") -> Graph:
             quantized[(id(x), group)] = (node.outputs[0], node.outputs[1])
         return quantized[(id(x), group)]
 
+    def experts(w: Value) -> tuple[Value, Value, int]:
+        """Stacked expert matrices [n_experts, rows, cols] quantized row by row like any matrix."""
+        if isinstance(w.source, Q8Tensor):
+            q = w.source
+        else:
+            e, r, c = w.shape
+            flat = ensure_q8(w.data.reshape(e * r, c))  # type: ignore[union-attr]
+            q = Q8Tensor(flat.q.reshape(e, r, c), flat.s.reshape(e, r, c // flat.group), flat.group)
+        return rb.g.add_const(w.name + ".q", q.q), rb.g.add_const(w.name + ".s", q.s), q.group
+
     def step(n: Node) -> None:
-        if n.op == "embedding":
+        if n.op == "moe_experts":
+            x, ids, wts, w1, w3, w2 = n.inputs
+            (q1, s1, g), (q3, s3, _), (q2, s2, gh) = (experts(w) for w in (w1, w3, w2))  # type: ignore[arg-type]
+            rb.copy(n, "moe_experts_q8", [rb[x], rb[ids], rb[wts], q1, s1, q3, s3, q2, s2],
+                    attrs=dict(n.attrs, group=g, hidden_group=gh))
+        elif n.op == "embedding":
             table, ids = n.inputs
             wq, ws, group, lay = weights(table)  # type: ignore[arg-type]
             rb.copy(n, "embedding_q8", [wq, ws, rb[ids]], attrs=dict(group=group, **({"layout": lay} if lay else {})))

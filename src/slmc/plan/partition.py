@@ -275,6 +275,9 @@ def partition_model(model: DecoderModel, n_chips: int, fan_in: int = 2, numerics
     cfg = model.config
     if cfg.pos != "rope" and cfg.pos != "learned":
         raise SlmcError(f"position scheme '{cfg.pos}' cannot be partitioned", "use one chip")
+    if cfg.n_experts:
+        raise SlmcError("a mixture-of-experts model cannot be partitioned over chips yet",
+                        "compile it for one chip (omit --chips)")
     lw = model.layers[0]
     norms = [w for layer in model.layers for w in (layer.attn_norm, layer.attn_norm_b, layer.ffn_norm, layer.ffn_norm_b)]
     plan = partition(cfg, n_chips, fan_in, numerics, weight_group(lw.wo, cfg.q_dim), weight_group(lw.w2, cfg.hidden_dim),

@@ -38,9 +38,13 @@ def pos_embedding(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
 
 @reference_op("rmsnorm")
 def rmsnorm(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    """`head_dim`: each group of that many features normed on its own (qk-norm), the weight [head_dim]."""
     x, w = ins
+    shape, hd = x.shape, a.get("head_dim", 0)
+    if hd:
+        x = x.reshape(-1, hd)
     ss = np.mean(x.astype(f32) * x, axis=-1, keepdims=True, dtype=f32) + f32(a["eps"])
-    return [(w * (x * (f32(1.0) / np.sqrt(ss)))).astype(f32)]
+    return [(w * (x * (f32(1.0) / np.sqrt(ss)))).astype(f32).reshape(shape)]
 
 
 @reference_op("layernorm")
@@ -91,24 +95,26 @@ def linear_q8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
 
 @reference_op("rope")
 def rope(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    """`rot_dim` (partial rotary): the first rot_dim features of each head turn, the rest pass through."""
     x, pos, cos, sin = ins
     S, F = x.shape
     hd = a["head_dim"]
+    rot = a.get("rot_dim", hd)
     p0 = int(pos[0])
     c = cos[p0:p0 + S][:, None, :]
     s = sin[p0:p0 + S][:, None, :]
-    v = x.reshape(S, F // hd, hd)
+    out = x.reshape(S, F // hd, hd).copy()
+    v = out[..., :rot]
     if a["interleaved"]:
         x0, x1 = v[..., 0::2], v[..., 1::2]
     else:
-        x0, x1 = v[..., : hd // 2], v[..., hd // 2:]
+        x0, x1 = v[..., : rot // 2], v[..., rot // 2:]
     y0 = x0 * c - x1 * s
     y1 = x0 * s + x1 * c
-    out = np.empty_like(v)
     if a["interleaved"]:
-        out[..., 0::2], out[..., 1::2] = y0, y1
+        v[..., 0::2], v[..., 1::2] = y0, y1
     else:
-        out[..., : hd // 2], out[..., hd // 2:] = y0, y1
+        v[..., : rot // 2], v[..., rot // 2:] = y0, y1
     return [out.reshape(S, F).astype(f32)]
 
 
@@ -136,7 +142,14 @@ def attention(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     kh = np.repeat(kc[:T].reshape(T, nkv, hd).transpose(1, 0, 2), nh // nkv, 0)   # [nh, T, hd]
     vh = np.repeat(vc[:T].reshape(T, nkv, hd).transpose(1, 0, 2), nh // nkv, 0)
     sc = (qh @ kh.transpose(0, 2, 1)) / np.sqrt(f32(hd))                           # [nh, S, T]
-    sc = np.where(np.arange(T)[None, :] <= (p0 + np.arange(S))[:, None], sc, -np.inf)  # token s sees 0..p0+s
+    if a.get("softcap"):                                                           # Gemma 2
+        cap = f32(a["softcap"])
+        sc = (np.tanh((sc / cap).astype(f32)) * cap).astype(f32)
+    t, at = np.arange(T)[None, :], (p0 + np.arange(S))[:, None]
+    seen = t <= at                                                                 # token s sees 0..p0+s
+    if a.get("window"):                                                            # ... its last `window` of them
+        seen &= t > at - a["window"]
+    sc = np.where(seen, sc, -np.inf)
     e = np.exp(sc - sc.max(axis=-1, keepdims=True))
     out = (e / e.sum(axis=-1, keepdims=True)) @ vh                                 # [nh, S, hd]
     return [out.transpose(1, 0, 2).reshape(S, nh * hd).astype(f32)]
@@ -162,11 +175,42 @@ def linear_swiglu(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
 
 @reference_op("gelu")
 def gelu(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
-    x = ins[0].astype(np.float64)
-    if a.get("approximate"):
-        y = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
-    else:
-        from math import erf
+    return [_gelu64(ins[0], bool(a.get("approximate"))).astype(f32)]
 
-        y = 0.5 * x * (1 + np.vectorize(erf)(x / np.sqrt(2)))
-    return [y.astype(f32)]
+
+def _gelu64(x: np.ndarray, approximate: bool) -> np.ndarray:
+    x = x.astype(np.float64)
+    if approximate:
+        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+    from math import erf
+
+    return 0.5 * x * (1 + np.vectorize(erf)(x / np.sqrt(2)))
+
+
+@reference_op("geglu")
+def geglu(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    """gelu(gate) * up (geglu_f32.c)."""
+    g, u = ins
+    return [(_gelu64(g, bool(a.get("approximate"))).astype(f32) * u).astype(f32)]
+
+
+@reference_op("relu")
+def relu(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    return [np.maximum(ins[0], f32(0.0)).astype(f32)]
+
+
+@reference_op("silu")
+def silu(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    x = ins[0]
+    return [(x * (f32(1.0) / (f32(1.0) + np.exp(-x)))).astype(f32)]
+
+
+@reference_op("scale")
+def scale(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    return [(ins[0] * f32(a["factor"])).astype(f32)]
+
+
+@reference_op("softcap")
+def softcap(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    cap = f32(a["cap"])
+    return [(np.tanh((ins[0] / cap).astype(f32)) * cap).astype(f32)]

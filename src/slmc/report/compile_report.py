@@ -115,6 +115,7 @@ class CompileReport(_JsonView):
     cluster: dict | None = _opt()         # --cores: the cores and how each site splits (codegen/parallel.py)
     engines: dict | None = _opt()         # where each operator runs, and why (plan/engines.py)
     levels: dict | None = _opt()          # --mem, -m prefill: placement and tiles (plan/levels.py)
+    experts: dict | None = _opt()         # a mixture of experts and its cache (sim/experts.py)
     timings: dict | None = _opt()         # CONSOLE_ONLY
     kv_cache: str | None = _opt()         # "fp32" | "fp16" | "int16"
     int8: dict | None = _opt()            # -q int8: agreement with fp32 (quant/int8.py)
@@ -124,6 +125,7 @@ class CompileReport(_JsonView):
     weights_sram_bytes: int | None = _opt()
     model_seq_len: int | None = _opt()    # the model's context, where the KV cache holds fewer positions
     tokenizer: str | None = _opt()        # its file name in the output folder
+    batch: dict | None = _opt()           # --batch: slots, rows per step, what batches and why (passes/batch.py)
 
     @property
     def notes(self) -> tuple[str, ...]:

@@ -94,7 +94,7 @@ class _Work:
 
 
 def _ffn_mats(cfg: DecoderConfig) -> int:
-    return 3 if cfg.ffn == "swiglu" else 2
+    return 3 if cfg.gated else 2
 
 
 def _layer_work(cfg: DecoderConfig, c: ChipShare, T: int, mode: str, context: int, chip: ChipModel
@@ -111,7 +111,7 @@ def _layer_work(cfg: DecoderConfig, c: ChipShare, T: int, mode: str, context: in
                  elem=T * (h + g) * hd + 4 * h * scores,   # RoPE, softmax (max, exp, sum, scale)
                  w_bytes=w_attn * chip.weight_bytes,
                  kv_bytes=2 * g * hd * (kv_read + T) * chip.kv_bytes)
-    ffn = _Work(macs=T * w_ffn, elem=T * f * (3 if cfg.ffn == "swiglu" else 2), w_bytes=w_ffn * chip.weight_bytes)
+    ffn = _Work(macs=T * w_ffn, elem=T * f * (3 if cfg.gated else 2), w_bytes=w_ffn * chip.weight_bytes)
     kv_store = 2 * g * hd * max(context, T) * chip.kv_bytes
     return attn, ffn, w_attn + w_ffn, kv_store
 

@@ -71,6 +71,14 @@ def build_programs(model: DecoderModel | Graph, config: CompileConfig, progress:
 
 def llm_info(model: DecoderModel, config: CompileConfig) -> LlmInfo:
     c = model.config
+    if config.batch:  # one step graph over B rows, each of any sequence (passes/batch.py); no prompt graph
+        frac = -1
+        if config.numerics == "int8":
+            from slmc.frontend.calibrate import formats_for
+
+            frac = formats_for(model).logits
+        return LlmInfo(c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len, 0, frac,
+                       batch=config.batch)
     if config.numerics == "int8":  # integer-only: one decode graph; prompts go through it token by token
         from slmc.frontend.calibrate import formats_for
 
@@ -87,17 +95,25 @@ def _step_graphs(model: DecoderModel, config: CompileConfig, llm: LlmInfo,
     partitioned build) cut into each chip's share: [chip][step]; one chip when not partitioned."""
     from slmc.frontend.build import build_float_graph
 
-    steps = [1, llm.prefill_chunk] if llm.prefill_chunk else [1]
+    steps = [llm.batch] if llm.batch else [1, llm.prefill_chunk] if llm.prefill_chunk else [1]
     graphs = [quantize(build_float_graph(model, seq, config.kv_cache or "fp32"), model, config, partition)
               for seq in steps]
     if partition is not None:
         from slmc.passes import partition as cut
 
         return [[cut.run(g, partition, chip) for g in graphs] for chip in range(partition.n_chips)]
+    if config.expert_slots:  # the experts stay in flash; the chosen ones are copied into SRAM slots
+        from slmc.passes import expert_cache
+
+        graphs = [expert_cache.run(g, config.expert_slots, config.expert_prefetch) for g in graphs]
     if config.fuse_gate:
         from slmc.passes import fuse_gate   # the FFN pair: its gate product is written over the gate input
 
         graphs = [fuse_gate.run(g) for g in graphs]
+    if llm.batch:  # rows of different sequences: per-row position and KV slot where a node reads them
+        from slmc.passes import batch
+
+        graphs = [batch.run(g, llm.batch) for g in graphs]
     return [graphs]
 
 
@@ -154,5 +170,9 @@ def bind_and_plan(built: Built, config: CompileConfig, progress: Progress) -> Pl
 
 def memory_needs(target: Target, plan: MemoryPlan, weights: WeightsLayout, llm: LlmInfo | None) -> tuple[MemoryFit, ...]:
     main_bytes = main_llm_buffers(llm.vocab_size, llm.seq_len, llm.prefill_chunk) if llm else 0
+    if llm and llm.batch:
+        from slmc.targets.fit import main_batch_buffers
+
+        main_bytes = main_batch_buffers(llm.vocab_size, llm.seq_len, llm.batch)
     return memory_fit(target, plan.arena_bytes, plan.kv_cache_bytes, weights.nbytes, main_bytes,
                       sram_weights=weights.ram_bytes)

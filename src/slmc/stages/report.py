@@ -6,6 +6,7 @@ accuracy, tokenizer, context) is in manifest.json.
 
 from __future__ import annotations
 
+from slmc.sim.experts import report_section
 from slmc.config import CompileConfig
 from slmc.frontend.decoder import DecoderModel
 from slmc.report.compile_report import ChipSummary, ChipsManifest, CompileReport, DecoderFacts, OpEntry
@@ -26,13 +27,15 @@ def build_report(fitted: Fitted, p: Planned, project: Project, source: Source, p
         shared_lower_bound_bytes=plan.shared_lower_bound_bytes, activation_arena_bytes=plan.activation_arena_bytes,
         activation_lower_bound_bytes=plan.activation_lower_bound_bytes, memory_sharing=plan.sharing_rows(),
         weights_bytes=p.weights.nbytes, kv_cache_bytes=plan.kv_cache_bytes,
-        macs_per_token=sum(o.macs for o in ops if o.op != "attention"), planner=plan.planner,
+        macs_per_token=sum(o.macs for o in ops if o.op not in ("attention", "attention_rows")) // max(1, p.llm.batch if p.llm else 1),
+        planner=plan.planner,
         plan_optimal=plan.optimal, plan_best_bound_bytes=plan.best_bound_bytes, graphs=[g.name for g in p.graphs],
         graph_steps=[len(g.nodes) for g in p.graphs], ops=ops, buffers=plan.as_rows(),
         decoder=_decoder_facts(model, (fitted.notes if whole else ()) + project.notes) if decoder else None,
         prefill_chunk=p.llm.prefill_chunk if p.llm else 0,
         chip=p.built.chip, share=p.built.partition.to_dict()["chips"][p.built.chip] if not whole else None,
         cluster=_cluster(p, config), engines=_engines(p, config, model, progress),
+        experts=report_section(p.graphs, config.expert_slots, config.expert_prefetch),
         levels=p.levels, timings={"planner_seconds": p.planner_seconds} if p.planner_seconds is not None else None,
         kv_cache=_kv_cache(config) if p.llm is not None and whole else None,
         int8=_int8_accuracy(model, p, progress) if config.numerics == "int8" and decoder and whole else None,
@@ -44,7 +47,18 @@ def build_report(fitted: Fitted, p: Planned, project: Project, source: Source, p
         weights_sram_bytes=p.weights.ram_bytes if p.weights.ram_blob else None,
         model_seq_len=source.seq_len if decoder and whole and model.config.seq_len != source.seq_len else None,
         tokenizer="tokenizer" + source.tokenizer.suffix if source.tokenizer is not None and whole else None,
+        batch=_batch(p) if p.llm is not None and p.llm.batch else None,
     )
+
+
+def _batch(p: Planned) -> dict:
+    """--batch: the slots, the row budget of a step, and what the batching pass shares and runs per row."""
+    from slmc.passes.batch import explain
+
+    b, seq_len = p.llm.batch, p.llm.seq_len  # type: ignore[union-attr]
+    return dict(slots=b, rows_per_step=b, positions_per_slot=seq_len,
+                kv_cache_bytes_per_slot=p.plan.kv_cache_bytes // b,
+                activation_bytes=p.plan.activation_arena_bytes, explain=explain(p.graphs[0], b))
 
 
 def chips_manifest(fitted: Fitted, programs: list[Planned], reports: list[CompileReport], source: Source) -> ChipsManifest:
@@ -130,4 +144,11 @@ def _int8_accuracy(model: DecoderModel, p: Planned, progress: Progress) -> dict:
     from slmc.frontend.calibrate import accuracy, formats_for
 
     progress("measuring int8 accuracy against fp32")
-    return accuracy(model, p.graphs[0], formats_for(model))
+    graph = p.graphs[0]
+    if p.llm is not None and p.llm.batch:  # its rows compute what the one-token step computes (passes/batch.py)
+        from slmc.frontend.build import build_float_graph
+        from slmc.kernels.int_llm import int8_layout
+        from slmc.passes import quantize_int8
+
+        graph = quantize_int8.run(build_float_graph(model, 1), formats_for(model), int8_layout(frozenset()))
+    return accuracy(model, graph, formats_for(model))

@@ -48,6 +48,12 @@ def main_llm_buffers(vocab: int, seq_len: int, prefill_chunk: int) -> int:
     return 4 * (max(prefill_chunk, 1) * vocab + vocab + vocab + seq_len)
 
 
+def main_batch_buffers(vocab: int, seq_len: int, batch: int) -> int:
+    """Bytes of main_batch.c's static arrays (keep in step with it): B logits rows, probs, sort_idx, a pool of
+    2B requests (the ids of a prompt and a few counters each), B slots and the rows of one step."""
+    return 4 * (batch * vocab + 2 * vocab) + 2 * batch * (4 * seq_len + 64) + batch * 96 + 16 * batch
+
+
 def memory_fit(target: Target, arena_bytes: int, kv_cache_bytes: int, weights_bytes: int, main_bytes: int,
                weights_in: str = "flash", sram_weights: int = 0) -> tuple[MemoryFit, ...]:
     """What each of the target's memories must hold; empty for a target without limits (the host).

@@ -15,6 +15,7 @@ class RunResult:
     stats: dict[str, float] = field(default_factory=dict)
     exit_code: int = 0
     opps: list[tuple[int, int]] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)   # the lines that are no event above (main_batch.c's events)
 
 
 class EventParser:
@@ -58,4 +59,4 @@ class EventParser:
 
     def result(self, exit_code: int) -> RunResult:
         self.flush()
-        return RunResult(list(self.ids), dict(self.stats), exit_code, list(self.opps))
+        return RunResult(list(self.ids), dict(self.stats), exit_code, list(self.opps), list(self.other))

@@ -121,6 +121,15 @@ int main(int argc, char **argv) {
 #else
     printf("S positions %d\n", pos);
 #endif
+#ifdef SLMC_EXPERT_CACHE
+    {
+        uint32_t hits, misses;
+        uint64_t bytes;
+        slmc_expert_stats(&hits, &misses, &bytes);
+        printf("S expert_hits %lu\nS expert_misses %lu\nS expert_bytes_loaded %lu\n", (unsigned long)hits,
+               (unsigned long)misses, (unsigned long)bytes);
+    }
+#endif
     if (lf) fclose(lf);
 #ifdef SLMC_DVFS
     slmc_hal_report();

@@ -4,7 +4,7 @@ description), and which it refuses, naming the structural feature its decoder la
 from __future__ import annotations
 
 from slmc.errors import SlmcError
-from slmc.frontend.hf import gpt2, llama_like
+from slmc.frontend.hf import features, gpt2, learned, llama_like, moe, parallel
 from slmc.frontend.hf.fields import Fields
 from slmc.frontend.hf.spec import Family
 from slmc.frontend.safe_io import show
@@ -16,33 +16,30 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in (
     Family("OLMo", "olmo", "OlmoForCausalLM", llama_like.olmo, llama_like.weights),
     Family("Phi-3", "phi3", "Phi3ForCausalLM", llama_like.phi3, llama_like.weights),
     Family("GPT-2", "gpt2", "GPT2LMHeadModel", gpt2.config, gpt2.weights),
+    Family("Qwen3", "qwen3", "Qwen3ForCausalLM", features.qwen3, features.weights),
+    Family("OLMo 2", "olmo2", "Olmo2ForCausalLM", features.olmo2, features.weights),
+    Family("StableLM", "stablelm", "StableLmForCausalLM", features.stablelm, features.weights),
+    Family("Phi", "phi", "PhiForCausalLM", parallel.phi, parallel.phi_weights),
+    Family("GPT-NeoX", "gpt_neox", "GPTNeoXForCausalLM", parallel.gpt_neox, parallel.neox_weights),
+    Family("OPT", "opt", "OPTForCausalLM", learned.opt, learned.opt_weights),
+    Family("GPT-Neo", "gpt_neo", "GPTNeoForCausalLM", learned.gpt_neo, learned.gpt_neo_weights),
+    Family("Granite", "granite", "GraniteForCausalLM", features.granite, features.weights),
+    Family("Gemma", "gemma", "GemmaForCausalLM", features.gemma, features.weights),
+    Family("Gemma 2", "gemma2", "Gemma2ForCausalLM", features.gemma2, features.weights),
+    Family("Gemma 3", "gemma3_text", "Gemma3ForCausalLM", features.gemma3, features.weights),
+    Family("SmolLM3", "smollm3", "SmolLM3ForCausalLM", features.smollm3, features.weights),
+    Family("Mixtral", "mixtral", "MixtralForCausalLM", moe.mixtral, llama_like.weights),
+    Family("Qwen2-MoE", "qwen2_moe", "Qwen2MoeForCausalLM", moe.qwen2_moe, llama_like.weights),
+    Family("Qwen3-MoE", "qwen3_moe", "Qwen3MoeForCausalLM", moe.qwen3_moe, features.weights),
+    Family("OLMoE", "olmoe", "OlmoeForCausalLM", moe.olmoe, features.weights),
 )}
 
-_MOE = "a mixture-of-experts FFN (a router choosing experts per token)"
 # model_type -> (architecture, the feature slmc's decoder does not have yet)
 REFUSED: dict[str, tuple[str, str]] = {
-    "gemma": ("GemmaForCausalLM", "a GeGLU FFN (gelu-gated) and the sqrt(hidden_size) embedding multiplier"),
-    "gemma2": ("Gemma2ForCausalLM", "attention and final-logit soft-capping, alternating sliding-window layers, "
-               "post-attention/post-FFN norms and a GeGLU FFN"),
-    "gemma3_text": ("Gemma3ForCausalLM", "qk-norm, alternating local/global attention with two RoPE bases, "
-                    "post-attention/post-FFN norms and a GeGLU FFN"),
-    "gemma3": ("Gemma3ForConditionalGeneration", "qk-norm, alternating local/global attention with two RoPE "
-               "bases, post-attention/post-FFN norms and a GeGLU FFN (and a vision tower)"),
-    "qwen3": ("Qwen3ForCausalLM", "qk-norm (an RMSNorm on each head's queries and keys)"),
-    "phi": ("PhiForCausalLM", "a parallel attention+MLP residual and partial rotary"),
-    "gpt_neo": ("GPTNeoForCausalLM", "unscaled attention scores and local (windowed) attention layers"),
-    "gpt_neox": ("GPTNeoXForCausalLM", "a parallel attention+MLP residual and partial rotary"),
-    "opt": ("OPTForCausalLM", "a ReLU FFN and learned positions offset by 2"),
-    "stablelm": ("StableLmForCausalLM", "partial rotary"),
-    "olmo2": ("Olmo2ForCausalLM", "qk-norm and norms after attention and FFN (post-norm)"),
-    "granite": ("GraniteForCausalLM", "embedding, residual, attention and logit multipliers"),
-    "smollm3": ("SmolLM3ForCausalLM", "NoPE layers (layers without RoPE)"),
-    "mixtral": ("MixtralForCausalLM", _MOE),
-    "qwen2_moe": ("Qwen2MoeForCausalLM", _MOE),
-    "qwen3_moe": ("Qwen3MoeForCausalLM", _MOE),
-    "olmoe": ("OlmoeForCausalLM", _MOE),
-    "phimoe": ("PhimoeForCausalLM", _MOE),
-    "granitemoe": ("GraniteMoeForCausalLM", _MOE),
+    "gemma3": ("Gemma3ForConditionalGeneration", "a vision tower (its text model, model_type gemma3_text, "
+               "is read)"),
+    "phimoe": ("PhimoeForCausalLM", "sparsemixer routing (its experts' top-2 weights are not a softmax's)"),
+    "granitemoe": ("GraniteMoeForCausalLM", "embedding, residual, attention and logit multipliers around its experts"),
 }
 SUPPORTED = ", ".join(f.name for f in FAMILIES.values())
 

@@ -12,16 +12,17 @@ SCALINGS = ("linear", "dynamic", "llama3", "yarn", "longrope")
 
 
 def read_rope(f: Fields, head_dim: int, max_pos: int, aliases: dict[str, str] | None = None,
-              kinds: tuple[str, ...] = SCALINGS) -> tuple[float, RopeScaling, list[str]]:
+              kinds: tuple[str, ...] = SCALINGS, partial_ok: bool = False) -> tuple[float, RopeScaling, list[str]]:
     """theta, the scaling, and a note for the model when it is scaled. `aliases`: a family's old names
-    for a kind (Phi-3 reads "su" and "yarn" as longrope); `kinds`: the scalings the family's code accepts."""
+    for a kind (Phi-3 reads "su" and "yarn" as longrope); `kinds`: the scalings the family's code accepts;
+    `partial_ok`: the family rotates partial_rotary_factor of each head (read by partial_rotary())."""
     top_theta = f.num("rope_theta", 10000.0)
     p = f.within("rope_scaling") if f.obj("rope_scaling") else f.within("rope_parameters")
     theta = p.num("rope_theta", top_theta)
     kind = p.str("rope_type", p.str("type", "default"))
     kind = (aliases or {}).get(kind, kind)
     partial = p.num("partial_rotary_factor", f.num("partial_rotary_factor", 1.0))
-    if partial != 1.0:
+    if partial != 1.0 and not partial_ok:
         raise f.refuse(f"partial rotary (partial_rotary_factor {partial:g}) is not supported: slmc rotates whole "
                        "heads", "use a model that rotates the whole head")
     if kind == "default":
@@ -53,3 +54,14 @@ def read_rope(f: Fields, head_dim: int, max_pos: int, aliases: dict[str, str] | 
                         short_factor=p.nums("short_factor", head_dim // 2))
     note = f"RoPE scaling {kind} (factor {s.factor:g}) computed as transformers does"
     return theta, s, [note]
+
+
+def partial_rotary(f: Fields, head_dim: int) -> int:
+    """The rotated features of each head: int(head_dim * partial_rotary_factor), as transformers computes it
+    (rope_parameters' factor wins over the top-level one); 0 where that is the whole head."""
+    p = f.within("rope_scaling") if f.obj("rope_scaling") else f.within("rope_parameters")
+    factor = p.num("partial_rotary_factor", f.num("partial_rotary_factor", 1.0))
+    rot = int(head_dim * factor)
+    if factor > 1.0 or rot < 2 or rot % 2:
+        raise f.bad("partial_rotary_factor", factor, f"a fraction of the head size {head_dim} giving an even width")
+    return 0 if rot == head_dim else rot

@@ -19,6 +19,10 @@ class Layout:
     mlp_bias: bool = False       # gate, up and down projections have them (Llama mlp_bias)
     fused: bool = False          # one qkv_proj and one gate_up_proj (Phi-3), split here
     norm_weights: bool = True    # False: LayerNorm without weight or bias (OLMo): weight 1, bias 0
+    experts: tuple[str, ...] = ()  # an MoE FFN: (module, gate, down, up) names of its experts (hf/moe.py)
+    input_norm: bool = True      # False: no norm before attention (OLMo 2's post-norm blocks)
+    norm_offset: float = 0.0     # every RMSNorm multiplies by (offset + weight): Gemma's 1, folded into the weight
+    norm_bias: bool = False      # LayerNorms with a bias (StableLM)
 
 
 @dataclass(frozen=True)

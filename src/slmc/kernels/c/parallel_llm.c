@@ -168,7 +168,7 @@ typedef struct {
     slmc_rope_f32_fn f;
     float *out;
     const float *x, *c, *s;
-    int features, hd, pos, interleaved;
+    int features, hd, rot, pos, interleaved;
 } par_rope;
 
 static void par_rope_task(void *p, int i0, int i1, int core) {  /* item: (token, head), tokens one after another */
@@ -177,13 +177,13 @@ static void par_rope_task(void *p, int i0, int i1, int core) {  /* item: (token,
     (void)core;
     for (int i = i0; i < i1; i++) {
         size_t off = (size_t)(i / heads) * j->features + (size_t)(i % heads) * j->hd;
-        j->f(j->out + off, j->x + off, j->c, j->s, 1, j->hd, j->hd, j->pos + i / heads, j->interleaved);
+        j->f(j->out + off, j->x + off, j->c, j->s, 1, j->hd, j->hd, j->rot, j->pos + i / heads, j->interleaved);
     }
 }
 
 void slmc_par_rope_f32(slmc_rope_f32_fn fn, int stride, int site, float *out, const float *x, const float *cos_t,
-                       const float *sin_t, int n, int features, int hd, int pos, int interleaved) {
-    par_rope j = {fn, out, x, cos_t, sin_t, features, hd, pos, interleaved};
+                       const float *sin_t, int n, int features, int hd, int rot, int pos, int interleaved) {
+    par_rope j = {fn, out, x, cos_t, sin_t, features, hd, rot, pos, interleaved};
     (void)stride;
     slmc_parallel_for(par_rope_task, &j, n * (features / hd), site);
 }

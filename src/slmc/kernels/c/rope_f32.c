@@ -1,10 +1,12 @@
 #include "slmc_kernels.h"
 
-/* Rotary positions from precomputed cos/sin tables [seq_len][hd/2] (const, in flash): no powf,
- * cosf or sinf at run time. interleaved: pairs (2i, 2i+1) as in llama2.c; else (i, i + hd/2) as in HF. */
+/* Rotary positions from precomputed cos/sin tables [seq_len][rot/2] (const, in flash): no powf,
+ * cosf or sinf at run time. interleaved: pairs (2i, 2i+1) as in llama2.c; else (i, i + rot/2) as in HF.
+ * Partial rotary (GPT-NeoX, Phi, StableLM): only the first rot of each head's hd features turn, the
+ * rest pass through (copied after the head's pairs; out may equal x). */
 void slmc_rope_f32(float *out, const float *x, const float *cos_t, const float *sin_t,
-                   int n, int features, int hd, int pos, int interleaved) {
-    int half = hd / 2;
+                   int n, int features, int hd, int rot, int pos, int interleaved) {
+    int half = rot / 2;
     for (int s = 0; s < n; s++) {
         const float *c = cos_t + (size_t)(pos + s) * half, *sn = sin_t + (size_t)(pos + s) * half;
         for (int h = 0; h < features; h += hd) {
@@ -16,6 +18,7 @@ void slmc_rope_f32(float *out, const float *x, const float *cos_t, const float *
                 o[i0] = v0 * c[i] - v1 * sn[i];
                 o[i1] = v0 * sn[i] + v1 * c[i];
             }
+            for (int i = rot; i < hd; i++) o[i] = v[i];
         }
     }
 }

@@ -28,5 +28,5 @@ typedef void (*slmc_linear_f32_fn)(float *, const float *, const float *, const 
 typedef void (*slmc_rmsnorm_f32_fn)(float *, const float *, const float *, int, int, float);
 typedef void (*slmc_swiglu_f32_fn)(float *, const float *, const float *, int);
 typedef void (*slmc_quantize_q8_fn)(int8_t *, float *, const float *, int, int, int);
-typedef void (*slmc_rope_f32_fn)(float *, const float *, const float *, const float *, int, int, int, int, int);
+typedef void (*slmc_rope_f32_fn)(float *, const float *, const float *, const float *, int, int, int, int, int, int);
 #endif

@@ -1,0 +1,82 @@
+"""The API of a batched build (slmc compile --batch B, passes/batch.py) in model.h / model.c:
+slmc_step runs up to B rows, each the token of some sequence at that sequence's position in its own KV slot,
+through one call of the step graph (each weight read once for all rows). slmc_decode and slmc_prefill stay,
+for one sequence in slot 0, so a batched build also runs main_llm.c's way."""
+
+from __future__ import annotations
+
+from slmc.codegen.layers import LayerTable
+from slmc.codegen.llm_api import LlmInfo, llm_header
+from slmc.cquote import c_comment, comment
+from slmc.ir import Graph
+from slmc.plan.plan import MemoryPlan
+
+
+def batch_header(m: LlmInfo) -> list[str]:
+    return llm_header(m) + [
+        "",
+        f"#define SLMC_BATCH {m.batch} /* rows one slmc_step runs at most, and KV-cache slots */",
+        "#define SLMC_ERR_SLOT (-5) /* a slot outside 0 .. SLMC_BATCH - 1 */",
+        "/* Process n rows (1 <= n <= SLMC_BATCH): row i is tokens[i] at position pos[i] of the sequence whose",
+        "   KV cache is slot slot[i]; writes n rows of SLMC_VOCAB_SIZE logits. Rows may belong to different",
+        "   sequences, or several to one sequence's prompt (consecutive positions, in order); a row sees",
+        "   positions 0 .. pos[i] of its slot, which this call or earlier ones wrote. Every row is checked",
+        "   (NULL, n, then slot, pos, token of each row) before any state is touched. */",
+        "int slmc_step(const int *tokens, const int *pos, const int *slot, int n, float *logits);",
+    ]
+
+
+def batch_api(graphs: list[Graph], plan: MemoryPlan, m: LlmInfo, table: LayerTable) -> list[str]:
+    (g,) = graphs
+    in_table = table.states()
+    states = sorted({(v.name, v.nbytes) for v in g.states() if v.name not in in_table})
+    out = [f"const SlmcConfig slmc_config = {{{m.dim}, {m.hidden_dim}, {m.n_layers}, {m.n_heads}, {m.n_kv_heads}, "
+           f"{m.vocab_size}, {m.seq_len}, {m.prefill_chunk}}};", "", "void slmc_reset(void) {"]
+    out += table.reset_lines()
+    out += [f"    memset(slmc_arena + {plan.offset_of(n)}, 0, {b}); {comment(c_comment(n))}" for n, b in states]
+    call = ["    slmc_graph_step(t, p, s, n, logits);"]
+    if m.logits_frac >= 0:  # integer logits, written into the caller's buffer, turned into floats in place
+        call = ["    slmc_graph_step(t, p, s, n, (int32_t *)(void *)logits);",
+                "    for (size_t i = 0; i < (size_t)n * SLMC_VOCAB_SIZE; i++) {",
+                "        int32_t v;", "        memcpy(&v, &logits[i], sizeof v);",
+                f"        logits[i] = (float)v * 0x1p-{m.logits_frac}f;", "    }"]
+    return out + [
+        "}", "",
+        "/* the rows as the step graph reads them (int32_t: `int` is not int32_t on every target), checked first */",
+        "static int slmc_rows(int32_t *t, int32_t *p, int32_t *s, const int *tokens, const int *pos, const int *slot, int n) {",
+        "    for (int i = 0; i < n; i++) {",
+        "        if (slot[i] < 0 || slot[i] >= SLMC_BATCH) return SLMC_ERR_SLOT;",
+        "        if (pos[i] < 0 || pos[i] >= SLMC_SEQ_LEN) return SLMC_ERR_POS;",
+        "        if (tokens[i] < 0 || tokens[i] >= SLMC_VOCAB_SIZE) return SLMC_ERR_TOKEN;",
+        "        t[i] = tokens[i]; p[i] = pos[i]; s[i] = slot[i];",
+        "    }",
+        "    return SLMC_OK;",
+        "}", "",
+        "int slmc_step(const int *tokens, const int *pos, const int *slot, int n, float *logits) {",
+        "    if (!tokens || !pos || !slot || !logits) return SLMC_ERR_NULL;",
+        "    if (n < 1 || n > SLMC_BATCH) return SLMC_ERR_COUNT;",
+        "    int32_t t[SLMC_BATCH], p[SLMC_BATCH], s[SLMC_BATCH];",
+        "    int rc = slmc_rows(t, p, s, tokens, pos, slot, n);",
+        "    if (rc != SLMC_OK) return rc;",
+        *call,
+        "    return SLMC_OK;",
+        "}", "",
+        "int slmc_decode(int token, int pos, float *logits) {",
+        "    int slot = 0;",
+        "    return slmc_step(&token, &pos, &slot, 1, logits);",
+        "}", "",
+        "/* one sequence's prompt in slot 0, SLMC_BATCH positions per step */",
+        "int slmc_prefill(const int32_t *tokens, int n, int pos, float *logits) {",
+        "    if (!tokens || !logits) return SLMC_ERR_NULL;",
+        "    if (n < 1) return SLMC_ERR_COUNT;",
+        "    if (pos < 0 || pos >= SLMC_SEQ_LEN || n > SLMC_SEQ_LEN - pos) return SLMC_ERR_POS;",
+        "    for (int i = 0; i < n; i++)",
+        "        if (tokens[i] < 0 || tokens[i] >= SLMC_VOCAB_SIZE) return SLMC_ERR_TOKEN;",
+        "    for (int i = 0; i < n; i += SLMC_BATCH) {",
+        "        int c = n - i < SLMC_BATCH ? n - i : SLMC_BATCH, tk[SLMC_BATCH], ps[SLMC_BATCH], sl[SLMC_BATCH];",
+        "        for (int j = 0; j < c; j++) { tk[j] = tokens[i + j]; ps[j] = pos + i + j; sl[j] = 0; }",
+        "        (void)slmc_step(tk, ps, sl, c, logits + (size_t)i * SLMC_VOCAB_SIZE);",
+        "    }",
+        "    return SLMC_OK;",
+        "}",
+    ]

@@ -1,0 +1,115 @@
+"""Batch a decoder step over B rows so that each row may belong to a different sequence (ACRoBat's
+auto-batching, MLSys 2024, at compile time): `slmc compile --batch B`.
+
+The input is a step graph over `rows` = B rows (frontend/build.py with seq = B, after quantization), with
+inputs tokens i32[B] and pos i32[1] (the position of the first row) and one KV cache per layer. The output
+graph, `step`, takes tokens i32[B], pos i32[B] and slot i32[B]: row s is the token of the sequence whose KV
+cache is slot slot[s], at that sequence's position pos[s]. The cache states hold B slots, slot after slot.
+
+Rules, decided from the graph and the kernel registry (KernelSpec.batch), not from a list of operators:
+- A node that reads neither `pos` nor a KV cache, whose kernels are row-wise (`batch == "rows"`: row s of
+  each output depends only on row s of each activation and on constants) and whose activations are all
+  [B, ...]: copied as it is. Its constants (the weights) are shared by every row, so one call reads each
+  weight once for all B rows, whichever sequences they belong to.
+- A node that reads `pos` or a KV cache (RoPE, learned positions, the KV write, attention): replaced by its
+  per-row form (kernels/batch.py), the operator whose kernels declare `batch == "of:<op>"`, which reads pos
+  per row and, where it reads a cache, `slot` per row (appended as its last input): each row finds its own
+  position and its own slot in place, nothing is copied into a batch. Its attributes say which inputs are
+  which: base_op, pos_input (index), row_inputs and cache_inputs (bit masks of input indices), slot_len.
+- Anything else (a node with no per-row form, or whose kernels do not declare themselves row-wise) stops the
+  pass with an error naming the operator.
+"""
+
+from __future__ import annotations
+
+from slmc.errors import SlmcError
+from slmc.ir import DType, Graph, Node, TensorType, Value, ValueKind
+from slmc.ir.ops import ALIASES
+from slmc.ir.rewrite import Rebuild
+from slmc.ir.verify import verify
+from slmc.kernels.registry import REGISTRY
+
+MAX_BATCH = 64
+
+
+def _root(v: Value) -> Value:
+    while v.producer is not None and v.producer.op in ALIASES:
+        v = v.producer.inputs[ALIASES[v.producer.op]]  # type: ignore[assignment]
+    return v
+
+
+def _dtype(n: Node) -> DType:
+    first = next((v for v in n.inputs if v is not None), None)
+    return first.dtype if first is not None else n.outputs[0].dtype
+
+
+def row_wise(n: Node) -> bool:
+    """Every kernel that could run this node says its rows are independent (KernelSpec.batch == "rows")."""
+    specs = [k for k in REGISTRY if k.op == n.op and k.dtype == _dtype(n) and k.where(n)]
+    return bool(specs) and all(k.batch == "rows" for k in specs)
+
+
+def per_row_op(n: Node) -> str | None:
+    """The operator whose kernels are the per-row form of n's (KernelSpec.batch == "of:<op>")."""
+    return next((k.op for k in REGISTRY if k.batch == f"of:{n.op}"), None)
+
+
+def run(graph: Graph, rows: int) -> Graph:
+    names = [v.name for v in graph.inputs]
+    if names != ["tokens", "pos"] or not graph.dynamic_rows:
+        raise SlmcError(f"--batch applies to a decoder step graph, not to '{graph.name}' (inputs {names})",
+                        "omit --batch for this model")
+    tokens, pos = graph.inputs
+    if tokens.shape != (rows,):
+        raise SlmcError(f"the step graph has {tokens.shape[0]} rows, --batch asks for {rows}", "this is a bug in slmc")
+    rb = Rebuild(graph)
+    rb.g.name = "step"
+    new_pos = rb[pos]
+    assert new_pos is not None
+    new_pos.type = TensorType((rows,), DType.I32)   # a value of the new graph no node reads yet
+    slot = rb.g.add_input("slot", (rows,), DType.I32)
+    slot_len = {}
+    for v in graph.states():  # B caches, slot after slot
+        rb.map[id(v)] = rb.g.add_state(v.name, (rows * v.shape[0], *v.shape[1:]), v.dtype)
+        slot_len[id(v)] = v.shape[0]
+
+    def step(n: Node) -> None:
+        reads_pos = any(v is pos for v in n.inputs)
+        caches = [_root(v) for v in n.inputs if v is not None and _root(v).kind is ValueKind.STATE]
+        if reads_pos or caches:
+            into = per_row_op(n)
+            if into is None:
+                raise SlmcError(f"operator '{n.op}' ({n.name}) reads the step's position or KV cache and has no "
+                                "per-row form for --batch", "omit --batch for this model")
+            ins = [rb[v] for v in n.inputs]
+            cache_at = [i for i, v in enumerate(n.inputs) if v is not None and _root(v).kind is ValueKind.STATE]
+            row_at = [i for i, v in enumerate(n.inputs) if v is not None and v is not pos and i not in cache_at
+                      and v.kind is not ValueKind.CONST]
+            if any(n.inputs[i].shape[0] != rows for i in row_at):  # type: ignore[union-attr]
+                raise SlmcError(f"operator '{n.op}' ({n.name}) has an input that is not one row per token",
+                                "omit --batch for this model")
+            attrs = dict(n.attrs, base_op=n.op, pos_input=next((i for i, v in enumerate(n.inputs) if v is pos), -1),
+                         row_inputs=sum(1 << i for i in row_at), cache_inputs=sum(1 << i for i in cache_at))
+            if caches:
+                ins.append(slot)
+                attrs["slot_len"] = slot_len[id(caches[0])]
+            types = [rb[_root(n.outputs[0])].type] if n.op in ALIASES else None  # type: ignore[union-attr]
+            rb.copy(n, into, ins, types, attrs)
+        else:
+            acts = [v for v in n.inputs if v is not None and v.kind is not ValueKind.CONST]
+            if not row_wise(n) or any(not v.shape or v.shape[0] != rows for v in acts):
+                raise SlmcError(f"operator '{n.op}' ({n.name}) is not row-wise over the step's rows, so rows of "
+                                "different sequences cannot share its call", "omit --batch for this model")
+            rb.copy(n)
+
+    return verify(rb.run(step), after="the batching pass")
+
+
+def explain(graph: Graph, rows: int) -> list[str]:
+    """report.json's lines on what a batched step graph shares across rows and what it runs per row."""
+    per_row_ops = {k.op: k.batch[3:] for k in REGISTRY if k.batch.startswith("of:")}  # per-row op -> its kernel's op
+    shared = sorted({n.op for n in graph.nodes if n.op not in per_row_ops})
+    per_row = sorted({f"{per_row_ops[n.op]} -> {n.op}" for n in graph.nodes if n.op in per_row_ops})
+    return [f"one call runs up to {rows} rows, each of any sequence: {', '.join(shared)} are row-wise with weights "
+            "shared by every row (one read of each weight per call)",
+            f"per row, at the row's own position and KV slot, read in place: {', '.join(per_row)}"]

@@ -1,0 +1,65 @@
+"""numpy twins of the mixture-of-experts kernels (kernels/c/moe_*.c)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from slmc.reference.llm_ops import linear, linear_q8, quantize_q8, swiglu
+from slmc.reference.registry import reference_op
+
+f32 = np.float32
+
+
+@reference_op("moe_topk")
+def moe_topk(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    """Softmax over the experts, the k most probable (ties: the lower expert), renormalised if asked."""
+    logits = ins[0].astype(f32)
+    e = np.exp((logits - logits.max(axis=-1, keepdims=True)).astype(f32)).astype(f32)
+    p = (e / np.cumsum(e, axis=-1, dtype=f32)[:, -1:]).astype(f32)
+    ids = np.argsort(-p, axis=-1, kind="stable")[:, :a["k"]].astype(np.int32)
+    w = np.take_along_axis(p, ids, axis=-1)
+    if a["renorm"]:
+        w = (w / np.cumsum(w, axis=-1, dtype=f32)[:, -1:]).astype(f32)
+    return [ids, w.astype(f32)]
+
+
+@reference_op("sigmoid_mul")
+def sigmoid_mul(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    x, g = ins
+    return [(x * (f32(1.0) / (f32(1.0) + np.exp(-g)))).astype(f32)]
+
+
+def _mix(x: np.ndarray, ids: np.ndarray, w: np.ndarray, expert) -> np.ndarray:
+    out = np.zeros_like(x, dtype=f32)
+    for r in range(x.shape[0]):
+        for j in range(ids.shape[1]):
+            out[r] = (out[r] + w[r, j] * expert(int(ids[r, j]), x[r:r + 1])[0]).astype(f32)
+    return out
+
+
+@reference_op("moe_experts")
+def moe_experts(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    x, ids, w, w1, w3, w2 = ins[:6]  # (an expert cache's pool and table: the same numbers, so not read)
+
+    def expert(e: int, xr: np.ndarray) -> np.ndarray:
+        h = swiglu([linear([xr, w1[e]], a)[0], linear([xr, w3[e]], a)[0]], a)[0]
+        return linear([h, w2[e]], a)[0]
+
+    return [_mix(x, ids, w, expert)]
+
+
+@reference_op("moe_experts_q8")
+def moe_experts_q8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    x, ids, w, w1q, w1s, w3q, w3s, w2q, w2s = ins[:9]
+    g, gh = a["group"], a["hidden_group"]
+
+    def expert(e: int, xr: np.ndarray) -> np.ndarray:
+        xq, xs = quantize_q8([xr], {"group": g})
+        h = swiglu([linear_q8([xq, xs, w1q[e], w1s[e]], {"group": g})[0],
+                    linear_q8([xq, xs, w3q[e], w3s[e]], {"group": g})[0]], a)[0]
+        hq, hs = quantize_q8([h], {"group": gh})
+        return linear_q8([hq, hs, w2q[e], w2s[e]], {"group": gh})[0]
+
+    return [_mix(x, ids, w, expert)]
