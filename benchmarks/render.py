@@ -14,6 +14,7 @@ import codesize
 import sharing
 import mcu
 import systems
+import sweep
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
@@ -328,6 +329,7 @@ def render(res: dict) -> str:
              *sharing.render(res.get("sharing")),
              *codesize.render(res.get("codesize")),
              *batching.render(res.get("batching")),
+             *sweep.render(res.get("sweep")),
              *standing(res)]
     return "\n".join(lines).rstrip() + "\n"
 

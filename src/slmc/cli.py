@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from slmc.cli_systems import register as register_systems
+from slmc.cli_sweep import register as register_sweep
 from slmc.cli_safety import NUMERICS, SafeTyper, _fail, _progress, check_sampling, err, input_path, read_json, read_npz
 from slmc.errors import SlmcError
 from slmc.output import check_file, output_file
@@ -427,6 +428,7 @@ def targets() -> None:
 
 # the system-level studies live in their own module
 register_systems(app)
+register_sweep(app)
 
 
 def main() -> None:
