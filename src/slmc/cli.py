@@ -233,12 +233,11 @@ def _run(project: Path, steps: int, temperature: float, top_p: float, seed: int,
     if as_json:
         from slmc.sim.experts import expert_stats
 
-        print(json.dumps(dict(ids=res.ids, tokens_per_s=tps, target=rep["target"], positions=int(res.stats.get("positions", 0)),
-                              text=tok.decode(res.ids) if tok else None,
-                              **({"opp_transitions": [list(o) for o in res.opps]} if "dvfs" in rep else {}),
-                              **expert_stats(res.stats, rep, target),
-                              **{k: v for k, v in counts.items()
-                                                                            if k not in ("target", "tokens_per_s")})))
+        out = dict(ids=res.ids, tokens_per_s=tps, target=rep["target"], positions=int(res.stats.get("positions", 0)),
+                   text=tok.decode(res.ids) if tok else None,
+                   **({"opp_transitions": [list(o) for o in res.opps]} if "dvfs" in rep else {}),
+                   **{k: v for k, v in counts.items() if k not in ("target", "tokens_per_s")})
+        print(json.dumps(out | expert_stats(res.stats, rep, target, counts)))
     elif ids or tok is None:
         print(" ".join(map(str, res.ids)))
     else:

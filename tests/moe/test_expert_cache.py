@@ -61,6 +61,10 @@ def test_cached_q8_on_the_mcu_matches_the_host(tmp_path: Path, mixtral: Path, ta
     # on the RP2350 the experts stay in its flash: each miss costs a copy at the flash's bandwidth
     assert mcu["expert_stall_s_per_token"] == pytest.approx(mcu["expert_bytes_loaded"] / 37.5e6 / mcu["positions"],
                                                           rel=1e-6)
+    # the estimate reads the other weights from flash (the experts only through the cache) and waits for
+    # the cache's loads
+    assert 0 <= mcu["estimated_flash_seconds_per_token"]
+    assert 1 / mcu["estimated_tokens_per_s"] > mcu["expert_stall_s_per_token"] + mcu["estimated_flash_seconds_per_token"]
 
 
 @pytest.mark.parametrize("flags, needles", [

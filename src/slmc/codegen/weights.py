@@ -79,7 +79,9 @@ def weights_for_sram(layout: WeightsLayout, graphs: list[Graph], budget: int) ->
     """The constants to copy into `budget` bytes of SRAM: every byte of a matrix is read once per token
     from flash, so any byte moved saves the same; tables read one row per token (token embeddings,
     RoPE's cos/sin, learned positions) are left in flash unless a matrix product reads them too (a tied
-    classifier). Largest first, then the rest that still fit (the gaps of alignment counted)."""
+    classifier), and so are a mixture of experts' stacked experts (a byte is read only when its expert is
+    chosen; with an expert cache, from its SRAM slots). Largest first, then the rest that still fit (the
+    gaps of alignment counted)."""
     from slmc.ir.ops import VIEWS
 
     readers: dict[int, set[str]] = {}
@@ -91,7 +93,8 @@ def weights_for_sram(layout: WeightsLayout, graphs: list[Graph], budget: int) ->
                 if v is not None and id(v) in layout.by_value:
                     readers.setdefault(layout.by_value[id(v)], set()).add(n.op)
     row_reads = ("embedding", "rope", "pos_embedding")
-    cands = sorted((i for i, ops in readers.items() if not all(op.startswith(row_reads) for op in ops)),
+    cands = sorted((i for i, ops in readers.items() if not all(op.startswith(row_reads) for op in ops)
+                    and not any(op.startswith("moe_experts") for op in ops)),
                    key=lambda i: -layout.entries[i].nbytes)
     chosen, left = set(), budget
     for i in cands:

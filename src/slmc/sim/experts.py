@@ -17,13 +17,18 @@ def slow_bytes_per_s(target: Target) -> float | None:
     return target.levels[-1].bytes_per_cycle * target.clock_hz
 
 
-def expert_stats(stats: dict[str, float], rep: dict, target: Target) -> dict:
-    """`slmc run --json`'s expert fields: the run's totals and the estimated stall per generated position."""
+def expert_stats(stats: dict[str, float], rep: dict, target: Target, counts: dict) -> dict:
+    """`slmc run --json`'s expert fields: the run's totals and the estimated stall per generated position,
+    which an estimated tokens/s of the run (`counts`, toolchain/profile.py) then includes."""
     if "expert_hits" not in stats:
         return {}
-    out = {k: int(stats[k]) for k in COUNTERS}
+    out: dict = {k: int(stats[k]) for k in COUNTERS}
     bw, positions = slow_bytes_per_s(target), stats.get("positions", 0)
-    out["expert_stall_s_per_token"] = out["expert_bytes_loaded"] / bw / positions if bw and positions else None
+    stall = out["expert_bytes_loaded"] / bw / positions if bw and positions else None
+    out["expert_stall_s_per_token"] = stall
+    if stall is not None and counts.get("estimated_tokens_per_s"):
+        out["estimated_tokens_per_s"] = 1.0 / (1.0 / counts["estimated_tokens_per_s"] + stall)
+        out["estimate_basis"] = f"{counts.get('estimate_basis')}, plus the expert cache's loads from flash"
     return out
 
 

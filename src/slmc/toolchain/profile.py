@@ -90,6 +90,17 @@ def summarize(counts: Counts, rep: dict, target: Target, mix: Counts | None = No
     return prof
 
 
+def unread_expert_bytes(rep: dict) -> float:
+    """A mixture of experts reads only the experts its tokens choose: in place, top_k of every layer's per
+    token (the rest are not read); through an expert cache none from flash in the forward pass (the cache's
+    copies are the run's expert_bytes_loaded, priced by sim/experts.py)."""
+    ex = rep.get("experts")
+    if not ex:
+        return 0.0
+    per_expert = ex["all_experts_bytes"] / (ex["count"] * ex["layers"])
+    return ex["all_experts_bytes"] - (0 if ex["slots"] else ex["top_k"] * ex["layers"] * per_expert)
+
+
 def estimate(target: Target, rep: dict, cycles_per_token: float | None) -> dict:
     """Estimated cycles and tokens/s: compute at the target's clock, plus (where the target gives a
     flash read rate and the weights sit in flash) one read of every weight byte per token through a
@@ -106,7 +117,7 @@ def estimate(target: Target, rep: dict, cycles_per_token: float | None) -> dict:
         rate = target.flash.read_bytes_per_s if target.flash else None
         if rate and weights_in.startswith("flash"):
             in_sram = rep.get("weights_sram_bytes", 0)
-            stall = (rep.get("weights_bytes", 0) - in_sram) / rate
+            stall = (rep.get("weights_bytes", 0) - in_sram - unread_expert_bytes(rep)) / rate
             seconds += stall
             out["estimated_flash_seconds_per_token"] = stall
             basis.append(f"plus every weight byte read once per token from flash at {rate / 1e6:g} MB/s"
