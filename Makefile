@@ -7,7 +7,7 @@ JOBS ?= 2
 APT_TOOLCHAINS := gcc-arm-none-eabi picolibc-arm-none-eabi gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf \
                   qemu-system-arm qemu-system-misc chromium
 
-.PHONY: setup toolchains demo test test-fast fuzz bench train-default clean
+.PHONY: setup toolchains demo test test-fast fuzz bench train-default train-moe clean
 
 setup: $(VENV)/.installed
 
@@ -51,6 +51,10 @@ bench: setup
 
 train-default: setup
 	$(VPY) -m slmc.train.train_default --out models/default
+
+# the mixture-of-experts model of issue 18 (a HuggingFace Mixtral folder) and its expert predictor
+train-moe: setup
+	$(VPY) -m slmc.train.train_moe --out models/moe
 
 clean:
 	rm -rf out build benchmarks/work

@@ -1,4 +1,4 @@
-"""Evaluate a llama2.c-format checkpoint with slmc's own numpy reference (no torch).
+"""Evaluate a bundled model file (llama2.c checkpoint or HF folder) with slmc's own numpy reference (no torch).
 
 The validation loss in models/default/README.md is computed by the PyTorch model during training;
 recomputing it from nothing but the exported `model.bin`, through slmc's loader and its reference
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 
-from slmc.frontend import llama2c
 from slmc.frontend.build import build_step_graph
 from slmc.frontend.decoder import DecoderModel
+from slmc.frontend.load import load_model
 from slmc.reference.interp import run
 from slmc.train.stories import generate_stories
 
@@ -34,11 +34,11 @@ def story_token_ids(sp: spm.SentencePieceProcessor, story: str, seq_len: int) ->
     return ([BOS] + sp.encode(story.strip()))[: seq_len + 1]
 
 
-def validation_loss(model_bin_path: str | Path, tokenizer_model_path: str | Path, n_stories: int,
+def validation_loss(model_path: str | Path, tokenizer_model_path: str | Path, n_stories: int,
                     seed: int) -> float:
     """Mean next-token cross-entropy (nats per token) over `n_stories` fresh stories of `seed`:
     each story is fed alone from BOS at position 0 and every story token is a target."""
-    m = llama2c.load(Path(model_bin_path))
+    m = _load(model_path)
     sp = spm.SentencePieceProcessor(model_file=str(tokenizer_model_path))
     total, count = 0.0, 0
     for story in generate_stories(n_stories, seed):
@@ -52,9 +52,9 @@ def validation_loss(model_bin_path: str | Path, tokenizer_model_path: str | Path
     return total / count
 
 
-def greedy_continuation(model_bin: str | Path, tokenizer_model: str | Path, prompt: str, n_tokens: int) -> str:
+def greedy_continuation(model_path: str | Path, tokenizer_model: str | Path, prompt: str, n_tokens: int) -> str:
     """The prompt and its greedy continuation, decoded together; stops before BOS/EOS (a new story)."""
-    m = llama2c.load(Path(model_bin))
+    m = _load(model_path)
     sp = spm.SentencePieceProcessor(model_file=str(tokenizer_model))
     ids = [BOS] + sp.encode(prompt)
     for _ in range(n_tokens):
@@ -65,3 +65,11 @@ def greedy_continuation(model_bin: str | Path, tokenizer_model: str | Path, prom
             break
         ids.append(nxt)
     return sp.decode(ids[1:])
+
+
+def _load(path: str | Path) -> DecoderModel:
+    """A model.bin or a HuggingFace folder (models/moe), through the loader `slmc compile` uses."""
+    m = load_model(Path(path))
+    if not isinstance(m, DecoderModel):
+        raise TypeError(f"{path} is not a decoder model")
+    return m

@@ -12,120 +12,15 @@ decoder trained on two CPU threads in about ten minutes, and the llama2.c files 
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import math
 import time
 from pathlib import Path
 
-import sentencepiece as spm
 import torch
-import torch.nn.functional as F
 
-from slmc.frontend.tokenizer import write_llama2c_tokenizer
 from slmc.train import evaluate
-from slmc.train.stories import generate_stories
+from slmc.train.recipe import PROMPT, TRAIN_SEED, VAL_SEED, prepare_corpus, samples, story_loss, train
 from slmc.train.torch_model import ModelArgs, Transformer, export_legacy
-
-TRAIN_SEED, VAL_SEED = 0, 1
-BOS, EOS = 1, 2
-PROMPT = "Once upon a time"
-SAMPLE_SEEDS = (42, 43)
-
-
-def train_tokenizer(stories: list[str], out: Path, vocab_size: int) -> spm.SentencePieceProcessor:
-    """BPE with llama2.c's train_vocab settings: byte fallback so any text encodes, identity
-    normalisation so decode(encode(x)) == x, unk/bos/eos = 0/1/2 and no pad, as run.c expects."""
-    proto = io.BytesIO()  # in memory: a file input would record its temporary path in the model
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(stories), model_writer=proto, model_type="bpe",
-        vocab_size=vocab_size, self_test_sample_size=0, character_coverage=1.0, num_threads=1,
-        split_digits=True, allow_whitespace_only_pieces=True, byte_fallback=True,
-        unk_surface=r" \342\201\207 ", normalization_rule_name="identity", unk_id=0, bos_id=1,
-        eos_id=2, pad_id=-1, minloglevel=2)
-    (out / "tokenizer.model").write_bytes(proto.getvalue())
-    return spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
-
-
-def lr_at(step: int, steps: int, warmup: int, max_lr: float, min_lr: float) -> float:
-    """Linear warmup, then cosine decay to min_lr at the last step."""
-    if step < warmup:
-        return max_lr * (step + 1) / warmup
-    frac = (step - warmup) / max(1, steps - 1 - warmup)
-    return min_lr + 0.5 * (max_lr - min_lr) * (1.0 + math.cos(math.pi * frac))
-
-
-@torch.no_grad()
-def story_loss(model: Transformer, sp: spm.SentencePieceProcessor, stories: list[str]) -> float:
-    """Mean cross-entropy per story token, each story alone from BOS at position 0: the metric
-    evaluate.validation_loss recomputes with numpy from the exported file."""
-    model.eval()
-    total, count = 0.0, 0
-    for i in range(0, len(stories), 64):
-        seqs = [evaluate.story_token_ids(sp, s, model.args.seq_len) for s in stories[i: i + 64]]
-        width = max(len(s) for s in seqs)
-        batch = torch.full((len(seqs), width), -100, dtype=torch.long)
-        for j, s in enumerate(seqs):
-            batch[j, : len(s)] = torch.tensor(s)
-        # padding sits after every real token, so under the causal mask it changes nothing real
-        logits = model(batch[:, :-1].clamp(min=0)).double()
-        targets = batch[:, 1:]
-        total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                 ignore_index=-100, reduction="sum").item()
-        count += int((targets != -100).sum())
-    model.train()
-    return total / count
-
-
-@torch.no_grad()
-def generate(model: Transformer, sp: spm.SentencePieceProcessor, prompt: str, temperature: float,
-             seed: int, max_tokens: int = 200) -> str:
-    """Prompt plus continuation until BOS/EOS (the model starting a new story) or max_tokens."""
-    model.eval()
-    gen = torch.Generator().manual_seed(seed)
-    ids = [BOS] + sp.encode(prompt)
-    for _ in range(max_tokens):
-        if len(ids) >= model.args.seq_len:
-            break
-        logits = model(torch.tensor([ids]))[0, -1]
-        if temperature == 0.0:
-            nxt = int(torch.argmax(logits))
-        else:
-            nxt = int(torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=gen))
-        if nxt in (BOS, EOS):
-            break
-        ids.append(nxt)
-    model.train()
-    return sp.decode(ids[1:])
-
-
-def train(model: Transformer, stream: torch.Tensor, steps: int, batch_size: int, max_lr: float,
-          seed: int) -> list[float]:
-    """AdamW on random seq_len+1 windows of the BOS-joined token stream (llama2.c's sampling)."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=max_lr, betas=(0.9, 0.95))
-    gen = torch.Generator().manual_seed(seed)
-    t_len = model.args.seq_len
-    losses: list[float] = []
-    start = time.time()
-    for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, warmup=steps // 15, max_lr=max_lr, min_lr=max_lr / 10)
-        starts = torch.randint(0, stream.numel() - t_len - 1, (batch_size,), generator=gen)
-        windows = torch.stack([stream[s: s + t_len + 1] for s in starts.tolist()])
-        logits = model(windows[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(loss.item())
-        if step % 50 == 0 or step == steps - 1:
-            print(f"step {step:5d}  loss {loss.item():.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
-                  f"{time.time() - start:6.1f}s", flush=True)
-    return losses
 
 
 def write_readme(out: Path, meta: dict, samples: list[tuple[str, str]]) -> None:
@@ -204,30 +99,25 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     cfg = ModelArgs()
-    stories = generate_stories(args.stories, TRAIN_SEED)
-    val = generate_stories(args.val_stories, VAL_SEED)
-    sp = train_tokenizer(stories, args.out, cfg.vocab_size)
-    write_llama2c_tokenizer(args.out / "tokenizer.model", args.out / "tokenizer.bin")
-    stream = torch.tensor([t for ids in sp.encode(stories) for t in [BOS] + ids], dtype=torch.long)
+    corpus = prepare_corpus(args.out, args.stories, args.val_stories, cfg.vocab_size)
+    sp, stories, val, stream = corpus.sp, corpus.stories, corpus.val, corpus.stream
     print(f"corpus: {len(stories)} stories, {stream.numel()} tokens ({time.time() - t0:.1f}s)", flush=True)
 
     model = Transformer(cfg)
     t_train = time.time()
-    losses = train(model, stream, args.steps, args.batch_size, args.lr, seed=0)
+    losses = train(model, stream, args.steps, args.batch_size, args.lr, seed=0, seq_len=cfg.seq_len)
     train_s = time.time() - t_train
     export_legacy(model, args.out / "model.bin")
 
-    val_loss = story_loss(model, sp, val)
-    train_story_loss = story_loss(model, sp, stories[: args.val_stories])
+    val_loss = story_loss(model, sp, val, cfg.seq_len)
+    train_story_loss = story_loss(model, sp, stories[: args.val_stories], cfg.seq_len)
     val_np = evaluate.validation_loss(args.out / "model.bin", args.out / "tokenizer.model",
                                       args.val_stories, VAL_SEED)
     if abs(val_np - val_loss) > 1e-4:
         raise RuntimeError(f"numpy validation loss {val_np} != torch {val_loss}: export layout is wrong")
-    greedy = generate(model, sp, PROMPT, 0.0, 0)
     greedy_np = evaluate.greedy_continuation(args.out / "model.bin", args.out / "tokenizer.model", PROMPT, 200)
-    samples = [("greedy (temperature 0)", greedy)]
-    samples += [(f"temperature 0.8, torch.Generator seed {s}", generate(model, sp, PROMPT, 0.8, s))
-                for s in SAMPLE_SEEDS]
+    shown = samples(model, sp, cfg.seq_len)
+    greedy = shown[0][1]
     wall_s = time.time() - t0
     cpu_s = time.process_time()  # unlike wall time, barely moved by other work on a shared machine
 
@@ -244,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         "greedy_prompt": PROMPT, "greedy_text": greedy, "greedy_text_numpy": greedy_np,
     }
     (args.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    write_readme(args.out, meta, samples)
+    write_readme(args.out, meta, shown)
     print(f"val loss {val_loss:.4f} (numpy {val_np:.4f}), train loss {meta['train_loss']:.4f}, "
           f"wall {wall_s:.0f}s\ngreedy: {greedy}", flush=True)
 
