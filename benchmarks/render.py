@@ -10,6 +10,7 @@ from pathlib import Path
 import cluster
 import levels
 import batching
+import moe
 import codesize
 import sharing
 import mcu
@@ -330,6 +331,7 @@ def render(res: dict) -> str:
              *codesize.render(res.get("codesize")),
              *batching.render(res.get("batching")),
              *sweep.render(res.get("sweep")),
+             *moe.render(res.get("moe")),
              *standing(res)]
     return "\n".join(lines).rstrip() + "\n"
 
