@@ -331,6 +331,7 @@ def render(res: dict) -> str:
              *codesize.render(res.get("codesize")),
              *batching.render(res.get("batching")),
              *sweep.render(res.get("sweep")),
+             *sweep.render_power(res.get("sweep_power")),
              *moe.render(res.get("moe")),
              *standing(res)]
     return "\n".join(lines).rstrip() + "\n"

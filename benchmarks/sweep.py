@@ -2,6 +2,7 @@
 per-point overhead against calling the compiler and the runner directly.
 
     python benchmarks/sweep.py     # measures, stores results.json["sweep"], rewrites docs/BENCHMARKS.md
+    python benchmarks/sweep.py --power   # only the operating-point / DVFS rows (results.json["sweep_power"])
 
 The points: stories260K x {cortex-m33, rv32imac} x {q8, int8} x memory sharing {on, off} x context
 {64, 128, 256, 512}, 4 positions each (a compile, a C build and an emulated run with exact counts).
@@ -103,13 +104,88 @@ def render(res: dict | None) -> list[str]:
             "![Pareto fronts of the 32-point sweep](sweep_pareto.png)", ""]
 
 
+POWER_PICTURE = ROOT / "docs" / "sweep_power.png"
+OPPS = ("150MHz@1.15V", "150MHz@1.10V", "125MHz@1.05V", "100MHz@1.05V", "75MHz@1.05V", "50MHz@1.05V")
+BUDGET_FACTORS = (1.1, 1.5, 2.0, 3.0)
+
+
+def measure_power(log=print) -> dict:
+    """The `opp` and `dvfs_latency_ms` axes: stories260K q8 on rp2350-arm, 16 positions, at six operating
+    points, then under DVFS budgets of 1.1-3x the 150 MHz latency (each point through run_point)."""
+    from slmc.sweep.point import load_blob, run_point
+    from slmc.sweep.spec import Point
+
+    blob, rows = load_blob(str(MODEL)), []
+
+    def point(**axes) -> dict:
+        p = Point(str(MODEL), "rp2350-arm", 16, (("numerics", "q8"), *axes.items()))
+        res = run_point(p, blob, 1200)
+        assert res.status == "ok", res.status
+        f = res.figures
+        log(f"sweep power: {p.label()}: {f['est_ms_per_token']:.3f} ms, {f['est_uj_per_token']:.1f} uJ")
+        return dict(axes, ms=f["est_ms_per_token"], uj=f["est_uj_per_token"], ids=f["ids"],
+                    transitions=f["dvfs_transitions"])
+
+    rows = [point(opp=o) for o in OPPS]
+    fast = next(r["ms"] for r in rows if r["opp"] == "150MHz@1.10V")
+    rows += [point(dvfs_latency_ms=round(fast * k, 3)) for k in BUDGET_FACTORS]
+    assert len({r["ids"] for r in rows}) == 1, "operating points changed the ids"
+    _draw_power(rows)
+    return dict(rows=[{k: v for k, v in r.items() if k != "ids"} for r in rows], steps=16)
+
+
+def _draw_power(rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    st = [r for r in rows if "opp" in r]
+    dv = [r for r in rows if "dvfs_latency_ms" in r]
+    ax.plot([r["ms"] for r in st], [r["uj"] for r in st], "o-", label="one operating point (opp axis)")
+    for r in st:
+        ax.annotate(r["opp"], (r["ms"], r["uj"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.plot([r["ms"] for r in dv], [r["uj"] for r in dv], "s--", label="DVFS schedule (dvfs_latency_ms axis)")
+    ax.set_xlabel("latency per token (ms, ESTIMATE)")
+    ax.set_ylabel("energy per token (uJ, MODELLED)")
+    ax.set_title("stories260K q8 on the RP2350 M33: operating points and DVFS budgets")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(POWER_PICTURE, dpi=110)
+    plt.close(fig)
+
+
+def render_power(res: dict | None) -> list[str]:
+    head = "### 15b. Operating points and DVFS budgets as sweep axes"
+    if not res:
+        return [head, "", "Not measured in this run.", ""]
+    lines = [head, "", f"stories260K q8 on rp2350-arm, {res['steps']} positions, one `run_point` per row (sweep axes "
+             "`opp` and `dvfs_latency_ms`, `src/slmc/sweep/power.py`). Latency: exact instruction counts through the "
+             "M33 cycle model at the point's clock plus the weights read from flash at that clock's flash rate; energy: "
+             "the RP2350 power model (MODELLED), the core active throughout; under a DVFS budget the schedule's own "
+             "latency and energy at that budget (idle power to the budget included). The ids are identical in every "
+             "row. Reproduce: `python benchmarks/sweep.py`.", "",
+             "| axis | value | ms/token (ESTIMATE) | uJ/token (MODELLED) | DVFS transitions |", "|---|---|---|---|---|"]
+    for r in res["rows"]:
+        axis = "opp" if "opp" in r else "dvfs_latency_ms"
+        val = r["opp"] if "opp" in r else f"{r['dvfs_latency_ms']:g}"
+        lines.append(f"| {axis} | {val} | {r['ms']:.3f} | {r['uj']:.1f} | "
+                     f"{'' if r['transitions'] is None else r['transitions']} |")
+    return lines + ["", "![Operating points and DVFS budgets](sweep_power.png)", ""]
+
+
 def main() -> None:
-    res = measure()
     sys.path.insert(0, str(Path(__file__).parent))
     import render as doc
 
-    print("\n".join(render(res)))
-    print(doc.store("sweep", res))
+    if "--power" not in sys.argv:
+        res = measure()
+        print("\n".join(render(res)))
+        print(doc.store("sweep", res))
+    power = measure_power()
+    print("\n".join(render_power(power)))
+    print(doc.store("sweep_power", power))
 
 
 if __name__ == "__main__":

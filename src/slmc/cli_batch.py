@@ -89,23 +89,15 @@ def prompts_of(rep: dict, project: Path, prompt: Optional[str], prompt_ids: Opti
     return [[1]], tok  # from BOS, as a single run
 
 
-def run_batch(project: Path, steps: int, temperature: float, top_p: float, seed: int, prompt: Optional[str],
-              prompt_ids: Optional[str], prompts: Optional[Path], prompt_ids_file: Optional[Path], ids: bool,
-              as_json: bool) -> None:
+def execute(project: Path, rep: dict, reqs: list[list[int]], steps: int, temperature: float, top_p: float, seed: int,
+            count: bool):
+    """Build the batched project and run it on the requests: the parsed run (toolchain/batch_run.py) and,
+    with `count` on an emulated target, its exact counts (toolchain/batch_count.py)."""
     from slmc.targets import get_target
     from slmc.toolchain.batch_run import parse, write_requests
     from slmc.toolchain.build import build
     from slmc.toolchain.run import run_program
 
-    check_sampling(steps, temperature, top_p, seed)
-    rep = read_json(project / "report.json", project)
-    if not isinstance(rep.get("batch"), dict) or "config" not in rep:
-        raise SlmcError(f"{project} was not compiled with --batch, so it runs one sequence at a time",
-                        "compile with --batch B to run --prompts or --prompt-ids-file")
-    reqs, tok = prompts_of(rep, project, prompt, prompt_ids, prompts, prompt_ids_file)
-    if len(reqs) > MAX_REQUESTS:
-        raise SlmcError(f"{len(reqs):,} requests; one run takes up to {MAX_REQUESTS:,}", "split the file")
-    steps = min(steps, rep["config"]["seq_len"])
     target = get_target(rep["target"])
     binary = build(project)
     tmp = Path(tempfile.mkdtemp(prefix="slmc-batch-"))
@@ -115,7 +107,7 @@ def run_batch(project: Path, steps: int, temperature: float, top_p: float, seed:
         args = ["-n", str(steps), "-t", repr(float(temperature)), "-p", repr(float(top_p)), "-s", str(seed),
                 "-f", str(requests.resolve())]
         counts: dict = {}
-        if target.emulated and as_json:
+        if target.emulated and count:
             from slmc.toolchain.batch_count import count_batch
 
             res, counts = count_batch(project, target, rep, args)
@@ -123,7 +115,22 @@ def run_batch(project: Path, steps: int, temperature: float, top_p: float, seed:
             res = run_program(target, binary, args)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    run = parse(res, reqs)
+    return parse(res, reqs), counts
+
+
+def run_batch(project: Path, steps: int, temperature: float, top_p: float, seed: int, prompt: Optional[str],
+              prompt_ids: Optional[str], prompts: Optional[Path], prompt_ids_file: Optional[Path], ids: bool,
+              as_json: bool) -> None:
+    check_sampling(steps, temperature, top_p, seed)
+    rep = read_json(project / "report.json", project)
+    if not isinstance(rep.get("batch"), dict) or "config" not in rep:
+        raise SlmcError(f"{project} was not compiled with --batch, so it runs one sequence at a time",
+                        "compile with --batch B to run --prompts or --prompt-ids-file")
+    reqs, tok = prompts_of(rep, project, prompt, prompt_ids, prompts, prompt_ids_file)
+    if len(reqs) > MAX_REQUESTS:
+        raise SlmcError(f"{len(reqs):,} requests; one run takes up to {MAX_REQUESTS:,}", "split the file")
+    steps = min(steps, rep["config"]["seq_len"])
+    run, counts = execute(project, rep, reqs, steps, temperature, top_p, seed, count=as_json)
     seconds = run.stats.get("seconds")
     failed = [(k, s.error) for k, s in enumerate(run.sequences) if s.error]
     if as_json:

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -104,6 +104,8 @@ def run_json(project: Path, steps: int) -> dict:
     if "config" not in rep:
         raise SlmcError("the model compiled to a graph, not a language model", "sweep language models")
     steps = min(steps, rep["config"]["seq_len"])
+    if isinstance(rep.get("batch"), dict):
+        return run_batch_json(project, rep, steps)
     target = get_target(rep["target"])
     if "cluster" in rep:
         from slmc.toolchain.harts import run_target
@@ -127,6 +129,21 @@ def run_json(project: Path, steps: int) -> dict:
     return {**counts, "ids": res.ids, "positions": int(res.stats.get("positions", 0)), "tokens_per_s": tps}
 
 
+def run_batch_json(project: Path, rep: dict, steps: int) -> dict:
+    """A batched build (--batch B) run as `slmc run --prompt-ids-file` with B requests from BOS, greedy:
+    aggregate tokens/s and, on an emulated target, exact instructions and weight bytes per generated token."""
+    from slmc.cli_batch import execute
+
+    n = int(rep["batch"]["slots"])
+    run, counts = execute(project, rep, [[1]] * n, steps, 0.0, 0.9, 42, count=True)
+    failed = [s.error for s in run.sequences if s.error]
+    if failed:
+        raise SlmcError(f"a batched sequence failed: {failed[0]}", "check the point's options")
+    secs = run.stats.get("seconds")
+    return {**counts, "ids": run.sequences[0].ids, "positions": run.sequences[0].positions, "sequences": n,
+            "tokens_per_s": run.rows / secs if secs else None}
+
+
 def run_point(point: Point, blob: ModelBlob, timeout_s: float) -> PointResult:
     """Compile and run one point in a temp folder of its own (removed afterwards)."""
     from slmc.driver import compile_model
@@ -140,13 +157,23 @@ def run_point(point: Point, blob: ModelBlob, timeout_s: float) -> PointResult:
         with deadline(timeout_s):
             model = materialize(blob, tmp)
             out = tmp / "out"
-            compile_model(point.compile_options(model, out))
+            opts, schedule = point.compile_options(model, out), None
+            budget = point.value("dvfs_latency_ms")
+            if budget is not None:
+                from slmc.codegen.pico import schedule_steps
+                from slmc.sweep.power import dvfs_schedule
+
+                schedule = dvfs_schedule(model, point.target, opts.numerics, point.steps, float(budget))
+                opts = replace(opts, dvfs=schedule_steps(schedule))
+            compile_model(opts)
             t1 = time.perf_counter()
             chips = (out / "manifest.json").is_file()
             rep = json.loads((out / ("manifest.json" if chips else "report.json")).read_text())
             run = run_json(out, point.steps)
         t2 = time.perf_counter()
-        return PointResult("ok", figures(rep, run, point.target), t1 - t0, t2 - t1, node)
+        opp = point.value("opp")
+        return PointResult("ok", figures(rep, run, point.target, None if opp is None else str(opp), schedule),
+                           t1 - t0, t2 - t1, node)
     except SlmcError as e:
         return PointResult(" ".join(str(e).split()), {}, t1 - t0, 0.0, node)
     except PointTimeout:

@@ -60,11 +60,16 @@ FIGURES: tuple[Figure, ...] = (
     Figure("linear_instructions_per_mac", "float64", run=("linear_instructions_per_mac",)),
     Figure("estimated_cycles_per_token", "float64", run=("estimated_cycles_per_token",), label="cycles/token (est.)"),
     Figure("estimated_tokens_per_s", "float64", run=("estimated_tokens_per_s",)),
+    Figure("estimated_flash_seconds_per_token", "float64", run=("estimated_flash_seconds_per_token",)),
     Figure("host_tokens_per_s", "float64", run=("tokens_per_s",)),
     Figure("link_bytes_per_token", "float64", run=("link_bytes_per_token",)),
+    Figure("weight_bytes_per_token", "float64", run=("weight_bytes_per_token",)),
+    Figure("sequences", "int64", run=("sequences",)),
     # computed (derive below): the Pareto axes
     Figure("sram_bytes", "int64", label="RAM (B)"),
     Figure("clock_mhz", "float64"),
+    Figure("voltage_v", "float64"),
+    Figure("dvfs_transitions", "int64"),
     Figure("est_ms_per_token", "float64", label="latency (ms/token, ESTIMATE)"),
     Figure("est_uj_per_token", "float64", label="energy (uJ/token, ESTIMATE)"),
 )
@@ -91,28 +96,44 @@ def _cast(f: Figure, v: object) -> object:
     return int(v) if f.kind == "int64" else float(v)
 
 
-def figures(rep: dict, run: dict | None, target_name: str) -> dict[str, object]:
-    """Every figure of one point from its report.json (or manifest.json) and its run's JSON."""
+def figures(rep: dict, run: dict | None, target_name: str, opp: str | None = None,
+            dvfs: dict | None = None) -> dict[str, object]:
+    """Every figure of one point from its report.json (or manifest.json), its run's JSON, and where the
+    point sets them its operating point or DVFS schedule (sweep/power.py)."""
     if run is not None and run.get("links"):
         run = {**run, "link_bytes_per_token": sum(x.get("bytes_per_token", 0) for x in run["links"])}
     out = {f.name: _cast(f, _get(rep, f.report) if f.report else _get(run, f.run) if f.run else None)
            for f in FIGURES}
-    out.update(derive(out, target_name))
+    out.update(derive(out, target_name, opp, dvfs))
     return out
 
 
-def derive(fig: dict[str, object], target_name: str) -> dict[str, object]:
+def derive(fig: dict[str, object], target_name: str, opp: str | None = None,
+           dvfs: dict | None = None) -> dict[str, object]:
     """RAM, clock, latency and energy per token. ESTIMATES: cycles from the exact instruction counts and
     the core's cycle model; seconds at the target's clock (150 MHz where it has none, the RP2350's rated
     one); energy from the RP2350 power model (sim/power.py) at 1.10 V and that clock, the core running
-    throughout. The host gets its measured latency and no energy."""
+    throughout. At a point's `opp` the cycles and the weights read from flash are timed at that clock and
+    the power taken at that voltage; under a DVFS budget latency and energy are the schedule's (MODELLED).
+    The host gets its measured latency and no energy."""
     from slmc.sim.power import PowerModel
+    from slmc.sweep.power import at_opp, parse_opp
     from slmc.targets import get_target
 
     target = get_target(target_name)
     sram = fig["sram_used_bytes"] if fig["sram_used_bytes"] is not None else fig["arena_bytes"]
-    out: dict[str, object] = dict(sram_bytes=sram, clock_mhz=None, est_ms_per_token=None, est_uj_per_token=None)
-    if target.emulated:
+    out: dict[str, object] = dict(sram_bytes=sram, clock_mhz=None, voltage_v=None, dvfs_transitions=None,
+                                  est_ms_per_token=None, est_uj_per_token=None)
+    if dvfs is not None:
+        out.update(est_ms_per_token=dvfs["latency_per_token_s"] * 1e3,
+                   est_uj_per_token=dvfs["energy_per_token_j"] * 1e6, dvfs_transitions=len(dvfs["transitions"]))
+    elif opp is not None and target.emulated and fig["estimated_cycles_per_token"]:
+        flash_s = fig["estimated_flash_seconds_per_token"] or 0.0
+        flash_bytes = float(flash_s) * target.flash.read_bytes_per_s if target.flash and flash_s else 0.0  # type: ignore[arg-type]
+        seconds, joules = at_opp(float(fig["estimated_cycles_per_token"]), flash_bytes, opp)  # type: ignore[arg-type]
+        mhz, volts = parse_opp(opp)
+        out.update(clock_mhz=mhz, voltage_v=volts, est_ms_per_token=seconds * 1e3, est_uj_per_token=joules * 1e6)
+    elif target.emulated:
         mhz = target.clock_hz / 1e6 if target.clock_hz else REFERENCE_MHZ
         out["clock_mhz"] = mhz
         tps = fig["estimated_tokens_per_s"]
@@ -121,6 +142,7 @@ def derive(fig: dict[str, object], target_name: str) -> dict[str, object]:
         if seconds is not None:
             out["est_ms_per_token"] = seconds * 1e3
             out["est_uj_per_token"] = PowerModel().active_w(ENERGY_V, mhz) * seconds * 1e6
+            out["voltage_v"] = ENERGY_V
     elif fig["host_tokens_per_s"]:
         out["est_ms_per_token"] = 1e3 / float(fig["host_tokens_per_s"])  # type: ignore[arg-type]
     return out
@@ -133,7 +155,8 @@ def schema(axes: tuple[str, ...]):
 
     types = {"int64": pa.int64(), "float64": pa.float64(), "string": pa.string(), "bool": pa.bool_()}
     cols = [("model", pa.string()), ("target", pa.string()), ("steps", pa.int64())]
-    cols += [(a, pa.int64() if AXES[a].kind is int else pa.string()) for a in axes]
+    kinds = {int: pa.int64(), float: pa.float64(), str: pa.string()}
+    cols += [(a, kinds[AXES[a].kind]) for a in axes]
     cols += [("key", pa.string()), ("status", pa.string())]
     cols += [(f.name, types[f.kind]) for f in FIGURES]
     return pa.schema(cols)

@@ -14,6 +14,11 @@ quick-grid flags, every key and value checked here, before any point runs, with 
     objectives = ["est_ms_per_token", "est_uj_per_token", "sram_bytes"]   # all minimised
     [search.space]
     numerics = ["q8", "int8"]
+
+Axes that are not compile options (sweep/power.py): `opp` ("MHz@V", the RP2350 operating point latency and
+energy are estimated at), `dvfs_latency_ms` (slmc dvfs's per-layer schedule under that budget, compiled into
+the point's program; RP2350 targets). `batch` runs the point as `slmc run --prompt-ids-file` with B
+requests from BOS.
 """
 
 from __future__ import annotations
@@ -32,19 +37,19 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 MAX_POINTS = 100_000
-Value = str | int
+Value = str | int | float
 
 
 @dataclass(frozen=True)
 class Axis:
-    """One sweepable compile option: its spec and column name, the CompileOptions field it sets, its type
-    and its allowed values (strings) or least value (integers)."""
+    """One sweepable option: its spec and column name, the CompileOptions field it sets ("" where the point
+    runner applies it, sweep/power.py), its type and its allowed values (strings) or bounds (numbers)."""
     name: str
     option: str
     kind: type
     choices: tuple[str, ...] = ()
-    minimum: int | None = None
-    maximum: int | None = None
+    minimum: int | float | None = None
+    maximum: int | float | None = None
 
 
 AXES: dict[str, Axis] = {a.name: a for a in (
@@ -60,6 +65,9 @@ AXES: dict[str, Axis] = {a.name: a for a in (
     Axis("memory_sharing", "memory_sharing", str, ("on", "off")),
     Axis("weights_sram", "weights_sram", str, ("auto", "off")),
     Axis("engine", "engine", str),
+    Axis("batch", "batch", int, minimum=1, maximum=64),
+    Axis("opp", "", str),
+    Axis("dvfs_latency_ms", "", float, minimum=0.0, maximum=1e6),
 )}
 TOP_KEYS = ("models", "targets", "steps", "timeout_s", "retries", "grid", "search")
 SEARCH_KEYS = ("trials", "objectives", "seed", "population", "space")
@@ -78,7 +86,8 @@ class Point:
         return dict(self.options).get(axis)
 
     def compile_options(self, model: Path, out: Path) -> CompileOptions:
-        return CompileOptions(model, self.target, out=out, **{AXES[a].option: v for a, v in self.options})
+        return CompileOptions(model, self.target, out=out,
+                              **{AXES[a].option: v for a, v in self.options if AXES[a].option})
 
     def label(self) -> str:
         return " ".join([Path(self.model).name, self.target, *(f"{a}={v}" for a, v in self.options)])
@@ -136,7 +145,15 @@ def _int(v: object, key: str, least: int, most: int | None = None) -> int:
     return v
 
 
+def _float(v: object, key: str, above: float, most: float) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not above < v <= most:
+        raise _err(f"{key} = {v!r} is not a number in ({above:g}, {most:g}]", f"e.g. {key} = 20.0")
+    return float(v)
+
+
 def _axis_values(name: str, raw: object) -> tuple[Value, ...]:
+    from slmc.sweep.power import parse_opp
+
     if name not in AXES:
         raise _err(f"unknown axis '{name}'", f"use one of: {', '.join(AXES)}")
     ax = AXES[name]
@@ -144,6 +161,12 @@ def _axis_values(name: str, raw: object) -> tuple[Value, ...]:
     for v in _list(raw, name):
         if ax.kind is int:
             v = _int(v, name, ax.minimum if ax.minimum is not None else 0, ax.maximum)
+        elif ax.kind is float:
+            v = _float(v, name, float(ax.minimum or 0.0), float(ax.maximum or 1e300))
+        elif name == "opp":
+            if not isinstance(v, str):
+                raise _err(f"opp value {v!r} is not a string", 'e.g. opp = ["150MHz@1.10V", "75MHz@1.05V"]')
+            parse_opp(v)
         elif not isinstance(v, str) or not v or (ax.choices and v not in ax.choices):
             fix = f"use {' or '.join(repr(c) for c in ax.choices)}" if ax.choices else f"give {name} values as strings"
             raise _err(f"{name} value {v!r} is not allowed", fix)
@@ -234,10 +257,12 @@ def quick_axes(items: list[str]) -> dict[str, list]:
         if name not in AXES:
             raise SlmcError(f"--axis: unknown axis '{name}'", f"use one of: {', '.join(AXES)}")
         raw = [v.strip() for v in vals.split(",") if v.strip()]
-        if AXES[name].kind is int:
+        kind = AXES[name].kind
+        if kind in (int, float):
             try:
-                raw = [int(v) for v in raw]
+                raw = [kind(v) for v in raw]
             except ValueError:
-                raise SlmcError(f"--axis {name} takes integers, not '{vals}'", f"e.g. --axis {name}=1,2") from None
+                what = "integers" if kind is int else "numbers"
+                raise SlmcError(f"--axis {name} takes {what}, not '{vals}'", f"e.g. --axis {name}=1,2") from None
         out[name] = raw
     return out
