@@ -17,7 +17,8 @@ and runq.c (q8), all counted the same way, plus the published pico_llama figure.
   QSPI flash through the XIP cache at 37.5 MB/s. runq.c reads a version-2 file written by save_v2 with group 4,
   which divides hidden_dim (172), so it reads every input of w2.
 
-BENCH_MCU=0 skips the section; BENCH_MCU_STEPS sets the positions. `python benchmarks/mcu.py` measures this section
+BENCH_MCU=0 skips the section; BENCH_MCU_STEPS sets the positions; BENCH_MCU_STORY (256; 0 skips) the steps of
+the whole-story columns (greedy from BOS until the program's ids reach BOS, where llama2.c stops too). `python benchmarks/mcu.py` measures this section
 alone, puts it into benchmarks/results.json (keeping the rest) and renders docs/BENCHMARKS.md again;
 `python benchmarks/mcu.py --kernels` only prints the q8 kernels' instructions per MAC at K=64 and K=512.
 """
@@ -43,6 +44,7 @@ from slmc.toolchain.elf import symbols
 from slmc.toolchain.profile import estimate
 
 STEPS = max(2, int(os.environ.get("BENCH_MCU_STEPS", "16")))
+STORY = int(os.environ.get("BENCH_MCU_STORY", "256"))   # 0: no whole-story column
 TARGETS = (("rp2350-arm", "cortex-m33"), ("rp2350-riscv", "rv32imac"))
 NUMERICS = ("q8", "fp32")
 GROUP = 4
@@ -108,7 +110,15 @@ def _slmc(cli: list[str], ckpt: Path, numerics: str, target: str, out: Path) -> 
     r = _sh([*cli, "run", str(out), "--steps", str(STEPS), "--json"])
     prof = json.loads(r.stdout)
     rep = json.loads((out / "report.json").read_text())
-    return dict(prof=prof, rep=rep)
+    story = json.loads(_sh([*cli, "run", str(out), "--steps", str(STORY), "--json"]).stdout) if STORY else None
+    return dict(prof=prof, rep=rep, story=story)
+
+
+def _story(ipt: float, positions: int, est: dict) -> dict:
+    """The whole-story figures of a row: greedy from BOS for up to STORY positions, ending where the model
+    emits BOS (both programs stop there), averaged over every decode call."""
+    return dict(positions=positions, instructions_per_token=ipt,
+                estimated_tokens_per_s=est.get("estimated_tokens_per_s"))
 
 
 def _whole_code(syms_addr: int) -> CodeMap:
@@ -203,6 +213,8 @@ def measure(cli: list[str], work: Path, stories260k: Path, notes: list[str], log
                              estimated_tokens_per_s=p.get("estimated_tokens_per_s"),
                              estimated_flash_seconds_per_token=p.get("estimated_flash_seconds_per_token"),
                              estimate_basis=p.get("estimate_basis"), weights_bytes=rep["weights_bytes"],
+                             story=_story(s["story"]["instructions_per_token"], s["story"]["decode_steps"],
+                                          s["story"]) if s["story"] else None,
                              build=_makefile_vars(out)["CFLAGS"].replace(" -Ikernels -I.", "") + " (generated Makefile)"))
             log(f"MCU slmc {numerics} {weights} {tname}: {p['instructions_per_token']:,.0f} instructions/token, "
                 f"est. {p.get('estimated_tokens_per_s') or 0:.1f} tok/s")
@@ -240,6 +252,12 @@ def measure(cli: list[str], work: Path, stories260k: Path, notes: list[str], log
                 wbytes = l2c_files[numerics].stat().st_size
                 est = estimate(rp, dict(weights_bytes=wbytes, memory=dict(weights_in="flash")),
                                ipt * cpi if cpi else None)
+                story = None
+                if STORY:
+                    long = _count(target, elf, "forward", [*args[:-1], str(STORY)]).decode_calls()
+                    ipt_long = sum(c.instructions for c in long) / len(long)
+                    story = _story(ipt_long, len(long), estimate(
+                        rp, dict(weights_bytes=wbytes, memory=dict(weights_in="flash")), ipt_long * cpi if cpi else None))
                 rows.append(dict(program=f"llama2.c {prog}.c", target=tname, isa=isa, numerics=numerics,
                                  weights=l2c_files[numerics].name + (f" (save_v2 group {GROUP})" if numerics == "q8"
                                                                      else ""), same_file_as_llama2c=True,
@@ -251,12 +269,12 @@ def measure(cli: list[str], work: Path, stories260k: Path, notes: list[str], log
                                  estimated_cycles_per_token=est["estimated_cycles_per_token"],
                                  estimated_tokens_per_s=est["estimated_tokens_per_s"],
                                  estimated_flash_seconds_per_token=est.get("estimated_flash_seconds_per_token"),
-                                 estimate_basis=est["estimate_basis"],
+                                 estimate_basis=est["estimate_basis"], story=story,
                                  build=" ".join(f for f in mk["CFLAGS"].split() if not f.startswith("-I"))
                                  + " -D_POSIX_C_SOURCE=200809L + shims"))
                 log(f"MCU llama2.c {prog}.c {tname}: {ipt:,.0f} instructions/token, "
                     f"est. {est['estimated_tokens_per_s'] or 0:.1f} tok/s")
-    return dict(positions=STEPS, model="stories260K", rows=rows, llama2c=info, published=PUBLISHED, goal_x=GOAL_X,
+    return dict(positions=STEPS, story_steps=STORY, model="stories260K", rows=rows, llama2c=info, published=PUBLISHED, goal_x=GOAL_X,
                 seconds=round(time.perf_counter() - t0, 1),
                 assumptions=["instructions are exact, cycles are not: each executed instruction costs what "
                              "the target's cycle table says (Cortex-M33: ALU/MUL/MAC 1, LDR 2, taken branch 2, VMLA 3, "
@@ -345,6 +363,7 @@ def render(res: dict) -> list[str]:
             "per token: " + ", ".join(f"{r['program']} {r['numerics']} {r['weights_bytes'] / 1e3:,.0f} KB -> "
                                       f"{(r.get('estimated_flash_seconds_per_token') or 0) * 1e3:.1f} ms"
                                       for r in mcu["rows"] if r["target"] == "rp2350-arm") + ".", ""]
+    out += _story_table(mcu)
     own = {(r["target"], r["numerics"]): r for r in mcu["rows"] if r["program"] == "slmc"
            and "g4" not in r.get("weights", "") and "save_v2" not in r.get("weights", "")}
     if any(n == "int8" for _, n in own):
@@ -373,6 +392,35 @@ def render(res: dict) -> list[str]:
     return out + [f"(MCU section: {mcu['seconds']:.0f} s; BENCH_MCU=0 skips it, BENCH_MCU_STEPS sets the positions.)", ""]
 
 
+def _story_table(mcu: dict) -> list[str]:
+    """The same rows over a whole story (issue 21): attention grows with the position, so a short run hides it."""
+    from render import _n, _table, _x
+
+    rows = [r for r in mcu["rows"] if r.get("story")]
+    if not rows:
+        return []
+    by = {(r["program"].split()[0], r["target"], r["numerics"]): r for r in rows}
+    table = []
+    for r in rows:
+        st = r["story"]
+        base = by.get(("llama2.c", r["target"], r["numerics"])) if r["program"] == "slmc" else None
+        same = base is not None and base["story"]["positions"] == st["positions"]
+        ratio = base["story"]["instructions_per_token"] / st["instructions_per_token"] if same else None
+        table.append([r["program"], r["numerics"], r.get("weights", "–"), f"{r['isa']} ({r['target']})",
+                      _n(r["instructions_per_token"]), str(st["positions"]), f"**{_n(st['instructions_per_token'])}**",
+                      f"{st['instructions_per_token'] / r['instructions_per_token']:.2f}x",
+                      f"**{_n(st.get('estimated_tokens_per_s'), 1)}**", _x(ratio)])
+    return [f"**Over a whole story** (`slmc run DIR --steps {mcu['story_steps']} --json`, llama2.c `-n "
+            f"{mcu['story_steps']}`: greedy from BOS until the program's own ids reach BOS, where both programs stop; "
+            "every decode call averaged). Attention's cost grows with the position, which the "
+            f"{mcu['positions']}-position columns above hide. Builds whose numbers differ (slmc's fp16 KV cache on "
+            "the RP2350, another quantization) follow other greedy stories, so they stop at other positions; the "
+            "llama2.c / slmc ratio is given only where both ran the same positions:", "",
+            *_table(["program", "numerics", "weights", "ISA (target)", f"instr / token, {mcu['positions']} positions",
+                     "positions in the story", "instr / token over the story (exact)", "story / short",
+                     "ESTIMATED tok/s over the story", "instructions: llama2.c / slmc"], table)]
+
+
 def main() -> int:
     import sys
 
@@ -385,10 +433,11 @@ def main() -> int:
     if "--kernels" in sys.argv:   # the q8 kernels alone at K=64 and K=512; prints, writes nothing
         kernel_per_mac(cli, here / "work" / "mcu")
         return 0
-    res = json.loads(render.RESULTS.read_text())
-    notes = [n for n in res.get("notes", []) if not n.startswith("MCU")]
-    res["mcu"] = measure(cli, here / "work" / "mcu", shared / "models" / "stories260K", notes)
-    res["notes"] = notes
+    notes: list[str] = []
+    mcu = measure(cli, here / "work" / "mcu", shared / "models" / "stories260K", notes)
+    res = json.loads(render.RESULTS.read_text())   # read after measuring: other sections may have changed it
+    res["mcu"] = mcu
+    res["notes"] = [n for n in res.get("notes", []) if not n.startswith("MCU")] + notes
     render.RESULTS.write_text(json.dumps(res, indent=1) + "\n")
     print(render.write(res))
     return 0
