@@ -32,7 +32,8 @@ def _compile(model: Path, target: str, numerics: str, out: Path, prefill_chunk: 
              cores: Optional[int] = None, engine: Optional[str] = None, weights_sram: str = "auto",
              memory_sharing: str = "on", dump_dir: Optional[Path] = None,
              batch: Optional[int] = None, expert_slots: Optional[int] = None,
-             expert_prefetch: str = "lru") -> CompileReport | ChipsManifest:
+             expert_prefetch: str = "lru", onnx_convention: str = "auto", expert_routing: str = "router",
+             expert_predictor: Optional[Path] = None) -> CompileReport | ChipsManifest:
     from slmc.driver import CompileOptions, compile_model
 
     if numerics not in NUMERICS:
@@ -41,6 +42,7 @@ def _compile(model: Path, target: str, numerics: str, out: Path, prefill_chunk: 
         raise SlmcError(f"unknown --weights-sram '{weights_sram}'", "use --weights-sram auto or off")
     input_path(model, "model", folder_ok=True)
     input_path(tokenizer, "--tokenizer")
+    input_path(expert_predictor, "--expert-predictor")
     if prefill_chunk is not None and prefill_chunk < 0:
         raise SlmcError(f"--seq {prefill_chunk} is negative", "give the tokens per prompt step, or 0 for none")
     with _progress() as p:
@@ -49,7 +51,9 @@ def _compile(model: Path, target: str, numerics: str, out: Path, prefill_chunk: 
                                             kv_cache=kv_cache, chips=chips, fan_in=fan_in,
                                             mem=mem, mode=mode, cores=cores, engine=engine, weights_sram=weights_sram,
                                             memory_sharing=memory_sharing, dump_dir=dump_dir, batch=batch,
-                                            expert_slots=expert_slots, expert_prefetch=expert_prefetch),
+                                            expert_slots=expert_slots, expert_prefetch=expert_prefetch,
+                                            onnx_convention=onnx_convention, expert_routing=expert_routing,
+                                            expert_predictor=expert_predictor),
                              lambda s: p.update(task, description=s))
 
 
@@ -88,12 +92,27 @@ def compile(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace L
             expert_slots: Optional[int] = typer.Option(None, "--expert-slots", help="mixture-of-experts models: keep "
                                                        "the experts in flash and cache N of them in SRAM"),
             expert_prefetch: str = typer.Option("lru", "--expert-prefetch", help="the expert cache's policy: lru "
-                                                "(recently used experts stay) | none (every use loads)")) -> None:
+                                                "(recently used experts stay) | none (every use loads) | predictor "
+                                                "(lru, and a trained predictor loads the later layers' experts ahead "
+                                                "of use: SiDA)"),
+            expert_routing: str = typer.Option("router", "--expert-routing", help="with --expert-prefetch predictor: "
+                                               "router (the router decides; ids as with every expert resident) | "
+                                               "predicted (the predictor's experts replace the router's top-k in the "
+                                               "layers it predicts, weighted by the router's renormalised "
+                                               "probabilities: no stall, some accuracy cost)"),
+            expert_predictor: Optional[Path] = typer.Option(None, "--expert-predictor", help="the predictor's "
+                                                            "predictor.safetensors (its predictor.json beside it; "
+                                                            "default: the one in the model folder)"),
+            onnx_convention: str = typer.Option("auto", "--onnx-convention", help="an ONNX file's meaning where its "
+                                                "author's toolchain departs from the ONNX standard: onnx (the declared "
+                                                "opset) | deeploy (Deeploy's: a Softmax without axis before opset 13 "
+                                                "is over the last axis) | auto (deeploy for files Deeploy's toolchain "
+                                                "wrote; report.json's \"onnx\" says which)")) -> None:
     """Compile MODEL into a C project in OUT, with report.json."""
     try:
         rep = _compile(model, target, numerics, out, prefill_chunk, tokenizer, context, kv_cache, chips, fan_in,
                        mem, mode, cores, engine, weights_sram, memory_sharing, dump_dir, batch, expert_slots,
-                       expert_prefetch)
+                       expert_prefetch, onnx_convention, expert_routing, expert_predictor)
     except SlmcError as e:
         _fail(e)
         return

@@ -40,8 +40,11 @@ class CompileOptions:
     layer_loop: bool = True             # a decoder's layers as one loop in model.c where it can be (codegen/layers.py)
     dump_dir: Path | None = None        # --dump-dir: every stage's result as stable text (ir/printer.py)
     expert_slots: int | None = None     # MoE: experts in flash, this many cached in SRAM (passes/expert_cache.py)
-    expert_prefetch: str = "lru"        # the expert cache's policy: "none" | "lru"
+    expert_prefetch: str = "lru"        # the expert cache's policy: "none" | "lru" | "predictor"
+    expert_routing: str = "router"      # "router" | "predicted" (the predictor's experts replace the router's)
+    expert_predictor: Path | None = None  # predictor.safetensors; None: the model folder's (passes/expert_predict.py)
     batch: int | None = None            # --batch B: one step runs up to B rows of B sequences' KV slots (passes/batch.py)
+    onnx_convention: str = "auto"       # an ONNX file read as onnx | deeploy | auto (frontend/onnx_convention.py)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ class CompileConfig:
     batch: int = 0                # > 0: the step graph runs this many rows, each of its own KV slot (passes/batch.py)
     expert_slots: int = 0         # > 0: MoE experts stay in flash, this many cached in SRAM (passes/expert_cache.py)
     expert_prefetch: str = "lru"
+    expert_routing: str = "router"
+    expert_predictor: Path | None = None
+    onnx_convention: str = "auto"  # frontend/onnx_convention.py
 
     @property
     def partitioned(self) -> bool:
@@ -83,6 +89,9 @@ def resolve_config(opts: CompileOptions) -> CompileConfig:
     _check_partition(opts)
     _check_batch(opts)
     _check_experts(opts)
+    from slmc.frontend.onnx_convention import check as check_convention
+
+    check_convention(opts.onnx_convention)
     target = get_target(opts.target)
     if opts.chips != 1 and target.emulated:
         raise SlmcError(f"a partitioned model runs on the host only for now, not on '{target.name}'",
@@ -118,15 +127,30 @@ def resolve_config(opts: CompileOptions) -> CompileConfig:
         sharing=opts.memory_sharing == "on" and not target.cores,
         engine=opts.engine, dvfs=tuple(opts.dvfs), weights_to_sram=opts.weights_sram == "auto",
         layer_loop=opts.layer_loop, batch=opts.batch or 0, expert_slots=opts.expert_slots or 0,
-        expert_prefetch=opts.expert_prefetch)
+        expert_prefetch=opts.expert_prefetch, expert_routing=opts.expert_routing,
+        expert_predictor=opts.expert_predictor, onnx_convention=opts.onnx_convention)
 
 
 def _check_experts(opts: CompileOptions) -> None:
     from slmc.passes.expert_cache import POLICIES
 
+    from slmc.passes.expert_predict import ROUTINGS
+
     if opts.expert_prefetch not in POLICIES:
-        raise SlmcError(f"unknown --expert-prefetch '{opts.expert_prefetch}'",
-                        f"use one of {', '.join(POLICIES)} (the trained predictor is not built yet)")
+        raise SlmcError(f"unknown --expert-prefetch '{opts.expert_prefetch}'", f"use one of {', '.join(POLICIES)}")
+    if opts.expert_routing not in ROUTINGS:
+        raise SlmcError(f"unknown --expert-routing '{opts.expert_routing}'", f"use one of {', '.join(ROUTINGS)}")
+    if opts.expert_prefetch == "predictor" and opts.expert_slots is None:
+        raise SlmcError("--expert-prefetch predictor loads experts into the expert cache, and there is none",
+                        "add --expert-slots N")
+    if opts.expert_routing == "predicted" and opts.expert_prefetch != "predictor":
+        raise SlmcError("--expert-routing predicted routes by the expert predictor, which is not in this build",
+                        "add --expert-prefetch predictor")
+    if opts.expert_predictor is not None and opts.expert_prefetch != "predictor":
+        raise SlmcError("--expert-predictor is read only with --expert-prefetch predictor",
+                        "add --expert-prefetch predictor, or omit --expert-predictor")
+    if opts.expert_prefetch == "predictor" and opts.batch:
+        raise SlmcError("--expert-prefetch predictor does not combine with --batch yet", "omit one of them")
     if opts.expert_slots is not None and not 1 <= opts.expert_slots <= MAX_EXPERT_SLOTS:
         raise SlmcError(f"--expert-slots {opts.expert_slots} is outside 1..{MAX_EXPERT_SLOTS}",
                         "give the number of experts the SRAM cache holds")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_slmc
+from families.figures import record
 from families.hf_cases import SUPPORTED, hf_logits, hf_model, save
 
 PROMPT = [1, 17, 42, 99]
@@ -41,6 +42,7 @@ def test_fp32_host_logits_match_transformers(tmp_path: Path, name: str) -> None:
     want = hf_logits(model, ids)
     err = float(np.abs(got - want).max())
     print(f"\n{name}: max |logit error| {err:.2e} over {len(ids)} positions (max |logit| {np.abs(want).max():.2f})")
+    record(name, "hf", err)
     assert np.abs(want).max() > 0.5  # logits big enough that the tolerance means something
     assert err < TOL
 

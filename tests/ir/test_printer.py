@@ -119,7 +119,7 @@ def test_pipeline_reports_each_pass() -> None:
     g.outputs = [g.op("Add", [x, c], TensorType((2,), F32), name="y")]
     seen: list[str] = []
     run_pipeline(g, on_pass=lambda stage, graph: seen.append(f"{stage}:{summary(print_graph(graph))['node']}"))
-    assert seen == ["1-simplify:1", "2-fold:1", "3-simplify:1", "4-dce:1"]
+    assert seen == ["1-simplify:1", "2-fold:1", "3-simplify:1", "4-fold_batchnorm:1", "5-dce:1"]
 
 
 def test_compile_dump_dir(tmp_path) -> None:

@@ -1,4 +1,5 @@
-"""Tiny transformers decoders exported the way a user exports them, for tests/onnx/test_hf_exports.py.
+"""Tiny transformers decoders exported the way a user exports them, for tests/onnx/test_hf_exports.py and
+test_onnx_families.py (the families of tests/families: make_family; with past keys and values: export_past).
 
 Llama, Qwen2 (q/k/v biases) and GPT-2 (Conv1D as 2-D Gemm, fused c_attn, learned positions) as transformers 5
 builds them, shrunk to 2 layers, width 64, 4 heads (2 KV heads for Llama and Qwen2), vocabulary 256; seeded,
@@ -6,7 +7,8 @@ with norms and biases moved off 1 and 0 and the matrices at std 0.15, so the log
 something) and a misread weight shows. The export is the plain call, `torch.onnx.export(model, (ids,), path)`
 (torch's default exporter, dynamo), with the sequence axis static or dynamic; transformers 5 then puts
 CumSum, GatherND and (SDPA's NaN guard) IsNaN into the graph. `use_cache` is off: with it, torch cannot
-export the DynamicCache transformers returns.
+export the DynamicCache transformers returns, unless a wrapper builds it from tensors and flattens it back
+(export_past: the past-key-value layout Optimum writes).
 """
 
 from __future__ import annotations
@@ -74,3 +76,104 @@ def hf_logits(model: Any, ids: list[int]) -> np.ndarray:
 
     with torch.no_grad():
         return model(torch.tensor([ids])).logits[0].float().numpy()
+
+
+# ---- the families of tests/families through ONNX (tests/onnx/test_onnx_families.py) ---------------------
+
+# where the real config's window is beyond what the test's 20 positions reach, a shorter one, so that the
+# test goes past it (Mistral-7B's 4096 would otherwise mask nothing; GPT-Neo's case already has 8)
+ONNX_WINDOWS = {"mistral": 8}
+
+
+def make_family(name: str, seed: int = -1) -> Any:
+    """tests/families' case `name` (transformers from the real config, shrunk), as a user exports it: the
+    default attention (SDPA; eager where transformers has no SDPA form, Gemma 2's soft-capping), no cache."""
+    from dataclasses import replace
+
+    from families.hf_cases import SUPPORTED, hf_model
+
+    case = SUPPORTED[name]
+    if seed < 0:  # tests/families' seed for the case (its index, or one whose greedy run does not meet EOS early)
+        seed = case.seed if case.seed >= 0 else list(SUPPORTED).index(name)
+    if name in ONNX_WINDOWS:
+        case = replace(case, real=case.real | {"sliding_window": ONNX_WINDOWS[name]})
+    model = hf_model(case, seed)
+    model.config._attn_implementation = "eager" if name == "gemma2" else "sdpa"
+    model.config.use_cache = False
+    return model
+
+
+def export_past(model: Any, path: Path, prompt: int = 4, past: int = 3) -> Path:
+    """The model exported with past keys and values as inputs and outputs, in the layout Optimum writes
+    (input_ids, attention_mask [1, past + seq], position_ids, past_key_values.N.key/value [1, kv_heads,
+    past, head_dim] -> logits, present.N.key/value): a plain `torch.onnx.export` of the transformers model
+    with use_cache=True, its DynamicCache built from and flattened to tensors by a small wrapper."""
+    import torch
+    from transformers import DynamicCache
+
+    cfg = model.config
+    n = cfg.num_hidden_layers
+    kvh = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+
+    class WithPast(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.m = model
+
+        def forward(self, input_ids, attention_mask, position_ids, *kv):  # type: ignore[no-untyped-def]
+            cache = DynamicCache(config=cfg)
+            for i in range(n):
+                cache.update(kv[2 * i], kv[2 * i + 1], i)
+            out = self.m(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         past_key_values=cache, use_cache=True)
+            return (out.logits, *[t for layer in out.past_key_values.layers for t in (layer.keys, layer.values)])
+
+    g = torch.Generator().manual_seed(5)
+    ids = torch.randint(0, VOCAB, (1, prompt), generator=g)
+    kv = [torch.randn(1, kvh, past, hd, generator=g) for _ in range(2 * n)]
+    names = [f"past_key_values.{i}.{k}" for i in range(n) for k in ("key", "value")]
+    dyn = torch.export.Dim.DYNAMIC
+    shapes = {"input_ids": {1: dyn}, "attention_mask": {1: dyn}, "position_ids": {1: dyn},
+              "kv": tuple({2: dyn} for _ in range(2 * n))}
+    model.config.use_cache = True
+    try:
+        with torch.no_grad():
+            torch.onnx.export(WithPast().eval(), (ids, torch.ones(1, past + prompt, dtype=torch.long),
+                                                   torch.arange(past, past + prompt)[None], *kv), str(path),
+                              input_names=["input_ids", "attention_mask", "position_ids", *names],
+                              output_names=["logits", *[s.replace("past_key_values", "present") for s in names]],
+                              dynamic_shapes=shapes)
+    finally:
+        model.config.use_cache = False
+    return path
+
+
+def ort_logits(path: Path, ids: list[int]) -> np.ndarray:
+    """onnxruntime's logits [len(ids), V] of a use_cache=False export, the whole sequence at once."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path))
+    feed = {"input_ids": np.array([ids], np.int64), "attention_mask": np.ones((1, len(ids)), np.int64),
+            "logits_to_keep": np.array(-1)}
+    return sess.run(None, {i.name: feed[i.name] for i in sess.get_inputs()})[0][0]
+
+
+def ort_logits_with_past(path: Path, ids: list[int], prompt: int) -> np.ndarray:
+    """onnxruntime's logits [len(ids), V] of a past-key-value export run as a generator runs it: the prompt
+    with an empty past, then one token at a time, feeding each step's present.N.* back as past_key_values.N.*."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path))
+    ins = sess.get_inputs()
+    outs = [o.name for o in sess.get_outputs()]
+    past = {i.name: np.zeros((1, i.shape[1], 0, i.shape[3]), np.float32) for i in ins if i.name.startswith("past_")}
+    rows, pos = [], 0
+    for chunk in [ids[:prompt]] + [[t] for t in ids[prompt:]]:
+        feed = {"input_ids": np.array([chunk], np.int64), "attention_mask": np.ones((1, pos + len(chunk)), np.int64),
+                "position_ids": np.arange(pos, pos + len(chunk), dtype=np.int64)[None], **past}
+        res = sess.run(None, {i.name: feed[i.name] for i in ins})
+        rows.append(res[0][0])
+        pos += len(chunk)
+        past = {o.replace("present", "past_key_values"): r for o, r in zip(outs, res) if o.startswith("present")}
+    return np.concatenate(rows)

@@ -38,12 +38,14 @@ from slmc.frontend.onnx_canon import STATIC_INPUTS, SUPPORTED
 CHUNK = 64
 KERNEL_CFLAGS = ["-O2", "-std=c99", "-ffp-contract=off", "-w"]
 # float cases whose expected values come from float64 math with large cancellation: looser tolerance
-TOLERANCE = {"default": (1e-4, 1e-5)}
+TOLERANCE = {"default": (1e-4, 1e-5),
+             # its expected values are stored rounded to 4 decimals (onnxruntime agrees with slmc to 1e-7)
+             "test_averagepool_2d_ceil_last_window_starts_on_pad": (1e-3, 1e-4)}
 # what a clean rejection may say: everything else is a bug
 REJECTIONS = {
     "unsupported element type": r"has element type \w+, which slmc does not support",
     "not a tensor (sequence/optional)": r"is not a tensor",
-    "random (training-mode dropout)": r"training mode",
+    "training mode (random dropout, batch statistics)": r"training mode",
     "no C kernel for this element type": r"no C kernel for operator '\w+' on \w+ data",
     "variant not supported by the C kernels": r"is not supported by the C kernels",
 }
@@ -312,6 +314,9 @@ FOLD_ONLY = {
     "Sum": "becomes a chain of Add", "Mean": "becomes a chain of Add and a Div",
     "Identity": "a view: no code (copied when it is a graph output)", "Reshape": "a view: no code",
     "Squeeze": "a view: no code", "Unsqueeze": "a view: no code", "Flatten": "a view: no code",
+    "GlobalAveragePool": "becomes ReduceMean over the spatial axes", "GlobalMaxPool": "becomes ReduceMax over the spatial axes",
+    "BatchNormalization": "folded into the Conv or Gemm before it where it can be",
+    "Upsample": "becomes Resize (Resize-10's semantics)",
 }
 
 

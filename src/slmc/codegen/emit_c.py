@@ -35,6 +35,13 @@ class _Ctx:
     def out(self, i: int = 0) -> str:
         return self.fn.expr(self.node.outputs[i])
 
+    def weight(self, i: int) -> str:
+        """Constant input i by its own symbol, also in a layer loop whose table holds it for another node (the
+        expert predictor reads later layers' experts: the same address in every layer, not row l's)."""
+        root = storage_root(self.node.inputs[i])  # type: ignore[arg-type]
+        self.fn.used.add(self.fn.weights.by_value[id(root)])
+        return self.fn.weights.entry(root).symbol
+
     def scratch(self) -> str:
         return self.fn.scratch_of(self.node)
 

@@ -53,6 +53,10 @@ class ExpertPredictor:
     fc0_b: np.ndarray
     fc1_w: np.ndarray | None       # (len(layers) * n_experts, hidden), None: linear
     fc1_b: np.ndarray | None
+    # the trainer's figures on stories it was not trained on (predictor.json; None where absent): the share of the
+    # router's top-k experts among the predicted top-k, and predicted routing's next-token top-1 agreement
+    hit_rate_heldout: float | None = None
+    top1_agreement_heldout: float | None = None
 
     @property
     def hidden(self) -> int:
@@ -169,7 +173,17 @@ def load_predictor(path: Path, model: DecoderModel) -> ExpertPredictor:
     t = Tensors(entries, path)
     w = {name: t.get(name, shape) for name, shape in shapes.items()}  # get() refuses NaN/Inf
     return ExpertPredictor(kind, src, tuple(layers), cfg.n_experts, cfg.top_k, eps, w["fc0.weight"],
-                           w["fc0.bias"], w.get("fc1.weight"), w.get("fc1.bias"))
+                           w["fc0.bias"], w.get("fc1.weight"), w.get("fc1.bias"),
+                           _rate(meta, "hit_rate_heldout", f"top{cfg.top_k}", "all"),
+                           _rate(meta, "predicted_routing_heldout", "top1_agreement"))
+
+
+def _rate(meta: dict, *keys: str) -> float | None:
+    """A figure the trainer recorded (a fraction), or None where it is absent or not one."""
+    v: object = meta
+    for k in keys:
+        v = v.get(k) if isinstance(v, dict) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 else None
 
 
 def _fingerprint(model: DecoderModel) -> str | None:

@@ -11,8 +11,10 @@ from slmc.frontend.decoder import DecoderModel
 from slmc.ir import Graph
 
 
-def load_model(path: Path, on_pass: Callable[[str, Graph], None] | None = None) -> DecoderModel | Graph:
-    """`on_pass`: sees an ONNX graph after each pass of the import pipeline (--dump-dir)."""
+def load_model(path: Path, on_pass: Callable[[str, Graph], None] | None = None,
+               onnx_convention: str = "auto") -> DecoderModel | Graph:
+    """`on_pass`: sees an ONNX graph after each pass of the import pipeline (--dump-dir); `onnx_convention`:
+    how an ONNX file is read where its author's toolchain departs from ONNX (frontend/onnx_convention.py)."""
     path = Path(path)
     if not path.exists():
         raise SlmcError(f"model '{path}' does not exist", "check the path")
@@ -26,7 +28,7 @@ def load_model(path: Path, on_pass: Callable[[str, Graph], None] | None = None) 
     if path.suffix == ".onnx":
         from slmc.frontend import onnx_import
 
-        return onnx_import.load(path, on_pass)
+        return onnx_import.load(path, on_pass, onnx_convention)
     from slmc.frontend import llama2c
 
     return llama2c.load(path)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from slmc.ir import Graph, Node, Value, ValueKind
+from slmc.ir import Node, Value, ValueKind
 from slmc.ir.ops import ONNX_VIEWS
 
 
@@ -69,25 +69,63 @@ def _linear_at(n: Node) -> _Linear | None:
 
 
 def linears_reading(h: Value) -> list[_Linear]:
-    """The linear layers that read h, with a fused projection (split along its outputs) in pieces."""
+    """The linear layers that read h, with a fused projection (split along its outputs, by a Split or by
+    Slices, whole or per head: GPT-NeoX's [.., heads, 3 * head_dim]) in pieces."""
     found: list[_Linear] = []
     for v in views_of(h):
         for n in v.users:
             lin = _linear_at(n)
             if lin is None or lin.x is not v:
                 continue
-            seen = past_views(lin.out)
-            users, last = seen.users, len(seen.shape) - 1
-            if len(users) == 1 and users[0].op == "Split" and users[0].attrs["axis"] % (last + 1) == last \
-                    and seen.shape[-1] == lin.out.shape[-1]:
-                start = 0
-                for piece, size in zip(users[0].outputs, users[0].attrs["split"]):
-                    found.append(_Linear(lin.x, lin.w[start:start + size],
-                                         None if lin.b is None else lin.b[start:start + size], piece, lin.node))
-                    start += size
-            else:
-                found.append(lin)
+            found += _pieces(lin) or [lin]
     return found
+
+
+def _pieces(lin: _Linear) -> list[_Linear] | None:
+    """A fused projection's parts, where a view of its output is cut along the last axis; None: not cut."""
+    out = lin.w.shape[0]
+    for seen in last_axis_views(lin.out):
+        cuts = _cuts(seen)
+        # per-head cuts only by a Split (GPT-NeoX): Slices of each head are RoPE's rotated part (partial rotary)
+        if not cuts or out % seen.shape[-1] or (seen.shape[-1] != out and seen.users[0].op != "Split"):
+            continue
+        group = seen.shape[-1]  # the output features repeat in groups of this many (one group: no heads)
+        if cuts[-1][0] + cuts[-1][1] != group or any(a + n != b for (a, n, _), (b, _, _) in zip(cuts, cuts[1:])):
+            continue
+        parts = []
+        for start, size, piece in cuts:
+            rows = np.concatenate([np.arange(g + start, g + start + size) for g in range(0, out, group)])
+            parts.append(_Linear(lin.x, np.ascontiguousarray(lin.w[rows]),
+                                 None if lin.b is None else lin.b[rows], piece, lin.node))
+        return parts
+    return None
+
+
+def last_axis_views(v: Value) -> list[Value]:
+    """v seen through views and through Transposes that keep its last axis last (GPT-NeoX's heads first)."""
+    out, todo = [], [v]
+    while todo:
+        u = todo.pop()
+        out.append(u)
+        todo += [o for n in u.users for o in n.outputs if n.op in ONNX_VIEWS or (
+            n.op == "Transpose" and list(n.attrs.get("perm", []))[-1:] == [len(u.shape) - 1])]
+    return out
+
+
+def _cuts(v: Value) -> list[tuple[int, int, Value]]:
+    """(start, size, piece) of a Split of v along its last axis, or of Slices of it that tile that axis."""
+    last = len(v.shape) - 1
+    if len(v.users) == 1 and v.users[0].op == "Split" and v.users[0].attrs["axis"] % (last + 1) == last:
+        starts = np.cumsum([0, *v.users[0].attrs["split"]])
+        return [(int(a), int(n), o) for a, n, o in zip(starts, v.users[0].attrs["split"], v.users[0].outputs)]
+    cuts = []
+    for n in v.users:
+        if n.op != "Slice" or n.inputs[0] is not v or [a % (last + 1) for a in n.attrs.get("axes", [])] != [last] \
+                or n.attrs.get("steps", [1]) != [1]:
+            return []
+        start = int(n.attrs["starts"][0])
+        cuts.append((start, n.outputs[0].shape[-1], n.outputs[0]))
+    return sorted(cuts, key=lambda c: c[0]) if len(cuts) > 1 else []
 
 
 def _ancestors_in(v: Value, targets: dict[int, _Linear]) -> set[int]:
@@ -145,14 +183,24 @@ def picked_rows(out: Value, seq: int) -> np.ndarray:
     return np.arange(seq)
 
 
+def _same_rows(u: Value, x: Value) -> bool:
+    """u holds x's rows: the same features per row and the same number of them (OPT flattens [1, S, D])."""
+    return u.shape[-1] == x.shape[-1] and int(np.prod(u.shape)) == int(np.prod(x.shape))
+
+
+def stream_norm(x: Value) -> _Norm | None:
+    """The norm reading the residual stream x, or a view of it with the same rows."""
+    return next((nm for u in views_of(x) if _same_rows(u, x) for nm in norms_of(u)), None)
+
+
 def residual(x: Value, y: Value) -> Value:
-    """The Add of y to the residual stream x (either seen through views of the same shape as x)."""
-    xs = {id(u) for u in views_of(x) if u.shape == x.shape}
+    """The Add of y to the residual stream x (either seen through views with the same rows as x)."""
+    xs = {id(u) for u in views_of(x) if _same_rows(u, x)}
     for u in views_of(y):
         for n in u.users:
             ids = [id(i) for i in n.inputs]
             if n.op == "Add" and id(u) in ids and any(i in xs for i in ids if i != id(u)) \
-                    and n.outputs[0].shape == x.shape:
+                    and _same_rows(n.outputs[0], x):
                 return n.outputs[0]
     raise NotADecoder(f"'{y.name}' is not added back to the residual stream '{x.name}'")
 
@@ -173,20 +221,27 @@ def _follow(v: Value, op: str) -> Node | None:
 
 
 def norm_of(x: Value) -> _Norm | None:
-    dim = x.shape[-1]
+    """The (first) RMSNorm or LayerNorm over x's last axis."""
+    found = norms_of(x)
+    return found[0] if found else None
+
+
+def norms_of(x: Value) -> list[_Norm]:
+    """Every RMSNorm or LayerNorm over x's last axis (GPT-NeoX's parallel block has two)."""
+    dim, found = x.shape[-1], []
     for n in x.users:
         if n.op == "LayerNormalization" and n.inputs[0] is x and n.attrs.get("axis", -1) % len(x.shape) == len(x.shape) - 1:
             w, b = const(n.inputs[1]), const(n.inputs[2]) if len(n.inputs) > 2 else None
             if w is not None:
-                return _Norm("layer", w.reshape(-1), None if b is None else b.reshape(-1),
-                             float(n.attrs.get("epsilon", 1e-5)), n.outputs[0])
+                found.append(_Norm("layer", w.reshape(-1), None if b is None else b.reshape(-1),
+                                   float(n.attrs.get("epsilon", 1e-5)), n.outputs[0]))
         square = (n.op == "Pow" and n.inputs[0] is x and const(n.inputs[1]) is not None
                   and float(n.inputs[1].data.reshape(-1)[0]) == 2.0) or (n.op == "Mul" and n.inputs[0] is x and n.inputs[1] is x)  # type: ignore
         if square:
             rms = _rms_tail(x, n.outputs[0], dim)
             if rms is not None:
-                return rms
-    return None
+                found.append(rms)
+    return found
 
 
 def _rms_tail(x: Value, sq: Value, dim: int) -> _Norm | None:
@@ -271,90 +326,53 @@ def _past_nan_guard(p: Value) -> Value:
     return p
 
 
-def ffn(h: Value) -> tuple[str, _Linear, _Linear | None, _Linear]:
-    """(activation, w1 (gate or up), w3 (up, SwiGLU only), w2 (down))."""
-    lins = linears_reading(h)
-    reads = {id(lin.node) for lin in lins}
+def ffn(h: Value, avoid: frozenset[int] = frozenset()) -> tuple[str, _Linear, _Linear | None, _Linear]:
+    """(activation, w1 (gate or up), w3 (up, gated FFNs only), w2 (down)) of the feed-forward block reading h;
+    `avoid`: the nodes of projections reading h that are not the FFN's (Phi's attention, on the same norm)."""
+    lins = [lin for lin in linears_reading(h) if id(lin.node) not in avoid]
+    reads = {id(lin.node) for lin in lins} | set(avoid)
     down = first_linear_after(lins[0].out, reads) if lins else None
     if not lins or down is None or len(lins) > 2:
         raise NotADecoder(f"no feed-forward block reads '{h.name}'")
+    regions = [_region(lin.out, down.node) for lin in lins]
+    if len(lins) == 2:
+        common = {id(n) for n in regions[0]} & {id(n) for n in regions[1]}
+        acts = [_activation([n for n in r if id(n) not in common]) for r in regions]
+        k = 0 if acts[0] else 1
+        if not acts[k] or acts[1 - k]:
+            raise NotADecoder(f"the gated feed-forward after '{h.name}' has no activation on one of its two branches")
+        gated = {"silu": "swiglu", "gelu": "geglu", "gelu_tanh": "geglu_tanh"}.get(acts[k])
+        if gated is None:
+            raise NotADecoder(f"the gated feed-forward after '{h.name}' gates with {acts[k]}")
+        return gated, lins[k], lins[1 - k], down
+    act = _activation(regions[0])
+    if act is None:
+        raise NotADecoder(f"the feed-forward activation after '{h.name}' is none slmc knows "
+                          f"({sorted({n.op for n in regions[0]})})")
+    return act, lins[0], None, down
+
+
+def _region(v: Value, stop: Node) -> list[Node]:
+    """The nodes between v and `stop` (downstream of v, not past stop)."""
     between: list[Node] = []
-    todo, seen = [lin.out for lin in lins], set()
+    todo, seen = [v], set()
     while todo:
         u = todo.pop()
         for n in u.users:
-            if id(n) not in seen and n is not down.node:
+            if id(n) not in seen and n is not stop:
                 seen.add(id(n))
                 between.append(n)
                 todo += n.outputs
-    ops = {n.op for n in between}
-    if len(lins) == 2:
-        gate = next((lin for lin in lins if any(n.op == "Sigmoid" for n in lin.out.users)), None)
-        if gate is None:
-            raise NotADecoder(f"the gated feed-forward after '{h.name}' is not SiLU-gated (SwiGLU)")
-        up = lins[1] if gate is lins[0] else lins[0]
-        return "swiglu", gate, up, down
-    if "Tanh" in ops:
-        return "gelu_tanh", lins[0], None, down
-    if "Erf" in ops:
-        return "gelu", lins[0], None, down
-    raise NotADecoder(f"the feed-forward activation after '{h.name}' is neither GELU nor SwiGLU ({sorted(ops)})")
+    return between
 
 
-# ---- positions -------------------------------------------------------------------------------------------
-
-def data_dependent(v: Value) -> bool:
-    """Whether v depends on the values (not only the shapes) of a graph input."""
-    seen, todo = set(), [v]
-    while todo:
-        u = todo.pop()
-        if id(u) in seen:
-            continue
-        seen.add(id(u))
-        if u.kind == ValueKind.INPUT:
-            return True
-        if u.producer is not None and u.producer.op not in ("Shape", "Size"):
-            todo += [i for i in u.producer.inputs if i is not None]
-    return False
-
-
-def position_tables(g: Graph) -> list[np.ndarray]:
-    """Constant tables gathered at indices that depend on the sequence length only (learned positions).
-    Read before folding: folding leaves only the rows the probe length needs."""
-    return [n.inputs[0].data for n in g.nodes  # type: ignore[union-attr]
-            if n.op == "Gather" and const(n.inputs[0]) is not None and n.inputs[0].data.ndim == 2  # type: ignore
-            and not data_dependent(n.inputs[1])]  # type: ignore[arg-type]
-
-
-def rope_of(q_out: Value, scores_in: Value, seq: int, hd: int) -> tuple[float, bool] | None:
-    """(theta, interleaved) from the cos/sin tables multiplied into q on its way to the scores."""
-    tables, seen, todo = [], set(), [scores_in]
-    while todo:
-        u = todo.pop()
-        if id(u) in seen or u is q_out or u.producer is None:
-            continue
-        seen.add(id(u))
-        n = u.producer
-        if n.op == "Mul":
-            tables += [c.reshape(seq, hd) for c in map(const, n.inputs) if c is not None and c.size == seq * hd]
-        todo += [i for i in n.inputs if i is not None and i.kind != ValueKind.CONST]
-    sin = next((t for t in tables if np.all(np.abs(t[0]) < 1e-6) and np.any(t != 0)), None)
-    if sin is None:
-        return None
-    half = hd // 2
-    if np.array_equal(sin[:, :half], sin[:, half:]):
-        interleaved, freqs = False, sin[1, :half]
-    elif np.array_equal(sin[:, 0::2], sin[:, 1::2]):
-        interleaved, freqs = True, sin[1, 0::2]
-    else:
-        raise NotADecoder("the RoPE sin table pairs neither (i, i + d/2) nor (2i, 2i + 1)")
-    if half < 2 or seq < 2:
-        raise NotADecoder("the RoPE base cannot be read from so short a table")
-    f = float(np.arcsin(np.float64(freqs[half - 1])))       # theta ** (-2 (half - 1) / hd)
-    theta = float(f"{f ** (-hd / (2.0 * (half - 1))):.5g}")
-    from slmc.frontend.rope import tables as rope_tables
-
-    _, want = rope_tables(seq, hd, theta)
-    if np.abs(want - (sin[:, :half] if not interleaved else sin[:, 0::2])).max() > 1e-4:
-        raise NotADecoder(f"the RoPE table is not the standard one for any base (best guess {theta:g})")
-    return theta, interleaved
+def _activation(nodes: list[Node]) -> str | None:
+    """The activation these nodes compute, by the operator that tells it apart."""
+    ops = {n.op for n in nodes}
+    gelu = next((n for n in nodes if n.op == "Gelu"), None)
+    if gelu is not None:
+        return "gelu_tanh" if gelu.attrs.get("approximate", "none") == "tanh" else "gelu"
+    for op, act in (("Tanh", "gelu_tanh"), ("Erf", "gelu"), ("Sigmoid", "silu"), ("Relu", "relu")):
+        if op in ops:
+            return act
+    return None

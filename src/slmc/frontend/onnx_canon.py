@@ -22,13 +22,14 @@ from slmc.ir import Value
 # operators the importer translates: each has a numpy twin; the C kernels cover those in
 # kernels/onnx.py, the rest (Shape, Range, ...) must fold to constants before code generation
 SUPPORTED: frozenset[str] = frozenset("""
-Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh Cast CastLike Ceil Celu Clip Concat Constant
-ConstantOfShape Cos Cosh CumSum Div Dropout Elu Equal Erf Exp Expand Flatten Floor Gather GatherND Gelu Gemm
-Greater GreaterOrEqual HardSigmoid HardSwish Identity IsInf IsNaN LayerNormalization LeakyRelu Less LessOrEqual
-Log LogSoftmax MatMul Max Mean Min Mish Mod Mul Neg Not Or Pad Pow PRelu Range Reciprocal ReduceL1 ReduceL2
+Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast CastLike Ceil Celu
+Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum Div Dropout Elu Equal Erf Exp Expand Flatten
+Floor Gather GatherND Gelu Gemm GlobalAveragePool GlobalMaxPool Greater GreaterOrEqual GroupNormalization HardSigmoid
+HardSwish Identity InstanceNormalization IsInf IsNaN LayerNormalization LeakyRelu Less LessOrEqual Log LogSoftmax MatMul Max MaxPool Mean Min Mish Mod Mul Neg Not Or Pad
+Pow PRelu Range Reciprocal ReduceL1 ReduceL2
 ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape
-Round Selu Shape Sigmoid Sign Sin Sinh Size Slice Softmax Softplus Softsign Split Sqrt Squeeze Sub Sum Tan Tanh
-ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Where Xor
+Resize Round Selu Shape Sigmoid Sign Sin Sinh Size Slice Softmax Softplus Softsign Split Sqrt Squeeze Sub Sum Tan Tanh
+ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
 """.split())
 
 REDUCE_OPS = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin",
@@ -41,7 +42,7 @@ STATIC_INPUTS: dict[str, tuple[int, ...]] = {
     **{op: (1,) for op in REDUCE_OPS},
     "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "Split": (1,),
     "Slice": (1, 2, 3, 4), "Pad": (1, 2, 3), "ConstantOfShape": (0,), "Range": (0, 1, 2), "Trilu": (1,),
-    "CumSum": (1,), "TopK": (1,),
+    "CumSum": (1,), "TopK": (1,), "Resize": (1, 2, 3), "Upsample": (1,),
 }
 
 
@@ -196,6 +197,49 @@ def _flatten(n: NodeIn) -> None:
     n.attrs.setdefault("axis", 1)
 
 
+def _global_pool(n: NodeIn) -> None:
+    """GlobalAveragePool and GlobalMaxPool are ReduceMean and ReduceMax over the spatial axes, kept."""
+    x = n.inputs[0]
+    assert x is not None
+    if len(x.shape) < 3:
+        raise SlmcError(f"ONNX {n.op} node '{n.name}': input {list(x.shape)} has no spatial axis",
+                        "the model is malformed: export it again")
+    n.op = "ReduceMean" if n.op == "GlobalAveragePool" else "ReduceMax"
+    n.attrs = {"axes": list(range(2, len(x.shape))), "keepdims": 1}
+
+
+def _group_norm(n: NodeIn) -> None:
+    """GroupNormalization-18's scale and bias are per group: made per channel (constants only), as -21 has them."""
+    x = n.inputs[0]
+    assert x is not None
+    groups = n.attrs.get("num_groups")
+    n.attrs.pop("stash_type", None)  # (the statistics are float32 in the C, float64 in the twin)
+    if len(x.shape) < 2 or not isinstance(groups, int) or groups < 1 or x.shape[1] % groups:
+        return  # (ir/op_rules_spatial.py names what is wrong)
+    for i in (1, 2):
+        v = n.input(i)
+        if v is not None and v.shape == (groups,) and groups != x.shape[1]:
+            data = n.static(i, "scale and bias (per group)")
+            assert data is not None
+            n.inputs[i] = n.make_const(f"{n.name}.per_channel{i}", np.repeat(data, x.shape[1] // groups))
+
+
+def _resize(n: NodeIn) -> None:
+    from slmc.frontend.onnx_resize import canonicalize  # (it reads NodeIn from here)
+
+    canonicalize(n)
+
+
+def _batch_norm(n: NodeIn) -> None:
+    """Inference form: the attributes of older opsets that change nothing at inference dropped; spatial=0
+    (opsets 7-8: statistics per element, not per channel) refused."""
+    if n.attrs.pop("spatial", 1) != 1:
+        raise SlmcError(f"ONNX BatchNormalization node '{n.name}' has spatial=0 (statistics per element): "
+                        "not supported by the C kernels", "export the model with per-channel statistics")
+    for key in ("momentum", "is_test", "consumed_inputs"):
+        n.attrs.pop(key, None)
+
+
 CANON: dict[str, Callable[[NodeIn], None]] = {
     **{op: _reduce for op in REDUCE_OPS},
     "Squeeze": lambda n: _axes_input(n, 13),
@@ -215,6 +259,12 @@ CANON: dict[str, Callable[[NodeIn], None]] = {
     "ConstantOfShape": _constant_of_shape,
     "Range": _range,
     "Flatten": _flatten,
+    "GlobalAveragePool": _global_pool,
+    "GlobalMaxPool": _global_pool,
+    "BatchNormalization": _batch_norm,
+    "Resize": _resize,
+    "Upsample": _resize,
+    "GroupNormalization": _group_norm,
 }
 
 

@@ -2,10 +2,12 @@
 the pass that turns a graph of integer values stored as float32 into one of C integer types.
 
 Recognition. RequantShift, iSoftmax, ITAMax, ITAPartialMax, iRMSNorm, iLayerNorm, iGELU, iHardswish,
-TrueIntegerDiv, IntegerDiv, IntegerMean and iNoNorm (default domain, or ai.onnx.contrib), the float
-RMSNorm, and com.microsoft's Gelu (the erf form: ONNX's own Gelu) are read like ONNX operators; their
-attributes (often 1-element tensors) become plain ints, a power-of-two divisor (div, D) a `shift`.
-ONNX's Conv and MaxPool are read here too: slmc has C kernels for them on integer data only.
+TrueIntegerDiv, IntegerDiv, IntegerMean and iNoNorm, and the float RMSNorm, are read like ONNX operators
+in the default domain and in the quantization tools' domains of DOMAIN_ALIASES (QuantLib's PACT exporter
+writes `PACTOps::RequantShift`, the operator Deeploy's files carry in the default domain), as is
+com.microsoft's Gelu (the erf form: ONNX's own Gelu); any other operator of those domains is refused by
+name. Their attributes (often 1-element tensors) become plain ints, a power-of-two divisor (div, D) a
+`shift`. ONNX's Conv and MaxPool run on integer data too in an integer network (C kernels of their own).
 
 Integer graphs. A graph that holds one of the integer operators (or whose file declares an integer
 result of float arithmetic, as Deeploy's Add/Large does, or whose sample inputs are integer arrays and
@@ -37,8 +39,13 @@ from slmc.ir import DType, Graph, TensorType, Value
 INT_OPS = frozenset("""RequantShift iSoftmax ITAMax ITAPartialMax iRMSNorm iLayerNorm iGELU iHardswish TrueIntegerDiv
 IntegerDiv IntegerMean iNoNorm""".split())
 FLOAT_OPS = frozenset({"RMSNorm"})
-SPATIAL_OPS = frozenset({"Conv", "MaxPool"})  # ONNX's, with C kernels for integer data (NCHW, 1-D or 2-D)
-_DOMAINS = ("", "ai.onnx", "ai.onnx.contrib")
+# domains of quantization tools and onnxruntime whose operators of these names are slmc's default-domain ones
+DOMAIN_ALIASES: dict[str, frozenset[str]] = {
+    "": INT_OPS | FLOAT_OPS, "ai.onnx": INT_OPS | FLOAT_OPS,
+    "ai.onnx.contrib": INT_OPS | FLOAT_OPS,   # onnxruntime-extensions' custom domain (Deeploy's GEMM/Batch_RQ)
+    "PACTOps": INT_OPS | FLOAT_OPS,           # QuantLib's PACT exporter (pact_ops.py: g.op("PACTOps::RequantShift"))
+    "com.microsoft": frozenset({"Gelu"}),     # onnxruntime's contrib Gelu: the erf form, ONNX's own Gelu
+}
 INT_TYPES = (DType.I8, DType.U8, DType.I16, DType.I32, DType.I64)
 SAMPLE = "inputs.npz"
 
@@ -53,14 +60,8 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 
 
 def op_name(domain: str, op: str) -> str | None:
-    """The IR op of a Deeploy (or com.microsoft) node, None for anything else."""
-    if domain == "com.microsoft" and op == "Gelu":
-        return "Gelu"
-    if domain in _DOMAINS and (op in INT_OPS or op in FLOAT_OPS):
-        return op
-    if domain in ("", "ai.onnx") and op in SPATIAL_OPS:
-        return op
-    return None
+    """The IR op of a Deeploy (or other tool's custom-domain) node, None for anything else."""
+    return op if op in DOMAIN_ALIASES.get(domain, ()) else None
 
 
 def _int(v: Any, what: str) -> int:
@@ -80,11 +81,6 @@ def normalise(op: str, attrs: dict[str, Any], node: str) -> dict[str, Any]:
     """Canonical attributes: ints (a `shift` for div/D), `n_levels` whatever it was called."""
     if op == "Gelu":
         return {}
-    if op in SPATIAL_OPS:
-        if op == "MaxPool" and (attrs.get("ceil_mode", 0) or attrs.get("storage_order", 0) or "kernel_shape" not in attrs):
-            raise SlmcError(f"MaxPool node '{node}' uses ceil_mode, storage_order or no kernel_shape",
-                            "slmc's MaxPool takes kernel_shape, strides, pads, dilations and auto_pad")
-        return dict(attrs)
     if op == "RMSNorm":
         return {"eps": float(np.asarray(attrs.get("eps", 1e-5)).reshape(-1)[0])}
     a = dict(attrs)

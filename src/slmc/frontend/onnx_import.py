@@ -22,9 +22,9 @@ import numpy as np
 import onnx
 
 from slmc.errors import SlmcError
-from slmc.frontend import onnx_deeploy, onnx_fold
+from slmc.frontend import onnx_convention, onnx_deeploy, onnx_fold, onnx_past
 from slmc.frontend.onnx_canon import SUPPORTED, NodeIn, canonicalize
-from slmc.frontend.onnx_read import check_model, dtype_of, read_model, tensor_array
+from slmc.frontend.onnx_read import check_model, dtype_of, node_order, normalise_attributes, read_model, tensor_array
 from slmc.ir import DType, Graph, TensorType, Value, ValueKind
 from slmc.ir.op_rules import infer, quote
 from slmc.ir.verify import check_shape, check_type, verify
@@ -38,59 +38,70 @@ PROBE_SEQ = 5
 
 
 
-def load(path: Path, on_pass: "Callable[[str, Graph], None] | None" = None) -> "Any":
+def load(path: Path, on_pass: "Callable[[str, Graph], None] | None" = None, convention: str = "auto") -> "Any":
     """A DecoderModel (dynamic token axis) or a folded static Graph. `on_pass`: run_pipeline's callback,
-    called with "import-N-PASS" and "integer-N-PASS" names (--dump-dir)."""
+    called with "import-N-PASS" and "integer-N-PASS" names (--dump-dir). `convention`: --onnx-convention
+    (onnx_convention.py). A static graph's nodes are imported in their canonical order (onnx_read.node_order),
+    so the order the file lists them in changes nothing."""
+    onnx_convention.check(convention)
     model = read_model(Path(path))
     if dynamic_dims(model):
         from slmc.frontend import onnx_decoder
 
-        dims = _decoder_dims(model)
-        return onnx_decoder.recognise(import_graph(model, dims, bind=frozenset(SEQ_INPUTS)), Path(path).name)
+        def at(seq: int, keep: "list[str] | None" = None) -> Graph:
+            """The decoder graph instantiated at `seq` tokens (a probe length); `keep`: only what computes
+            these values, as the outputs (onnx_mask.py reads the attention masks so)."""
+            bind = frozenset(vi.name for vi in model.graph.input if onnx_past.bound(vi.name))
+            return import_graph(model if keep is None else _part(model, keep), _decoder_dims(model, seq), bind=bind)
+        return onnx_decoder.recognise(at, Path(path).name)
     from slmc.passes import run_pipeline
 
     def named(prefix: str):
         return None if on_pass is None else (lambda name, g: on_pass(f"{prefix}-{name}", g))
 
-    graph = run_pipeline(import_graph(model), mixed=True, on_pass=named("import"))
+    graph = run_pipeline(import_graph(model, canonical=True, convention=convention), mixed=True, on_pass=named("import"))
     if onnx_deeploy.is_integer(graph, Path(path)):  # integer values stored as float32: C integer types, proven ranges
         graph = run_pipeline(onnx_deeploy.integerize(graph, Path(path)), on_pass=named("integer"))
     return verify(graph)  # every operand of the type its kernel reads
 
 
-# inputs an exporter may give a decoder beside its token ids, and their values for the one unpadded sequence
-# slmc's decoder runs: bound to constants at import. The attention mask lies on the ids' axes; logits_to_keep
-# is transformers' argument, which the TorchScript exporter traces as a scalar index into the sequence: the
-# last position (the graph then gives the next token's logits; onnx_decoder.verify compares that row)
-SEQ_INPUTS: dict[str, Callable[[tuple[int, ...]], np.ndarray]] = {
-    "attention_mask": lambda shape: np.ones(shape),
-    "logits_to_keep": lambda shape: np.full(shape, -1),
-}
+# the inputs a decoder may take beside its token ids, and the constants they are bound to: onnx_past.py
+SEQ_INPUTS = onnx_past.SEQ_INPUTS
 
 
-def _decoder_dims(model: onnx.ModelProto) -> dict[str, int]:
-    """Dynamic axes are accepted on one place only: a decoder's token ids [batch, seq] (batch 1), and an
-    attention mask of the same axes beside them (and a scalar logits_to_keep: SEQ_INPUTS)."""
+def _decoder_dims(model: onnx.ModelProto, seq: int = PROBE_SEQ) -> dict[str, int]:
+    """Dynamic axes are accepted on one place only: a decoder's token ids [batch, seq] (batch 1), and the
+    inputs onnx_past.py binds beside them (attention mask, positions, past keys and values)."""
     inits = {t.name for t in model.graph.initializer}
     ins = [vi for vi in model.graph.input if vi.name not in inits]
-    ids = [vi for vi in ins if vi.name not in SEQ_INPUTS]
-    dims: dict[str, int] = {}
-    if len(ids) == 1 and ids[0].type.tensor_type.elem_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
-        shape = ids[0].type.tensor_type.shape.dim
-        if len(shape) == 2 and not shape[1].HasField("dim_value"):
-            axes = [_dim_key(d) for d in shape]
-            want = {"attention_mask": axes, "logits_to_keep": []}
-            if all([_dim_key(d) for d in vi.type.tensor_type.shape.dim] == want[vi.name] for vi in ins if vi not in ids):
-                dims[shape[1].dim_param or "?"] = PROBE_SEQ
-                if not shape[0].HasField("dim_value"):
-                    dims[shape[0].dim_param or "?"] = 1
+    sigs = [onnx_past.InputSig(vi.name, vi.type.tensor_type.elem_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32),
+                               tuple(_dim_key(d) for d in vi.type.tensor_type.shape.dim)) for vi in ins]
+    dims = onnx_past.decoder_dims(sigs, seq)
     missing = [d for d in dynamic_dims(model) if d not in dims]
     if missing or not dims:
         bad = next(vi for vi in ins if any(not d.HasField("dim_value") for d in vi.type.tensor_type.shape.dim))
         raise SlmcError(f"graph input {quote(bad.name)} has a dynamic dimension {quote(missing[0] if missing else '?')}",
                         "slmc compiles static shapes: export the model with fixed input shapes (a dynamic axis is "
-                        "accepted only on a decoder's token ids and an attention mask of the same axes)")
+                        "accepted only on a decoder's token ids and the mask, positions and past keys and values beside them)")
     return dims
+
+
+def _part(model: onnx.ModelProto, keep: list[str]) -> onnx.ModelProto:
+    """The model cut down to the nodes (and initializers) that compute `keep`, which become its outputs
+    (names it does not compute are left out); the graph inputs stay, so the same dimensions bind them."""
+    need, nodes = set(keep), []
+    for node in reversed([model.graph.node[i] for i in node_order(model.graph)]):
+        if need.intersection(node.output):
+            nodes.append(node)
+            need.update(i for i in node.input if i)
+    part = onnx.ModelProto()
+    part.CopyFrom(model)
+    del part.graph.node[:], part.graph.output[:], part.graph.initializer[:]
+    part.graph.node.extend(reversed(nodes))
+    part.graph.initializer.extend(t for t in model.graph.initializer if t.name in need)
+    made = {o for n in nodes for o in n.output}
+    part.graph.output.extend(onnx.helper.make_empty_tensor_value_info(k) for k in keep if k in made)
+    return part
 
 
 def _dim_key(d: onnx.TensorShapeProto.Dimension) -> object:
@@ -122,8 +133,11 @@ def unsupported(op: str, node: str) -> SlmcError:
 
 
 class _Importer:
-    def __init__(self, model: onnx.ModelProto, dims: dict[str, int], bind: frozenset[str]) -> None:
-        self.model, self.dims, self.bind = model, dims, bind
+    def __init__(self, model: onnx.ModelProto, dims: dict[str, int], bind: frozenset[str], canonical: bool = False,
+                 convention: str = "auto") -> None:
+        self.model, self.dims, self.bind, self.canonical = model, dims, bind, canonical
+        self.convention = onnx_convention.choose(model, convention)
+        self.applied: list[str] = []  # nodes whose meaning the convention changed
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         self.g = Graph(model.graph.name or "graph")
         self.values: dict[str, Value] = {}
@@ -132,7 +146,8 @@ class _Importer:
     # ---- graph boundary -------------------------------------------------------------------------
     def run(self) -> Graph:
         gp = self.model.graph
-        check_model(self.model)  # names defined once and in order, arity and attribute types (onnx_read.py)
+        normalise_attributes(self.model)  # a single int where a list is declared: a list of one (onnx_read.py)
+        check_model(self.model)  # names defined once, no cycle, arity and attribute types (onnx_read.py)
         inits = {t.name for t in gp.initializer}
         for t in gp.initializer:
             self.values[t.name] = self.g.add_const(t.name, _array(t, f"initializer {quote(t.name)}"))
@@ -140,12 +155,12 @@ class _Importer:
             if vi.name in inits:
                 continue
             shape, dt = self._input_shape(vi), self._elem(vi)
-            if vi.name in self.bind:  # a decoder's attention mask or logits_to_keep (SEQ_INPUTS)
-                self.values[vi.name] = self.g.add_const(vi.name, np.ascontiguousarray(SEQ_INPUTS[vi.name](shape), dt.np))
+            if vi.name in self.bind:  # a decoder's attention mask, positions, past keys and values (onnx_past.py)
+                self.values[vi.name] = self.g.add_const(vi.name, np.ascontiguousarray(onnx_past.bound_value(vi.name, shape), dt.np))
             else:
                 self.values[vi.name] = self.g.add_input(vi.name, shape, dt)
-        for i, node in enumerate(gp.node):
-            self._node(node, node.name or f"{node.op_type}_{i}")
+        for k, i in enumerate(node_order(gp, self.canonical)):  # (unnamed nodes named by their place in that order)
+            self._node(gp.node[i], gp.node[i].name or f"{gp.node[i].op_type}_{k}")
         for vo in gp.output:
             if vo.name not in self.values:
                 raise SlmcError(f"graph output {quote(vo.name)} is computed by no node", "the ONNX file is malformed")
@@ -157,6 +172,7 @@ class _Importer:
                 v = self._add("Identity", [v], [self.g.unique(f"{vo.name}.out")], {}, f"{vo.name}.copy")[0]
             outs.append(v)
         self.g.outputs = outs
+        self.g.convention = onnx_convention.Convention(self.convention.name, self.convention.why, tuple(self.applied))
         return verify(self.g, mixed=True)
 
     def _elem(self, vi: onnx.ValueInfoProto) -> DType:
@@ -225,6 +241,10 @@ class _Importer:
         while outs and not outs[-1]:
             outs.pop()
         outs = [o or f"{name}.unused{k}" for k, o in enumerate(outs)]
+        if onnx_convention.softmax_last_axis(self.convention.name, op, self.opset, attrs):
+            attrs["axis"] = -1  # (with opset < 13's coercion to 2-D from the last axis: over the last axis)
+            self.applied.append(f"Softmax node {quote(name)} (no axis, opset {self.opset}): over the last axis, "
+                                "as Deeploy's kernels compute it, not over all axes from axis 1")
         if op == "Cast":
             attrs = {"to": dtype_of(attrs["to"], f"the target of Cast node {quote(name)}")}
         elif op == "CastLike":
@@ -336,7 +356,9 @@ class _Importer:
         return node.outputs
 
 
-def import_graph(model: onnx.ModelProto, dims: dict[str, int] | None = None, bind: frozenset[str] = frozenset()) -> Graph:
+def import_graph(model: onnx.ModelProto, dims: dict[str, int] | None = None, bind: frozenset[str] = frozenset(),
+                 canonical: bool = False, convention: str = "auto") -> Graph:
     """The ONNX graph as IR, node for node, shapes static (symbolic dimensions bound by `dims`); the graph
-    inputs named in `bind` become constants (SEQ_INPUTS)."""
-    return _Importer(model, dims or {}, bind).run()
+    inputs named in `bind` become constants (SEQ_INPUTS). Nodes in the file's order where it is topological,
+    in the canonical order with `canonical` (onnx_read.node_order); `convention`: onnx_convention.py."""
+    return _Importer(model, dims or {}, bind, canonical, convention).run()

@@ -10,9 +10,12 @@ in order, before the importer sees the model:
 - every tensor (initializers, Constant values): a supported element type, a valid bounded shape
   (verify.check_shape), and data of exactly that shape's size, before numpy sees it;
 - the graph: one default-domain opset that this onnx knows; every name defined once (no two nodes
-  writing one value, no node overwriting a graph input or initializer); nodes in topological order;
-  graph outputs computed; and every standard node against its operator's schema: number of inputs and
-  outputs, required attributes present, attribute types as the schema declares them.
+  writing one value, no node overwriting a graph input or initializer); every value read computed by some
+  node, and no cycle (`node_order`: nodes need not be listed in topological order, as onnxruntime accepts
+  them; the importer walks them in the order given there); graph outputs computed; and every standard
+  node against its operator's schema: number of inputs and outputs, required attributes present,
+  attribute types as the schema declares them (a single int or float where the schema wants a list of
+  them is read as a list of one: `normalise_attributes`, run first).
 The per-node shape and attribute-value rules come after import, on the IR (ir/op_rules.py).
 """
 
@@ -66,6 +69,7 @@ def read_model(path: Path) -> onnx.ModelProto:
             model = inliner.inline_local_functions(model)
         except Exception as e:
             raise SlmcError(f"'{path}': its local functions cannot be inlined ({str(e).splitlines()[0][:120]})", FIX) from None
+    normalise_attributes(model)
     check_model(model)
     return model
 
@@ -163,8 +167,95 @@ def default_opset(model: onnx.ModelProto) -> int:
     return v
 
 
+def node_order(graph: onnx.GraphProto, canonical: bool = False) -> list[int]:
+    """The graph's nodes (indices) in an order where every node comes after the nodes it reads; a cycle, or a
+    value that no node computes, is an SlmcError naming a node.
+
+    canonical=False: the file's order where that is already topological, else the file's order with each
+    node preceded by the nodes it reads from further down the file. canonical=True: an order that depends on the graph's
+    structure only, not on how its nodes are listed: depth-first from the graph outputs in their order,
+    each node's inputs in slot order (what a node does not lead to an output follows, by its first output's
+    name). A copy of a model with its nodes shuffled then compiles to the same C."""
+    nodes = graph.node
+    writer: dict[str, int] = {}
+    for i, n in enumerate(nodes):
+        for y in n.output:
+            if y:
+                writer.setdefault(y, i)  # (a second writer is check_model's error)
+    given = {t.name for t in graph.initializer} | {vi.name for vi in graph.input}
+
+    def deps(i: int) -> list[int]:
+        out = []
+        for x in nodes[i].input:
+            if not x or (x in given and x not in writer):
+                continue
+            if x not in writer:
+                raise SlmcError(f"node {quote(_name(nodes[i], i))} reads {quote(x)}, which no node computes",
+                                "the ONNX graph is malformed: export it again")
+            out.append(writer[x])
+        return out
+
+    state = [0] * len(nodes)  # 0 unvisited, 1 on the current path, 2 placed
+    order: list[int] = []
+
+    def visit(root: int) -> None:
+        stack = [(root, iter(deps(root)))]
+        state[root] = 1
+        while stack:
+            i, it = stack[-1]
+            j = next(it, None)
+            if j is None:
+                stack.pop()
+                state[i] = 2
+                order.append(i)
+            elif state[j] == 1:
+                raise SlmcError(f"the ONNX graph has a cycle through node {quote(_name(nodes[j], j))}",
+                                "an ONNX graph must be acyclic: export it again")
+            elif state[j] == 0:
+                state[j] = 1
+                stack.append((j, iter(deps(j))))
+
+    if canonical:
+        roots = [writer[vo.name] for vo in graph.output if vo.name in writer]
+        roots += sorted(range(len(nodes)), key=lambda i: (next((y for y in nodes[i].output if y), ""), i))
+    else:
+        roots = list(range(len(nodes)))
+    for r in roots:
+        if state[r] == 0:
+            visit(r)
+    return order
+
+
+def _name(node: onnx.NodeProto, i: int) -> str:
+    return node.name or f"{node.op_type}_{i}"
+
+
+def normalise_attributes(model: onnx.ModelProto) -> None:
+    """A standard node's attribute stored as one int (float) where its schema declares a list of ints
+    (floats), as some exporters write Squeeze's axes, becomes a list of one (the file's model is changed)."""
+    opset = default_opset(model)
+    lists = {onnx.AttributeProto.INT: (onnx.AttributeProto.INTS, "ints", "i"),
+             onnx.AttributeProto.FLOAT: (onnx.AttributeProto.FLOATS, "floats", "f")}
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx") or not any(a.type in lists for a in node.attribute):
+            continue
+        try:
+            schema = onnx.defs.get_schema(node.op_type, opset, "")
+        except Exception:  # not a standard operator at this opset: the importer names it
+            continue
+        for a in node.attribute:
+            spec = schema.attributes.get(a.name)
+            if a.type in lists and spec is not None and spec.type.value == lists[a.type][0]:
+                kind, field, one = lists[a.type]
+                value = getattr(a, one)
+                a.ClearField(one)
+                getattr(a, field).append(value)
+                a.type = kind
+
+
 def check_model(model: onnx.ModelProto) -> None:
-    """Names defined once and before use, and every standard node against its schema (module docstring)."""
+    """Names defined once, every value read computed, no cycle, and every standard node against its schema
+    (module docstring)."""
     g = model.graph
     opset = default_opset(model)
     if len(g.sparse_initializer):
@@ -180,12 +271,8 @@ def check_model(model: onnx.ModelProto) -> None:
             raise SlmcError(f"graph input {quote(vi.name)} is listed twice", FIX)
         defined.add(vi.name)
     for i, node in enumerate(g.node):
-        name = node.name or f"{node.op_type}_{i}"
+        name = _name(node, i)
         op = quote(node.op_type)[1:-1]  # (from the file: escaped like any name)
-        for x in node.input:
-            if x and x not in defined:
-                raise SlmcError(f"node {quote(name)} reads {quote(x)}, which no earlier node computes",
-                                "the ONNX graph is not in topological order or is malformed")
         for y in node.output:
             if y and y in defined:
                 raise SlmcError(f"{op} node {quote(name)} writes {quote(y)}, which is already defined (a graph input, "
@@ -199,6 +286,7 @@ def check_model(model: onnx.ModelProto) -> None:
     for vo in g.output:
         if vo.name not in defined:
             raise SlmcError(f"graph output {quote(vo.name)} is computed by no node", "the ONNX file is malformed")
+    node_order(g)
 
 
 def _check_schema(node: onnx.NodeProto, name: str, opset: int) -> None:

@@ -87,6 +87,9 @@ class Graph:
         # stamped on every node add_node creates: a builder sets it while it adds one decoder layer's nodes
         self.layer: int | None = None
         self.role: Role | None = None   # stamped the same way (ir/roles.py)
+        # an imported ONNX graph: whose conventions it was read with (frontend/onnx_convention.py's
+        # Convention; report.json's "onnx")
+        self.convention: Any = None
         self._counter = 0
 
     # ---- construction -------------------------------------------------------------------------

@@ -311,6 +311,7 @@ def _integer_mean(c: Ctx) -> list[TensorType]:
 
 def _registry() -> dict[str, Spec]:
     from slmc.ir import op_rules_index as ix
+    from slmc.ir import op_rules_spatial as sp
     from slmc.ir import op_rules_tensor as t
 
     many = 1 << 16
@@ -337,6 +338,9 @@ def _registry() -> dict[str, Spec]:
         "IsNaN": Spec(1, 1, 1, 1, ix.float_class), "IsInf": Spec(1, 1, 1, 1, ix.float_class),
         "TopK": Spec(1, 1, 2, 2, ix.top_k),
         "Conv": Spec(2, 3, 1, 1, t.conv), "MaxPool": Spec(1, 1, 1, 2, t.max_pool),
+        "AveragePool": Spec(1, 1, 1, 1, sp.average_pool), "BatchNormalization": Spec(5, 5, 1, 3, sp.batch_norm),
+        "ConvTranspose": Spec(2, 3, 1, 1, sp.conv_transpose), "InstanceNormalization": Spec(3, 3, 1, 1, sp.group_norm),
+        "GroupNormalization": Spec(3, 3, 1, 1, sp.group_norm), "Resize": Spec(3, 3, 1, 1, sp.resize),
         **{op: Spec(1, 1, 1, 1, _unary) for op in INT_UNARY},
         "RequantShift": Spec(3, 3, 1, 1, t.params_onto_x), "iRMSNorm": Spec(2, 2, 1, 1, t.params_onto_x),
         "iLayerNorm": Spec(3, 3, 1, 1, t.params_onto_x), "RMSNorm": Spec(2, 2, 1, 1, t.params_onto_x),
@@ -356,7 +360,7 @@ def _registry() -> dict[str, Spec]:
         "rmsnorm_i": Spec(2, 2, 1, 1), "rope_i": Spec(4, 4, 1, 1), "attention_i": Spec(5, 5, 1, 1),
         "add_i32": Spec(2, 2, 1, 1), "swiglu_i": Spec(3, 3, 1, 1), "reshape": Spec(1, 1, 1, 1),
         "allreduce_sum": Spec(0, many, 1, 1), "allreduce_max": Spec(0, many, 1, 1), "broadcast": Spec(0, many, 1, 1),
-        "moe_topk": Spec(1, 1, 2, 2), "sigmoid_mul": Spec(2, 2, 1, 1), "moe_experts": Spec(6, 8, 1, 1), "moe_experts_q8": Spec(9, 11, 1, 1),
+        "moe_topk": Spec(1, 2, 2, 2), "moe_predict": Spec(6, many, 1, 1, t.kv_write), "sigmoid_mul": Spec(2, 2, 1, 1), "moe_experts": Spec(6, 8, 1, 1), "moe_experts_q8": Spec(9, 11, 1, 1),
         "fold_q8": Spec(0, many, 1, 1),  # (collectives: a chip that only receives reads nothing)
         # the per-row forms of a batched step (passes/batch.py): pos and slot per row
         **{f"{op}_rows": Spec(2, many, 1, 1) for op in ("rope", "rope_i", "pos_embedding", "attention", "attention_i")},

@@ -11,6 +11,7 @@ ONNX_VIEWS: tuple[str, ...] = ("Reshape", "Squeeze", "Unsqueeze", "Flatten", "Id
 ALIASES: dict[str, int] = {
     "kv_write": 0,
     "kv_write_rows": 0,   # a batched step's KV write (passes/batch.py)
+    "moe_predict": 0,     # the expert predictor writes its plan into the plan state (passes/expert_predict.py)
     "reshape": 0,
     **{op: 0 for op in ONNX_VIEWS},
 }

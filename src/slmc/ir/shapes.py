@@ -66,7 +66,8 @@ def mean_axes(rank: int, a: dict[str, Any]) -> tuple[int, ...]:
 
 
 def pool_geometry(x_shape: tuple[int, ...], kernel: tuple[int, ...], a: dict[str, Any]) -> dict[str, list[int]]:
-    """Strides, dilations, begin pads and output size per spatial axis of an ONNX Conv/MaxPool."""
+    """Strides, dilations, begin and end pads and output size per spatial axis of an ONNX Conv or pool
+    (ceil_mode: the output rounded up, as onnxruntime and PyTorch do)."""
     nd = len(kernel)
     spatial = list(x_shape[2:])
     strides, dil = list(a.get("strides") or [1] * nd), list(a.get("dilations") or [1] * nd)
@@ -81,4 +82,33 @@ def pool_geometry(x_shape: tuple[int, ...], kernel: tuple[int, ...], a: dict[str
         pads = list(a.get("pads") or [0] * (2 * nd)) if auto == "NOTSET" else [0] * (2 * nd)
         begin, end = pads[:nd], pads[nd:]
     out = [(i + b + e - k) // s + 1 for i, b, e, k, s in zip(spatial, begin, end, span, strides)]
+    if a.get("ceil_mode", 0) and auto not in ("SAME_UPPER", "SAME_LOWER"):
+        # the last window may run past the end pad, but must start inside the input or its begin pad
+        out = [-(-(i + b + e - k) // s) + 1 for i, b, e, k, s in zip(spatial, begin, end, span, strides)]
+        out = [o - 1 if (o - 1) * s >= i + b else o for o, s, i, b in zip(out, strides, spatial, begin)]
+    return {"strides": strides, "dilations": dil, "begin": begin, "end": end, "out": out}
+
+
+def conv_transpose_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...], a: dict[str, Any]) -> dict[str, list[int]]:
+    """Strides, dilations, begin and end pads and output size per spatial axis of an ONNX ConvTranspose:
+    out = stride * (in - 1) + output_padding + (kernel - 1) * dilation + 1 - pads, or the output_shape asked
+    for (and SAME_*: in * stride), the pads then split as ONNX says (SAME_UPPER: the smaller half first)."""
+    nd = len(w_shape) - 2
+    spatial, kernel = list(x_shape[2:]), list(w_shape[2:])
+    strides, dil = list(a.get("strides") or [1] * nd), list(a.get("dilations") or [1] * nd)
+    extra = list(a.get("output_padding") or [0] * nd)
+    full = [s * (i - 1) + e + (k - 1) * d + 1 for s, i, e, k, d in zip(strides, spatial, extra, kernel, dil)]
+    auto = a.get("auto_pad", "NOTSET")
+    want = list(a.get("output_shape") or [])[-nd:] if a.get("output_shape") else None
+    if want is None and auto in ("SAME_UPPER", "SAME_LOWER"):
+        want = [i * s for i, s in zip(spatial, strides)]
+    if want is not None:  # (an output larger than `full` gives negative pads: zeros, then the bias, at the end)
+        total = [f - o for f, o in zip(full, want)]
+        small = [t // 2 for t in total]
+        begin = small if auto == "SAME_UPPER" else [t - h for t, h in zip(total, small)]
+        end = [t - b for t, b in zip(total, begin)]
+    else:
+        pads = list(a.get("pads") or [0] * (2 * nd)) if auto == "NOTSET" else [0] * (2 * nd)
+        begin, end = pads[:nd], pads[nd:]
+    out = [f - b - e for f, b, e in zip(full, begin, end)]
     return {"strides": strides, "dilations": dil, "begin": begin, "end": end, "out": out}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from slmc.ir import DType, Node
+from slmc.cquote import c_float
 from slmc.kernels.registry import KernelSpec, register
 
 F32 = DType.F32
@@ -20,7 +21,44 @@ def _cache_args(n: Node, c, first: int) -> str:
     if len(n.inputs) <= first:
         return "NULL, NULL, 0, 0, 0, 0"
     a = n.attrs
-    return (f"{c.ref(first)}, {c.ref(first + 1)}, {a['slots']}, {a['slot_bytes']}, {a['lru']}, {c.attr('tag0')}")
+    return (f"{c.ref(first)}, {c.ref(first + 1)}, {a['slots']}, {a['slot_bytes']}, {a['policy']}, {c.attr('tag0')}")
+
+
+def _topk(n: Node, c) -> str:
+    """moe_topk; with the predictor's plan (input 1, passes/expert_predict.py) and plan_row >= 0 this layer's
+    experts are the planned ones (--expert-routing predicted)."""
+    plan = f"{c.ref(1)}, {n.attrs['n_pred']}, {c.attr('plan_row')}" if len(n.inputs) > 1 else "NULL, 0, -1"
+    return (f"slmc_moe_topk_f32({c.out(0)}, {c.out(1)}, {c.ref(0)}, {c.scratch()}, {c.rows}, "
+            f"{n.inputs[0].shape[-1]}, {n.attrs['k']}, {n.attrs['renorm']}, {plan});")  # type: ignore[union-attr]
+
+
+PREDICT_SOURCES = 8   # moe_predict's inputs: plan, h, fc0 w/b, fc1 w/b, pool, table, then the experts' arrays
+
+
+def _predict(n: Node, c) -> str:
+    """The expert predictor, which works where attr `active` says (one layer; in a layer loop the table's entry:
+    the kernel is called in every layer, so each layer makes the same calls), and with an expert cache in a
+    one-row step, its loads (the later layers' expert arrays as byte pointers)."""
+    a, srcs = n.attrs, n.inputs[PREDICT_SOURCES:]
+    call = (f"slmc_moe_predict_f32({c.attr('active')}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.ref(3)}, {c.ref(4)}, "
+            f"{c.ref(5)}, "
+            f"{c.scratch()}, {c.rows}, {a['dim']}, {a['hidden']}, {a['n_pred']}, {a['n_experts']}, {a['m']}, "
+            f"{c_float(a['eps'])}, ")
+    if not srcs:
+        return f"{call}NULL, NULL, 0, 0, 0, NULL, NULL, 0);"
+    ptrs = ", ".join(f"(const uint8_t *){c.weight(PREDICT_SOURCES + i)}" for i in range(len(srcs)))
+    sizes = ", ".join(str(v.nbytes // v.shape[0]) for v in srcs[:a["parts"]])  # type: ignore[union-attr]
+    return (f"{{ /* the experts of layers {a['first']}..{a['first'] + a['n_pred'] - 1}: "
+            f"each part of expert 0, expert e lies e * its size further */\n"
+            f"        const uint8_t *const src[{len(srcs)}] = {{{ptrs}}};\n"
+            f"        const int32_t bytes[{a['parts']}] = {{{sizes}}};\n"
+            f"        {call}{c.ref(6)}, {c.ref(7)}, {a['slots']}, {a['slot_bytes']}, {a['first']}, src, bytes, "
+            f"{a['parts']});\n    }}")
+
+
+def _predict_scratch(n: Node) -> int:
+    a = n.attrs
+    return 4 * (a["dim"] + (a["hidden"] or a["n_pred"] * a["n_experts"]) + a["n_pred"] * a["n_experts"])
 
 
 def _expert_macs(n: Node) -> int:
@@ -29,11 +67,10 @@ def _expert_macs(n: Node) -> int:
     return rows * n.attrs["k"] * 3 * hidden * dim
 
 
-register(KernelSpec("moe_topk", F32, "moe_topk_f32.c",
-                    lambda n, c: f"slmc_moe_topk_f32({c.out(0)}, {c.out(1)}, {c.ref(0)}, {c.scratch()}, {c.rows}, "
-                                 f"{n.inputs[0].shape[-1]}, {n.attrs['k']}, "  # type: ignore[union-attr]
-                                 f"{n.attrs['renorm']});",
+register(KernelSpec("moe_topk", F32, "moe_topk_f32.c", _topk,
                     scratch=lambda n: 4 * n.inputs[0].shape[-1]))  # type: ignore[union-attr]
+register(KernelSpec("moe_predict", DType.I32, "moe_predict_f32.c", _predict, scratch=_predict_scratch,
+                    macs=lambda n: int(n.attrs["active"]) * n.attrs["macs"], deps=("expert_cache.c",)))
 register(KernelSpec("sigmoid_mul", F32, "sigmoid_mul_f32.c",  # a shared expert's output, scaled by its gate
                     lambda n, c: f"slmc_sigmoid_mul_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows}, "
                                  f"{n.inputs[0].shape[-1]});"))  # type: ignore[union-attr]

@@ -23,6 +23,7 @@ from slmc.ir.shapes import full_pads, reduce_axes, slice_params
 
 F32, F64, I32, I64, BOOL = DType.F32, DType.F64, DType.I32, DType.I64, DType.BOOL
 ALL = tuple(DType)
+INTEGER = (DType.I8, DType.U8, DType.I16, DType.U16, I32, DType.U32, I64, DType.U64)
 
 UNARY = {op: i for i, op in enumerate(
     "Neg Abs Sign Relu Sqrt Reciprocal Exp Log Tanh Erf Sigmoid Cos Sin Tan Asin Acos Atan Sinh Cosh Asinh Acosh "
@@ -385,8 +386,8 @@ _reg(tuple(UNARY), (F32,), "unary_f32.c", _unary, deps=(), overlap=elementwise(0
 _reg(("Clip",), (F32,), "unary_f32.c", _clip, deps=())
 _reg(("Not",), (BOOL,), "compare.c", lambda n, c: f"slmc_not_bool({c.out()}, {c.ref(0)}, {_numel(n.outputs[0])});")
 _reg(tuple(BINARY), (F32,), "binary_f32.c", _binary, overlap=elementwise(0, 1))
-_reg(("Add", "Sub", "Mul", "Div", "Max", "Min", "Mod"), (I32, I64), "binary_int.c", _binary, overlap=elementwise(0, 1))
-_reg(("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"), (F32, I32, I64), "compare.c", _compare)
+_reg(("Add", "Sub", "Mul", "Div", "Max", "Min", "Mod"), INTEGER, "binary_int.c", _binary, overlap=elementwise(0, 1))
+_reg(("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"), (F32, *INTEGER), "compare.c", _compare)
 _reg(("Equal", "And", "Or", "Xor"), (BOOL,), "compare.c", _compare)
 _reg(("Where",), (BOOL,), "where.c", _where)
 _reg(("Cast",), tuple(CAST_CODES), "cast.c", _cast, deps=())

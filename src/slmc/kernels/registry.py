@@ -22,6 +22,7 @@ class CallContext(Protocol):
 
     def ref(self, i: int) -> str: ...          # C expression for input i (pointer, or "NULL")
     def out(self, i: int = 0) -> str: ...      # C expression for output i
+    def weight(self, i: int) -> str: ...       # constant input i by its own symbol, never a layer table's row
     def scratch(self) -> str: ...              # C expression for this node's scratch
     @property
     def rows(self) -> str: ...                 # valid rows at run time (token count)
@@ -51,6 +52,9 @@ class KernelSpec:
     # in one call, reading each weight once; "of:<op>": the per-row form of <op> (which reads the step's
     # position or KV cache), taking each row's own position and KV slot; "": not in a batched step
     batch: str = ""
+    # a multi-row kernel of a batched step (kernels/batch_linear.py): reads each weight once for several rows;
+    # preferred over a kernel of the same ISA rank where both apply
+    shared_rows: bool = False
 
     @property
     def path(self) -> Path:
@@ -74,15 +78,16 @@ def select(node: Node, isa_features: frozenset[str]) -> KernelSpec:
     if not cands:
         raise SlmcError(f"no C kernel for operator '{node.op}' on {dtype.short} data",
                         "this operator/type combination is not supported yet")
-    return max(cands, key=lambda k: k.isa != "any")
+    return max(cands, key=lambda k: (k.isa != "any", k.shared_rows))
 
 
 def _load_all() -> None:
     from slmc.kernels import link, llm, llm_features, moe  # noqa: F401
-    from slmc.kernels import int_llm, onnx, onnx_index  # noqa: F401
+    from slmc.kernels import int_llm, onnx, onnx_index, onnx_spatial  # noqa: F401
     from slmc.kernels import deeploy  # noqa: F401
     from slmc.kernels import npu  # noqa: F401  (the NPU's functional model, layout="npu" only)
     from slmc.kernels import batch  # noqa: F401  (the per-row kernels of a batched step)
+    from slmc.kernels import batch_linear  # noqa: F401  (the multi-row matrix products of a batched step)
 
 
 _load_all()

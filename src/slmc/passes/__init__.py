@@ -2,7 +2,8 @@
 
 Each module has `run(graph) -> graph` and a docstring listing its rules. PIPELINE is the order they run
 in on an imported ONNX graph: simplify exposes constants, fold evaluates them, simplify again removes
-what folding made trivial, dce drops what nobody reads.
+what folding made trivial, fold_batchnorm merges inference BatchNormalization into the Conv or Gemm before
+it, dce drops what nobody reads.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from typing import Callable
 
 from slmc.ir import Graph
 from slmc.ir.verify import verify
-from slmc.passes import dce, fold, simplify
+from slmc.passes import dce, fold, fold_batchnorm, simplify
 
 Pass = Callable[[Graph], Graph]
-PIPELINE: list[Pass] = [simplify.run, fold.run, simplify.run, dce.run]
+PIPELINE: list[Pass] = [simplify.run, fold.run, simplify.run, fold_batchnorm.run, dce.run]
 
 
 def run_pipeline(graph: Graph, passes: list[Pass] | None = None, mixed: bool = False,

@@ -16,6 +16,9 @@ Rules, decided from the graph and the kernel registry (KernelSpec.batch), not fr
   per row and, where it reads a cache, `slot` per row (appended as its last input): each row finds its own
   position and its own slot in place, nothing is copied into a batch. Its attributes say which inputs are
   which: base_op, pos_input (index), row_inputs and cache_inputs (bit masks of input indices), slot_len.
+- A row-wise node whose operator has a multi-row kernel (KernelSpec.shared_rows: the matrix products) gets
+  the attribute shared_rows = B, so the binding picks that kernel: it loads (and widens) each weight once and
+  uses it for several rows, where the single-sequence kernels load it once per row.
 - Anything else (a node with no per-row form, or whose kernels do not declare themselves row-wise) stops the
   pass with an error naming the operator.
 """
@@ -27,6 +30,7 @@ from slmc.ir import DType, Graph, Node, TensorType, Value, ValueKind
 from slmc.ir.ops import ALIASES
 from slmc.ir.rewrite import Rebuild
 from slmc.ir.verify import verify
+from slmc.kernels.batch_linear import has_shared_rows
 from slmc.kernels.registry import REGISTRY
 
 MAX_BATCH = 64
@@ -100,7 +104,8 @@ def run(graph: Graph, rows: int) -> Graph:
             if not row_wise(n) or any(not v.shape or v.shape[0] != rows for v in acts):
                 raise SlmcError(f"operator '{n.op}' ({n.name}) is not row-wise over the step's rows, so rows of "
                                 "different sequences cannot share its call", "omit --batch for this model")
-            rb.copy(n)
+            # a product whose kernels have a multi-row form reads each weight once for all rows (kernels/batch_linear.py)
+            rb.copy(n, attrs=dict(n.attrs, shared_rows=rows) if rows > 1 and has_shared_rows(n.op) else None)
 
     return verify(rb.run(step), after="the batching pass")
 
@@ -110,6 +115,9 @@ def explain(graph: Graph, rows: int) -> list[str]:
     per_row_ops = {k.op: k.batch[3:] for k in REGISTRY if k.batch.startswith("of:")}  # per-row op -> its kernel's op
     shared = sorted({n.op for n in graph.nodes if n.op not in per_row_ops})
     per_row = sorted({f"{per_row_ops[n.op]} -> {n.op}" for n in graph.nodes if n.op in per_row_ops})
+    multi = sorted({n.op for n in graph.nodes if n.attrs.get("shared_rows")})
     return [f"one call runs up to {rows} rows, each of any sequence: {', '.join(shared)} are row-wise with weights "
-            "shared by every row (one read of each weight per call)",
+            "shared by every row (one read of each weight per call)"
+            + (f"; {', '.join(multi)} run multi-row kernels that load and widen each weight once for several rows"
+               if multi else ""),
             f"per row, at the row's own position and KV slot, read in place: {', '.join(per_row)}"]

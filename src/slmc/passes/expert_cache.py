@@ -3,9 +3,10 @@ weights stay in flash, `slots` slots in SRAM hold copies of the experts in use, 
 fetches the experts its rows chose through it (kernels/c/expert_cache.c).
 
 Rules: two state buffers join the graph, shared by every layer and by the decode and prompt graphs (same
-names): `expert_pool` u8[slots * slot_bytes] and `expert_slots` i32[2 * slots + 5] (each slot's tag and
-last use, then the clock and the counters model.c's slmc_expert_stats reads); every moe_experts(_q8) node
-takes them as two more inputs, with attrs slots, slot_bytes, lru (policy), tag0 = layer * n_experts.
+names): `expert_pool` u8[slots * slot_bytes] and `expert_slots` i32[3 * slots + 8] (each slot's tag, last use
+and prefetch mark, then the clock and the counters model.c's slmc_expert_stats reads); every moe_experts(_q8)
+node takes them as two more inputs, with attrs slots, slot_bytes, policy (POLICIES' index), tag0 = layer *
+n_experts. policy predictor: passes/expert_predict.py then adds the predictor that fills the slots ahead.
 A slot holds one expert's arrays (gate, up, down; then their scales in q8), each at a multiple of 4 bytes.
 The numbers do not change: the numpy twin ignores the cache.
 """
@@ -16,8 +17,9 @@ from slmc.errors import SlmcError
 from slmc.ir import DType, Graph, Node
 from slmc.ir.verify import verify
 
-POLICIES = ("none", "lru")   # none: every use loads the expert; lru: recently used experts stay
-TABLE_EXTRA = 5              # clock, hits, misses, bytes loaded (low and high word)
+POLICIES = ("none", "lru", "predictor")  # none: every use loads; lru: recently used experts stay; predictor: lru
+TABLE_EXTRA = 8   # clock, hits, misses, bytes loaded (low and high word), prefetches, prefetch hits, planned
+TABLE_ARRAYS = 3  # per slot: tag, last use, prefetch mark
 
 
 def expert_arrays(n: Node) -> list:
@@ -43,10 +45,10 @@ def run(graph: Graph, slots: int, policy: str) -> Graph:
                         f"use --expert-slots {k} or more")
     size = max(slot_bytes(n) for n in nodes)
     pool = graph.add_state("expert_pool", (slots * size,), DType.U8)
-    table = graph.add_state("expert_slots", (2 * slots + TABLE_EXTRA,), DType.I32)
+    table = graph.add_state("expert_slots", (TABLE_ARRAYS * slots + TABLE_EXTRA,), DType.I32)
     for n in nodes:
         n.inputs += [pool, table]
         pool.users.append(n)
         table.users.append(n)
-        n.attrs.update(slots=slots, slot_bytes=size, lru=int(policy == "lru"), tag0=n.layer * n_experts)
+        n.attrs.update(slots=slots, slot_bytes=size, policy=POLICIES.index(policy), tag0=n.layer * n_experts)
     return verify(graph, after="the expert_cache pass")

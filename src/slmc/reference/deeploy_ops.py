@@ -20,6 +20,7 @@ import numpy as np
 
 from slmc.ir import DType
 from slmc.ir.shapes import mean_axes, pool_geometry
+from slmc.reference.onnx_ops import n_outputs
 from slmc.reference.registry import reference_op
 
 Arr = np.ndarray
@@ -209,7 +210,10 @@ def int_gemm(ins: list[Any], a: dict[str, Any]) -> list[Arr]:
 def _windows(x: Arr, kernel: tuple[int, ...], g: dict[str, list[int]], fill: Any) -> tuple[Arr, list[tuple]]:
     """x padded with `fill`, and the strided slice of every kernel position (each of the output's size)."""
     nd = len(kernel)
-    xp = np.pad(x, [(0, 0), (0, 0)] + [(b, max(e, 0)) for b, e in zip(g["begin"], g["end"])], constant_values=fill)
+    # (ceil_mode: the last window may reach past the end pad)
+    reach = [(o - 1) * s + (k - 1) * d + 1 for o, s, k, d in zip(g["out"], g["strides"], kernel, g["dilations"])]
+    ends = [max(e, r - i - b, 0) for e, r, i, b in zip(g["end"], reach, x.shape[2:], g["begin"])]
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(b, e) for b, e in zip(g["begin"], ends)], constant_values=fill)
     pos = []
     for k in np.ndindex(*kernel):
         pos.append((slice(None), slice(None)) + tuple(
@@ -247,7 +251,22 @@ def max_pool(ins: list[Any], a: dict[str, Any]) -> list[Arr]:
     g = pool_geometry(x.shape, kernel, a)
     low = np.iinfo(x.dtype).min if x.dtype.kind in "iu" else -np.inf
     xp, pos = _windows(x, kernel, g, low)
-    return [np.maximum.reduce([xp[sl] for sl in pos]).astype(x.dtype)]
+    y = np.maximum.reduce([xp[sl] for sl in pos]).astype(x.dtype)
+    if n_outputs(a, 1) < 2:
+        return [y]
+    # Indices: where each maximum lies in the input flattened (storage_order 1: spatial axes first to last);
+    # the first window position holding it (in the padding: -1, never the maximum of a window with data)
+    sp = x.shape[2:]
+    flat = np.arange(int(np.prod(sp))).reshape(sp)
+    if a.get("storage_order", 0):
+        flat = np.arange(int(np.prod(sp))).reshape(sp[::-1]).T
+    where = flat + (np.arange(x.shape[0] * x.shape[1]) * flat.size).reshape(x.shape[:2] + (1,) * len(sp))
+    ip, _ = _windows(where, kernel, g, -1)
+    at = np.full(y.shape, -1, np.int64)
+    for sl in pos:
+        hit = (at < 0) & (xp[sl] == y) & (ip[sl] >= 0)
+        at[hit] = ip[sl][hit]
+    return [y, at]
 
 
 # ---- float ---------------------------------------------------------------------------------------

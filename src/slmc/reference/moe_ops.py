@@ -14,15 +14,38 @@ f32 = np.float32
 
 @reference_op("moe_topk")
 def moe_topk(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
-    """Softmax over the experts, the k most probable (ties: the lower expert), renormalised if asked."""
+    """Softmax over the experts, the k most probable (ties: the lower expert), renormalised if asked. With the
+    predictor's plan (input 1) and plan_row >= 0: the planned experts, their probabilities renormalised."""
     logits = ins[0].astype(f32)
     e = np.exp((logits - logits.max(axis=-1, keepdims=True)).astype(f32)).astype(f32)
     p = (e / np.cumsum(e, axis=-1, dtype=f32)[:, -1:]).astype(f32)
-    ids = np.argsort(-p, axis=-1, kind="stable")[:, :a["k"]].astype(np.int32)
+    planned = len(ins) > 1 and a.get("plan_row", -1) >= 0
+    if planned:
+        ids = ins[1][:p.shape[0], a["plan_row"], :a["k"]].astype(np.int32)
+    else:
+        ids = np.argsort(-p, axis=-1, kind="stable")[:, :a["k"]].astype(np.int32)
     w = np.take_along_axis(p, ids, axis=-1)
-    if a["renorm"]:
+    if a["renorm"] or planned:
         w = (w / np.cumsum(w, axis=-1, dtype=f32)[:, -1:]).astype(f32)
     return [ids, w.astype(f32)]
+
+
+@reference_op("moe_predict")
+def moe_predict(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    """The expert predictor (frontend/expert_predictor.py's math) where `active`: plan[r][p] = the m best experts
+    of predicted layer p for row r, written into the plan state in place (the output is the state). Its loads
+    into the expert cache change no number, so they are not modelled here."""
+    plan, h, w0, b0, w1, b1 = ins[:6]
+    if a["active"]:
+        h = h.astype(f32)
+        ss = (np.cumsum(h * h, axis=-1, dtype=f32)[:, -1:] / f32(h.shape[-1]) + f32(a["eps"])).astype(f32)
+        x = (h * (f32(1.0) / np.sqrt(ss))).astype(f32)
+        y = linear([x, w0, b0], a)[0]
+        if w1 is not None:
+            y = linear([(y * (f32(1.0) / (f32(1.0) + np.exp(-y)))).astype(f32), w1, b1], a)[0]
+        s = y.reshape(h.shape[0], a["n_pred"], a["n_experts"])
+        plan[:h.shape[0]] = np.argsort(-s, axis=-1, kind="stable")[..., :a["m"]]
+    return [plan]
 
 
 @reference_op("sigmoid_mul")

@@ -25,6 +25,7 @@ def _load_all() -> None:
     from slmc.reference import link_ops, llm_ops, moe_ops  # noqa: F401
     from slmc.reference import int_llm_ops, onnx_index_ops, onnx_ops, onnx_tensor_ops  # noqa: F401
     from slmc.reference import deeploy_ops  # noqa: F401
+    from slmc.reference import onnx_spatial_ops  # noqa: F401
     from slmc.reference import batch_ops  # noqa: F401  (the per-row forms of a batched step)
 
 

@@ -126,6 +126,7 @@ class CompileReport(_JsonView):
     model_seq_len: int | None = _opt()    # the model's context, where the KV cache holds fewer positions
     tokenizer: str | None = _opt()        # its file name in the output folder
     batch: dict | None = _opt()           # --batch: slots, rows per step, what batches and why (passes/batch.py)
+    onnx: dict | None = _opt()            # an ONNX graph: the convention it was read with (frontend/onnx_convention.py)
 
     @property
     def notes(self) -> tuple[str, ...]:

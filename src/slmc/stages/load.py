@@ -29,7 +29,7 @@ def load_source(config: CompileConfig, tokenizer: Path | None, model: DecoderMod
     """`model` when the caller loaded it already (benchmarks, tests), else the file `config.model_path`;
     `on_pass` sees an imported ONNX graph after each pass."""
     if model is None:
-        model = load_model(config.model_path, on_pass)
+        model = load_model(config.model_path, on_pass, config.onnx_convention)
     if config.partitioned and not isinstance(model, DecoderModel):
         raise SlmcError("--chips partitions language models only", "omit --chips for ONNX graphs")
     if not isinstance(model, DecoderModel):

@@ -8,11 +8,13 @@ over the list, so a partitioned model goes through the same pipeline as one chip
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from slmc.codegen.emit_c import LlmInfo
 from slmc.codegen.weights import WeightsLayout, layout_weights
 from slmc.config import CompileConfig
+from slmc.errors import SlmcError
 from slmc.frontend.decoder import DecoderModel
 from slmc.ir import Graph
 from slmc.kernels.registry import KernelSpec, select
@@ -106,6 +108,11 @@ def _step_graphs(model: DecoderModel, config: CompileConfig, llm: LlmInfo,
         from slmc.passes import expert_cache
 
         graphs = [expert_cache.run(g, config.expert_slots, config.expert_prefetch) for g in graphs]
+    if config.expert_prefetch == "predictor":  # SiDA: a trained predictor loads the later layers' experts ahead
+        from slmc.passes import expert_predict
+
+        predictor = load_expert_predictor(model, config)
+        graphs = [expert_predict.run(g, predictor, config.expert_routing) for g in graphs]
     if config.fuse_gate:
         from slmc.passes import fuse_gate   # the FFN pair: its gate product is written over the gate input
 
@@ -115,6 +122,28 @@ def _step_graphs(model: DecoderModel, config: CompileConfig, llm: LlmInfo,
 
         graphs = [batch.run(g, llm.batch) for g in graphs]
     return [graphs]
+
+
+def expert_predictor_path(config: CompileConfig) -> Path:
+    """--expert-predictor, or predictor.safetensors in the model's folder."""
+    from slmc.frontend.expert_predictor import find_predictor
+
+    path = config.expert_predictor or find_predictor(config.model_path)
+    if path is None:
+        raise SlmcError(f"--expert-prefetch predictor needs a trained expert predictor, and {config.model} has no "
+                        "predictor.safetensors (with its predictor.json)",
+                        "give one with --expert-predictor, or train it: python -m slmc.train.predictor")
+    return Path(path)
+
+
+def load_expert_predictor(model: DecoderModel, config: CompileConfig):
+    """The predictor, checked against the model (frontend/expert_predictor.py) and against the slots."""
+    from slmc.frontend.expert_predictor import load_predictor
+    from slmc.passes.expert_predict import check_slots
+
+    predictor = load_predictor(expert_predictor_path(config), model)
+    check_slots(predictor, config.expert_slots)
+    return predictor
 
 
 def quantize(graph: Graph, model: DecoderModel, config: CompileConfig, partition: PartitionPlan | None) -> Graph:

@@ -35,7 +35,8 @@ def build_report(fitted: Fitted, p: Planned, project: Project, source: Source, p
         prefill_chunk=p.llm.prefill_chunk if p.llm else 0,
         chip=p.built.chip, share=p.built.partition.to_dict()["chips"][p.built.chip] if not whole else None,
         cluster=_cluster(p, config), engines=_engines(p, config, model, progress),
-        experts=report_section(p.graphs, config.expert_slots, config.expert_prefetch),
+        experts=report_section(p.graphs, config.expert_slots, config.expert_prefetch, config.expert_routing,
+                               _predictor(model, config) if decoder and config.expert_prefetch == "predictor" else None),
         levels=p.levels, timings={"planner_seconds": p.planner_seconds} if p.planner_seconds is not None else None,
         kv_cache=_kv_cache(config) if p.llm is not None and whole else None,
         int8=_int8_accuracy(model, p, progress) if config.numerics == "int8" and decoder and whole else None,
@@ -48,7 +49,18 @@ def build_report(fitted: Fitted, p: Planned, project: Project, source: Source, p
         model_seq_len=source.seq_len if decoder and whole and model.config.seq_len != source.seq_len else None,
         tokenizer="tokenizer" + source.tokenizer.suffix if source.tokenizer is not None and whole else None,
         batch=_batch(p) if p.llm is not None and p.llm.batch else None,
+        onnx=source.model.convention.to_json() if not decoder and getattr(source.model, "convention", None) else None,
     )
+
+
+def _predictor(model: DecoderModel, config) -> dict:
+    """The expert predictor's facts for report.json's `experts` (stages/program.py loaded and checked it)."""
+    from slmc.stages.program import expert_predictor_path, load_expert_predictor
+
+    pr = load_expert_predictor(model, config)
+    return dict(file=str(expert_predictor_path(config)), input=pr.input, input_layer=pr.input_layer,
+                layers=list(pr.layers), hidden=pr.hidden, hit_rate_heldout=pr.hit_rate_heldout,
+                top1_agreement_heldout=pr.top1_agreement_heldout)
 
 
 def _batch(p: Planned) -> dict:

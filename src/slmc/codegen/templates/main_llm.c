@@ -128,6 +128,10 @@ int main(int argc, char **argv) {
         slmc_expert_stats(&hits, &misses, &bytes);
         printf("S expert_hits %lu\nS expert_misses %lu\nS expert_bytes_loaded %lu\n", (unsigned long)hits,
                (unsigned long)misses, (unsigned long)bytes);
+        uint32_t prefetches, prefetch_hits, planned;
+        slmc_expert_prefetch_stats(&prefetches, &prefetch_hits, &planned);
+        printf("S expert_prefetches %lu\nS expert_prefetch_hits %lu\nS expert_prefetch_planned %lu\n",
+               (unsigned long)prefetches, (unsigned long)prefetch_hits, (unsigned long)planned);
     }
 #endif
     if (lf) fclose(lf);

@@ -23,6 +23,11 @@ SLMC_CMP_RUN(float)
 SLMC_CMP_RUN(int32_t)
 SLMC_CMP_RUN(int64_t)
 SLMC_CMP_RUN(uint8_t)
+SLMC_CMP_RUN(int8_t)
+SLMC_CMP_RUN(int16_t)
+SLMC_CMP_RUN(uint16_t)
+SLMC_CMP_RUN(uint32_t)
+SLMC_CMP_RUN(uint64_t)
 
 #define SLMC_CMP_WALK(fn)                                                                             \
     int32_t idx[SLMC_MAX_RANK] = {0};                                                                 \
@@ -46,6 +51,30 @@ void slmc_compare_i64(uint8_t *out, const int64_t *a, const int64_t *b, int op, 
 
 void slmc_compare_bool(uint8_t *out, const uint8_t *a, const uint8_t *b, int op, int rank, const int32_t *shape, const int32_t *str) {
     SLMC_CMP_WALK(cmp_uint8_t);
+}
+
+void slmc_compare_i8(uint8_t *out, const int8_t *a, const int8_t *b, int op, int rank, const int32_t *shape, const int32_t *str) {
+    SLMC_CMP_WALK(cmp_int8_t);
+}
+
+void slmc_compare_u8(uint8_t *out, const uint8_t *a, const uint8_t *b, int op, int rank, const int32_t *shape, const int32_t *str) {
+    SLMC_CMP_WALK(cmp_uint8_t);
+}
+
+void slmc_compare_i16(uint8_t *out, const int16_t *a, const int16_t *b, int op, int rank, const int32_t *shape, const int32_t *str) {
+    SLMC_CMP_WALK(cmp_int16_t);
+}
+
+void slmc_compare_u16(uint8_t *out, const uint16_t *a, const uint16_t *b, int op, int rank, const int32_t *shape, const int32_t *str) {
+    SLMC_CMP_WALK(cmp_uint16_t);
+}
+
+void slmc_compare_u32(uint8_t *out, const uint32_t *a, const uint32_t *b, int op, int rank, const int32_t *shape, const int32_t *str) {
+    SLMC_CMP_WALK(cmp_uint32_t);
+}
+
+void slmc_compare_u64(uint8_t *out, const uint64_t *a, const uint64_t *b, int op, int rank, const int32_t *shape, const int32_t *str) {
+    SLMC_CMP_WALK(cmp_uint64_t);
 }
 
 void slmc_not_bool(uint8_t *out, const uint8_t *x, int n) {

@@ -1,7 +1,7 @@
 #include "slmc_kernels.h"
 
-const uint8_t *slmc_expert_fetch(uint8_t *pool, int32_t *table, int slots, int slot_bytes, int lru, int32_t tag,
-                                 const uint8_t *const *src, const int32_t *bytes, int parts);
+const uint8_t *slmc_expert_fetch(uint8_t *pool, int32_t *table, int slots, int slot_bytes, int policy, int32_t tag0,
+                                 int32_t e, const uint8_t *const *src, const int32_t *bytes, int parts);
 
 /* The chosen experts' SwiGLU FFNs, weighted and summed, per row: out[r] = sum_j w[r][j] * expert_e(x[r]),
  * e = ids[r][j], expert_e(x) = w2[e] @ (silu(w1[e] @ x) * (w3[e] @ x)). The experts' weights are stacked
@@ -9,7 +9,7 @@ const uint8_t *slmc_expert_fetch(uint8_t *pool, int32_t *table, int slots, int s
  * the expert cache (expert_cache.c; tag0: this layer's first tag). Scratch: the SwiGLU row (hidden floats). */
 void slmc_moe_experts_f32(float *out, const float *x, const int32_t *ids, const float *w, const float *w1,
                           const float *w3, const float *w2, float *scratch, int n, int dim, int hidden, int k,
-                          uint8_t *pool, int32_t *table, int slots, int slot_bytes, int lru, int tag0) {
+                          uint8_t *pool, int32_t *table, int slots, int slot_bytes, int policy, int tag0) {
     float *g = scratch;
     for (int r = 0; r < n; r++) {
         const float *xr = x + (size_t)r * dim;
@@ -23,7 +23,7 @@ void slmc_moe_experts_f32(float *out, const float *x, const int32_t *ids, const 
             if (pool) {
                 const uint8_t *src[3] = {(const uint8_t *)a, (const uint8_t *)b, (const uint8_t *)d};
                 const int32_t sz = (int32_t)(sizeof(float) * (size_t)hidden * dim), bytes[3] = {sz, sz, sz};
-                const float *c = (const float *)slmc_expert_fetch(pool, table, slots, slot_bytes, lru, tag0 + e, src,
+                const float *c = (const float *)slmc_expert_fetch(pool, table, slots, slot_bytes, policy, tag0, e, src,
                                                                   bytes, 3);
                 a = c, b = c + (size_t)hidden * dim, d = c + 2 * (size_t)hidden * dim;
             }

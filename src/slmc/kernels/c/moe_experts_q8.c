@@ -8,8 +8,8 @@
  * then the gate row (hidden floats). pool not NULL: the expert's six arrays come from its copy in the expert
  * cache (expert_cache.c), in the order w1q, w3q, w2q, w1s, w3s, w2s. */
 void slmc_quantize_q8(int8_t *q, float *s, const float *x, int n, int k, int group);
-const uint8_t *slmc_expert_fetch(uint8_t *pool, int32_t *table, int slots, int slot_bytes, int lru, int32_t tag,
-                                 const uint8_t *const *src, const int32_t *bytes, int parts);
+const uint8_t *slmc_expert_fetch(uint8_t *pool, int32_t *table, int slots, int slot_bytes, int policy, int32_t tag0,
+                                 int32_t e, const uint8_t *const *src, const int32_t *bytes, int parts);
 
 static float q8_dot(const int8_t *xq, const float *xs, const int8_t *wr, const float *wsr, int k, int group) {
     float val = 0.0f;
@@ -24,7 +24,7 @@ static float q8_dot(const int8_t *xq, const float *xs, const int8_t *wr, const f
 void slmc_moe_experts_q8(float *out, const float *x, const int32_t *ids, const float *w, const int8_t *w1q,
                          const float *w1s, const int8_t *w3q, const float *w3s, const int8_t *w2q, const float *w2s,
                          float *scratch, int n, int dim, int hidden, int k, int g_dim, int g_hidden,
-                         uint8_t *pool, int32_t *table, int slots, int slot_bytes, int lru, int tag0) {
+                         uint8_t *pool, int32_t *table, int slots, int slot_bytes, int policy, int tag0) {
     float *xs = scratch, *hs = xs + dim / g_dim, *gate = hs + hidden / g_hidden;
     int8_t *xq = (int8_t *)(gate + hidden), *hq = xq + dim;
     for (int r = 0; r < n; r++) {
@@ -42,7 +42,7 @@ void slmc_moe_experts_q8(float *out, const float *x, const int32_t *ids, const f
                                          (const uint8_t *)as, (const uint8_t *)bs, (const uint8_t *)ds};
                 const int32_t mq = (int32_t)((size_t)hidden * dim), ms = (int32_t)(4 * (size_t)hidden * (dim / g_dim));
                 const int32_t bytes[6] = {mq, mq, mq, ms, ms, (int32_t)(4 * (size_t)dim * (hidden / g_hidden))};
-                const uint8_t *c = slmc_expert_fetch(pool, table, slots, slot_bytes, lru, tag0 + (int32_t)e, src, bytes, 6);
+                const uint8_t *c = slmc_expert_fetch(pool, table, slots, slot_bytes, policy, tag0, (int32_t)e, src, bytes, 6);
                 size_t off[6], o = 0;
                 for (int p = 0; p < 6; p++) { off[p] = o; o += ((size_t)bytes[p] + 3u) & ~(size_t)3u; }
                 a = (const int8_t *)c, b = (const int8_t *)(c + off[1]), d = (const int8_t *)(c + off[2]);
