@@ -176,3 +176,23 @@ def hf_logits(model: Any, ids: list[int]) -> np.ndarray:
 
     with torch.no_grad():
         return model(torch.tensor([ids])).logits[0].float().numpy()
+
+
+def compiled_logits_error(model: Any, folder: Path, tmp: Path, target: str, context: int, prompt: list[int],
+                          decode: int) -> tuple[float, np.ndarray]:
+    """`slmc compile FOLDER -q fp32 -t TARGET` then `slmc run` over the prompt and `decode` greedy steps: the
+    largest |logit - transformers| over the tokens the C program fed itself, and transformers' logits."""
+    from conftest import run_slmc
+
+    out, dump = tmp / "out", tmp / "logits.f32"
+    r = run_slmc("compile", folder, "-t", target, "-q", "fp32", "--context", context, "-o", out)
+    assert r.returncode == 0, r.stderr
+    r = run_slmc("run", out, "--steps", len(prompt) + decode, "--prompt-ids", ",".join(map(str, prompt)), "--ids",
+                 "--dump-logits", dump)
+    assert r.returncode == 0, r.stderr
+    got = np.fromfile(dump, np.float32).reshape(-1, 256)
+    assert got.shape == (len(prompt) + decode, 256)
+    # the tokens the C program fed itself (greedy from the prompt's last position), fed to transformers at once
+    ids = prompt + [int(t) for t in got[len(prompt) - 1:-1].argmax(axis=1)]
+    want = hf_logits(model, ids)
+    return float(np.abs(got - want).max()), want

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_slmc
 from families.figures import record
-from families.hf_cases import SUPPORTED, hf_logits, hf_model, save
+from families.hf_cases import SUPPORTED, compiled_logits_error, hf_logits, hf_model, save
 
 PROMPT = [1, 17, 42, 99]
 DECODE = 16
@@ -28,20 +27,8 @@ def _seed(name: str) -> int:  # Mistral is Llama-shaped: the same seed would giv
 @pytest.mark.parametrize("name", list(SUPPORTED))
 def test_fp32_host_logits_match_transformers(tmp_path: Path, name: str) -> None:
     model = hf_model(SUPPORTED[name], seed=_seed(name))
-    folder = save(model, tmp_path / name)
-    out, dump = tmp_path / "out", tmp_path / "logits.f32"
-    r = run_slmc("compile", folder, "-t", "host", "-q", "fp32", "--context", CONTEXT, "-o", out)
-    assert r.returncode == 0, r.stderr
-    r = run_slmc("run", out, "--steps", len(PROMPT) + DECODE, "--prompt-ids", ",".join(map(str, PROMPT)), "--ids",
-                 "--dump-logits", dump)
-    assert r.returncode == 0, r.stderr
-    got = np.fromfile(dump, np.float32).reshape(-1, 256)
-    assert got.shape == (len(PROMPT) + DECODE, 256)
-    # the tokens the C program fed itself (greedy from the prompt's last position), fed to transformers at once
-    ids = PROMPT + [int(t) for t in got[len(PROMPT) - 1:-1].argmax(axis=1)]
-    want = hf_logits(model, ids)
-    err = float(np.abs(got - want).max())
-    print(f"\n{name}: max |logit error| {err:.2e} over {len(ids)} positions (max |logit| {np.abs(want).max():.2f})")
+    err, want = compiled_logits_error(model, save(model, tmp_path / name), tmp_path, "host", CONTEXT, PROMPT, DECODE)
+    print(f"\n{name}: max |logit error| {err:.2e} over {len(PROMPT) + DECODE} positions (max |logit| {np.abs(want).max():.2f})")
     record(name, "hf", err)
     assert np.abs(want).max() > 0.5  # logits big enough that the tolerance means something
     assert err < TOL

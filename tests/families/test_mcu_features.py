@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from conftest import run_slmc
-from families.hf_cases import SUPPORTED, hf_logits, hf_model, save
+from families.hf_cases import SUPPORTED, compiled_logits_error, hf_model, save
 
 FAMILIES = ["qwen3", "olmo2", "gemma2", "gpt_neox", "granite", "opt"]
 TARGETS = ["cortex-m33", "rv32imac"]
@@ -44,16 +42,6 @@ def folders(tmp_path_factory) -> dict:
 @pytest.mark.parametrize("name", FAMILIES)
 def test_feature_family_on_mcu_matches_transformers(tmp_path: Path, folders: dict, name: str, target: str) -> None:
     model, folder = folders[name]
-    out, dump = tmp_path / "out", tmp_path / "logits.f32"
-    r = run_slmc("compile", folder, "-t", target, "-q", "fp32", "--context", 16, "-o", out)
-    assert r.returncode == 0, r.stderr
-    r = run_slmc("run", out, "--steps", len(PROMPT) + DECODE, "--prompt-ids", ",".join(map(str, PROMPT)), "--ids",
-                 "--dump-logits", dump)
-    assert r.returncode == 0, r.stderr
-    got = np.fromfile(dump, np.float32).reshape(-1, 256)
-    assert got.shape == (len(PROMPT) + DECODE, 256)
-    ids = PROMPT + [int(t) for t in got[len(PROMPT) - 1:-1].argmax(axis=1)]
-    want = hf_logits(model, ids)
-    err = float(np.abs(got - want).max())
+    err, _ = compiled_logits_error(model, folder, tmp_path, target, 16, PROMPT, DECODE)
     print(f"\n{name} on {target}: max |logit - transformers| {err:.2e}")
     assert err < TOL, (name, target, err)
