@@ -115,7 +115,7 @@ def place(p: Planned, config: CompileConfig, progress: Progress) -> Planned:
 def check_fits(fitted: Fitted, programs: list[Planned]) -> None:
     c = fitted.config
     for p in programs:
-        check_fit(f"{c.model_path.name} ({c.numerics})", c.target, p.memory, fitted.fix)
+        check_fit(f"{c.model_path.name} ({c.numerics})", c.target, p.memory, fitted.fix, c.numerics != "fp32")
 
 
 def weights_to_sram(p: Planned, config: CompileConfig) -> Planned:

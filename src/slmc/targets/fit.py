@@ -74,14 +74,17 @@ def fits(report: tuple[MemoryFit, ...]) -> bool:
     return all(m.margin >= 0 for m in report)
 
 
-def check_fit(what: str, target: Target, report: tuple[MemoryFit, ...], fix: str = "") -> None:
-    """Raises SlmcError naming every memory that overflows, by how much, and what fills it."""
+def check_fit(what: str, target: Target, report: tuple[MemoryFit, ...], fix: str = "", quantized: bool = False) -> None:
+    """Raises SlmcError naming every memory that overflows, by how much, and what fills it; the fix offers
+    -q q8 only to a float build and a shorter context only where the SRAM overflows."""
     over = [m for m in report if m.margin < 0]
     if not over:
         return
     msg = "; ".join(f"{m.describe()}: {-m.margin:,} B over" for m in over)
+    ways = ["a smaller model", *([] if quantized else ["-q q8"]),
+            *(["a shorter --context"] if any(m.memory == "sram" for m in over) else [])]
     raise SlmcError(f"{what} does not fit {target.name}: {msg}",
-                    fix or "use a smaller model, -q q8, a shorter --context, or a target with more memory")
+                    fix or f"use {', '.join(ways)}, or a target with more memory")
 
 
 def positions_that_fit(report: tuple[MemoryFit, ...], seq_len: int, bytes_per_position: int, step: int = 64) -> int:
