@@ -134,25 +134,29 @@ def per_token(res: dict, log=print) -> dict:
     tok = load_tokenizer(find_tokenizer(MODEL))  # type: ignore[arg-type]
     seq = tok.encode(res["prompt"], bos=True)      # as `slmc run --prompt` encodes it
     seq = (seq + res["rows"][0]["ids"])[:res["steps"]]
-    state, chosen, plans = new_state(g), [], []
+    state, chosen, plans, token_plans = new_state(g), [], [], []
     n_layers = model.config.n_layers
     for p, t in enumerate(seq):
         env = run(g, {"tokens": np.array([t], np.int32), "pos": np.array([p], np.int32)}, state, keep=True)
         chosen.append([env[f"layers.{lay}.expert_ids"][0].tolist() for lay in range(n_layers)])
         plans.append(state["expert_plan"][0].tolist())
-    first = predictor.layers[0]
+        if predictor.token_layers:
+            token_plans.append(env["expert_token_plan"][0].tolist())
+    first, n_tok = predictor.layers[0], len(predictor.token_layers)
     by = {r["config"].split(", ")[-1]: r for r in res["rows"] if r["routing"] != "predicted"}
     out: dict = {}
     for policy in ("none", "lru", "predictor"):
         row = by[policy]
-        loads = replay(chosen, res["slots"], policy, model.config.n_experts, plans if policy == "predictor" else None,
-                       first)
+        pred = policy == "predictor"
+        loads = replay(chosen, res["slots"], policy, model.config.n_experts, plans if pred else None, first,
+                       token_plans if pred and n_tok else None)
         totals = (sum(t.misses for t in loads), sum(t.hits for t in loads), sum(t.prefetches for t in loads))
         assert totals == (row["expert_misses"], row["expert_hits"], row["expert_prefetches"] or 0), (policy, totals)
         load_s = row["expert_bytes_loaded"] / (totals[0] + totals[2]) / 37.5e6
-        stall = [t.misses * load_s + (prefetch_wait(load_s, t.prefetches / len(predictor.layers), len(predictor.layers),
-                                                    row["expert_layer_compute_s"], row["expert_lead"])
-                                      if policy == "predictor" else 0.0) for t in loads]
+        n_pred = len(predictor.layers)
+        stall = [t.misses * load_s + (prefetch_wait(load_s, t.prefetches / (n_pred + n_tok), n_pred,
+                                                    row["expert_layer_compute_s"], row["expert_lead"], first, n_tok)
+                                      if pred else 0.0) for t in loads]
         out[policy] = dict(misses=[t.misses for t in loads], prefetches=[t.prefetches for t in loads],
                            stall_ms=[1e3 * s for s in stall])
     log("moe: the slot table replayed per token matches the C runs' totals")
@@ -219,6 +223,8 @@ def _goals(res: dict) -> list[str]:
     ratio = pred["expert_stall_s_per_token"] / none["expert_stall_s_per_token"]
     held, run_rate = pred["predictor_hit_rate_heldout"], pred["expert_prefetch_hit_rate"]
     agree = res["agreement"]
+    meta = json.loads((MODEL / "predictor.json").read_text())
+    table_rate = meta.get("token_hit_rate_heldout")
 
     def verdict(ok: bool) -> str:
         return "meets" if ok else "**misses**"
@@ -227,10 +233,16 @@ def _goals(res: dict) -> list[str]:
         f"The predictor: {pred['predictor_bytes']:,} B of fp32 weights (a two-layer MLP on the residual stream after "
         f"layer 0, predicting the top-2 experts of layers 1..3), run at the start of layer 1 in the generated C "
         f"(one `moe_predict` call per layer of the loop, active in one), its loads queued into slots marked for "
-        f"their layer. Predicted routing: in layers 1..3 the predicted experts replace the router's top-2, weighted by "
+        f"their layer. "
+        + (f"Layer 0, which the predictor cannot see ahead, has a token table beside it (per token id, the top-2 experts "
+           f"layer 0's router chose most often for it in the trainer's calibration text: {100 * table_rate:.1f}% held-out "
+           f"hit rate), whose experts load as the step starts (`moe_token_prefetch`, before the layer loop). "
+           if table_rate is not None else "")
+        + f"Predicted routing: in layers 1..3 the predicted experts replace the router's top-2, weighted by "
         f"the router's probabilities renormalised over them (as train/predictor.py measures it).", "",
-        f"Overlap model (sim/experts.py; ASSUMED): one DMA channel at the flash's 37.5 MB/s works through the predictor's "
-        f"queue, in layer order, while the core computes; layer j's experts are needed after {pred['expert_lead']:.2f} "
+        f"Overlap model (sim/experts.py; ASSUMED): one DMA channel at the flash's 37.5 MB/s works through the queue "
+        f"(the token table's loads from the step's start, the predictor's from layer 1's), in layer order, while the "
+        f"core computes; layer j's experts are needed after {pred['expert_lead']:.2f} "
         f"of a layer (the share of a layer's instructions before its experts) plus j layers of "
         f"{1e3 * pred['expert_layer_compute_s']:.2f} ms each (the run's estimated compute per token times the layers' "
         f"share of instructions, split evenly); only the part not done by then stalls, and later deadlines move by it; "
@@ -246,12 +258,12 @@ def _goals(res: dict) -> list[str]:
         f"run's {res['steps']} positions.",
         f"- Stall per token with the predictor {1e3 * pred['expert_stall_s_per_token']:.2f} ms against "
         f"{1e3 * none['expert_stall_s_per_token']:.2f} ms on demand = {100 * ratio:.0f}% (goal at most 25%): "
-        f"{verdict(ratio <= 0.25)}. What remains is mostly layer 0's experts, which the predictor (reading layer 0's "
-        f"output) cannot load ahead, and its mispredictions, loaded at use.",
+        f"{verdict(ratio <= 0.25)}. What remains: the mispredictions, loaded at use, and layer 0's loads ahead, which "
+        f"have only {pred['expert_lead']:.2f} of a layer to hide in.",
         f"- Predicted routing's next-token top-1 agreement with every expert resident: {100 * agree['top1_agreement']:.2f}% "
         f"(the generated C, q8, host, teacher-forced over {agree['positions']:,} positions of {agree['stories']} held-out "
         f"stories; the trainer's torch figure over 500 held-out stories: "
-        f"{100 * json.loads((MODEL / 'predictor.json').read_text())['predicted_routing_heldout']['top1_agreement']:.2f}%) "
+        f"{100 * meta['predicted_routing_heldout']['top1_agreement']:.2f}%) "
         f"(goal at least 95%): {verdict(agree['top1_agreement'] >= 0.95)}; it loads no expert at use in layers 1..3.",
         f"- Estimated tokens/s at 150 MHz: in place {rows['in place']['estimated_tokens_per_s']:.1f}, none "
         f"{none['estimated_tokens_per_s']:.1f}, lru {rows['lru']['estimated_tokens_per_s']:.1f}, predictor "

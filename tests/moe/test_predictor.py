@@ -196,3 +196,29 @@ def test_the_shipped_predictor_loads_and_keeps_its_published_hit_rate() -> None:
     later = [i for i, lay in enumerate(p.layers) if lay >= 1]
     hit = (actual[..., :, None] == pred[..., None, :]).any(-1)[:, later].mean()
     assert abs(hit - meta["hit_rate_heldout"][f"top{p.top_k}"]["all"]) < 0.03, hit
+
+
+def test_the_token_table_names_each_tokens_most_frequent_experts_and_loads(trained, tmp_path: Path) -> None:
+    """The table of layer 0 (before the predictor's input) against a count in plain Python; saved with the
+    predictor, the loader hands it back as int32, and on held-out sequences it beats chance."""
+    from collections import Counter
+
+    model, folder, net, layers, held = trained
+    table = P.token_table(held, [0], E, 64)
+    counts: dict[int, Counter] = {}
+    for tok, ex in zip(held.tokens.tolist(), held.experts[:, 0].tolist()):
+        counts.setdefault(tok, Counter()).update(ex)
+    overall = sum(counts.values(), Counter())
+    for tok in range(64):
+        c = counts.get(tok, overall)
+        want = sorted(range(E), key=lambda e: (-c[e], e))[:K]
+        assert table[tok, 0].tolist() == want, tok
+    calib = P.record(model, token_lists(120, 0))
+    fitted = P.token_table(calib, [0], E, 64)
+    assert P.token_hit_rate(fitted, held, [0]) > K / E + 0.1     # chance: 0.5
+    dst = tmp_path / "with_table"
+    shutil.copytree(folder, dst)
+    P.save(net, dst, "layer_output", 0, layers, model, tokens=fitted)
+    p = load_predictor(dst / "predictor.safetensors", load_model(dst))
+    assert p.token_layers == (0,) and p.token_plan.dtype == np.int32
+    assert np.array_equal(p.token_plan, fitted.numpy())

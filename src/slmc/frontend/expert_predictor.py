@@ -9,10 +9,14 @@ Two files side by side, written by `slmc.train.predictor` and read here as untru
                           "input_layer": int, "layers": [the layers it predicts, increasing, after input_layer],
                           "hidden": 0 (linear) | N (two layers, SiLU between), "normalize": "rms", "eps": float,
                           "dim", "n_layers", "n_experts", "top_k": the model's,
-                          "router_sha256": sha256 of the model's routers (router_fingerprint)}
+                          "router_sha256": sha256 of the model's routers (router_fingerprint),
+                          optional "token_layers": [0 .. input_layer], the layers before the first predicted one
+                          that a per-token table predicts}
   predictor.safetensors  F32 "fc0.weight" (out0, dim), "fc0.bias" (out0,), and when hidden > 0
                           "fc1.weight" (len(layers) * n_experts, hidden), "fc1.bias"; out0 = hidden or
-                          len(layers) * n_experts
+                          len(layers) * n_experts; with token_layers, F32 "token_plan" (vocab, len(token_layers),
+                          top_k): per token id, the experts (whole numbers, distinct, best first) its layers'
+                          routers chose most often in the trainer's calibration text
 
 The math (the numpy twin the C side must match): x = h / sqrt(mean(h^2) + eps); y = fc0(x); with a hidden
 layer y = fc1(silu(y)); scores = y reshaped (len(layers), n_experts); a layer's predicted experts are its
@@ -57,6 +61,10 @@ class ExpertPredictor:
     # router's top-k experts among the predicted top-k, and predicted routing's next-token top-1 agreement
     hit_rate_heldout: float | None = None
     top1_agreement_heldout: float | None = None
+    # the layers before input_layer + 1, predicted from the token id alone (the step's first action), and the table
+    token_layers: tuple[int, ...] = ()
+    token_plan: np.ndarray | None = None    # int32 (vocab, len(token_layers), top_k)
+    token_hit_rate_heldout: float | None = None
 
     @property
     def hidden(self) -> int:
@@ -157,10 +165,17 @@ def load_predictor(path: Path, model: DecoderModel) -> ExpertPredictor:
         raise SlmcError(f"the expert predictor {path} was trained for another model (its router fingerprint "
                         f"{show(sha[:16])} is not this model's {want_sha[:16]})", _FIX)
 
+    token_layers = meta.get("token_layers", [])
+    if token_layers != [] and (kind != "layer_output" or token_layers != list(range(src + 1))):
+        raise SlmcError(f"{meta_path}: token_layers {show(token_layers)} is not the layers before the predicted ones "
+                        f"({list(range(src + 1)) if kind == 'layer_output' else 'none, for an embedding predictor'})",
+                        _FIX)
     out = len(layers) * cfg.n_experts
     shapes = {"fc0.weight": (hidden or out, cfg.dim), "fc0.bias": (hidden or out,)}
     if hidden:
         shapes |= {"fc1.weight": (out, hidden), "fc1.bias": (out,)}
+    if token_layers:
+        shapes["token_plan"] = (cfg.vocab_size, len(token_layers), cfg.top_k)
     entries = read_header(path)
     if set(entries) != set(shapes):
         raise SlmcError(f"{path} holds tensors {show(sorted(entries))}, not {sorted(shapes)}", _FIX)
@@ -175,7 +190,18 @@ def load_predictor(path: Path, model: DecoderModel) -> ExpertPredictor:
     return ExpertPredictor(kind, src, tuple(layers), cfg.n_experts, cfg.top_k, eps, w["fc0.weight"],
                            w["fc0.bias"], w.get("fc1.weight"), w.get("fc1.bias"),
                            _rate(meta, "hit_rate_heldout", f"top{cfg.top_k}", "all"),
-                           _rate(meta, "predicted_routing_heldout", "top1_agreement"))
+                           _rate(meta, "predicted_routing_heldout", "top1_agreement"), tuple(token_layers),
+                           _token_plan(w["token_plan"], cfg.n_experts, path) if token_layers else None,
+                           _rate(meta, "token_hit_rate_heldout"))
+
+
+def _token_plan(a: np.ndarray, n_experts: int, path: Path) -> np.ndarray:
+    """The per-token table as int32, each entry a whole expert index, distinct within a (token, layer)."""
+    plan = a.astype(np.int64)
+    srt = np.sort(plan, axis=-1)
+    if (plan != a).any() or plan.min() < 0 or plan.max() >= n_experts or (srt[..., 1:] == srt[..., :-1]).any():
+        raise SlmcError(f"{path}: token_plan holds entries that are not distinct expert indices 0..{n_experts - 1}", _FIX)
+    return plan.astype(np.int32)
 
 
 def _rate(meta: dict, *keys: str) -> float | None:

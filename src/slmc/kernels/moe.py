@@ -71,6 +71,25 @@ register(KernelSpec("moe_topk", F32, "moe_topk_f32.c", _topk,
                     scratch=lambda n: 4 * n.inputs[0].shape[-1]))  # type: ignore[union-attr]
 register(KernelSpec("moe_predict", DType.I32, "moe_predict_f32.c", _predict, scratch=_predict_scratch,
                     macs=lambda n: int(n.attrs["active"]) * n.attrs["macs"], deps=("expert_cache.c",)))
+
+
+TOKEN_SOURCES = 4     # moe_token_prefetch's inputs: tokens, the plan table, pool, table, then the experts' arrays
+
+
+def _token_prefetch(n: Node, c) -> str:
+    """The layers before the predictor's input, their experts by token id (a table), loaded as the step starts."""
+    a, srcs = n.attrs, n.inputs[TOKEN_SOURCES:]
+    vocab, layers, m = n.inputs[1].shape  # type: ignore[union-attr]
+    call = f"slmc_moe_token_prefetch({c.out(0)}, {c.ref(0)}, {c.ref(1)}, {vocab}, {layers}, {m}, {a['n_experts']}, "
+    ptrs = ", ".join(f"(const uint8_t *){c.weight(TOKEN_SOURCES + i)}" for i in range(len(srcs)))
+    sizes = ", ".join(str(v.nbytes // v.shape[0]) for v in srcs[:a["parts"]])  # type: ignore[union-attr]
+    return (f"{{ /* the experts of layers 0..{layers - 1}: each part of expert 0, expert e lies e * its size further */\n"
+            f"        const uint8_t *const src[{len(srcs)}] = {{{ptrs}}};\n"
+            f"        const int32_t bytes[{a['parts']}] = {{{sizes}}};\n"
+            f"        {call}{c.ref(2)}, {c.ref(3)}, {a['slots']}, {a['slot_bytes']}, src, bytes, {a['parts']});\n    }}")
+
+
+register(KernelSpec("moe_token_prefetch", DType.I32, "moe_token_prefetch.c", _token_prefetch, deps=("expert_cache.c",)))
 register(KernelSpec("sigmoid_mul", F32, "sigmoid_mul_f32.c",  # a shared expert's output, scaled by its gate
                     lambda n, c: f"slmc_sigmoid_mul_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows}, "
                                  f"{n.inputs[0].shape[-1]});"))  # type: ignore[union-attr]

@@ -16,6 +16,10 @@ Rules:
   the router's probabilities renormalised over them (as the trainer measured it, train/predictor.py).
 - The slots must hold the planned experts of every predicted layer at once plus the top_k experts of the layer
   running: (n_pred + 1) * top_k; fewer is refused. The predicted layers must follow one another.
+- The layers before the predictor's input (token_layers: layer 0 for a predictor reading layer 0's output) cannot
+  be predicted by it; where the predictor file carries a per-token table of their experts, a one-row step with the
+  expert cache starts with a `moe_token_prefetch` node (outside the layer loop, after the embedding) that loads the
+  table's experts for the step's token into slots marked for those layers, ahead of layer 0's use.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ class ExpertPredictor(Protocol):
     fc1_w: np.ndarray | None
     fc1_b: np.ndarray | None
 
+    token_layers: tuple[int, ...]
+    token_plan: np.ndarray | None
+
     @property
     def hidden(self) -> int: ...
 
@@ -52,7 +59,7 @@ ROUTINGS = ("router", "predicted")
 
 
 def slots_needed(predictor: ExpertPredictor) -> int:
-    return (len(predictor.layers) + 1) * predictor.top_k
+    return (max(len(predictor.layers), len(predictor.token_layers)) + 1) * predictor.top_k
 
 
 def check_slots(predictor: ExpertPredictor, slots: int) -> None:
@@ -93,6 +100,8 @@ def run(graph: Graph, predictor: ExpertPredictor, routing: str) -> Graph:
                  first=first, parts=len(expert_arrays(any_experts)), slots=any_experts.attrs["slots"],
                  slot_bytes=any_experts.attrs["slot_bytes"], side_effect=1,
                  macs=rows * (out0 * p.fc0_w.shape[1] + (n_pred * p.n_experts * p.hidden)))
+    if rows == 1 and cache[0] is not None and p.token_plan is not None:
+        _token_prefetch(graph, p, experts, attrs)
     for lay in layers:
         at = next(i for i, n in enumerate(graph.nodes) if n.layer == lay)
         x = graph.nodes[at].inputs[0]
@@ -113,3 +122,20 @@ def run(graph: Graph, predictor: ExpertPredictor, routing: str) -> Graph:
             node.outputs[0].users.append(t)
             t.attrs.update(n_pred=n_pred, plan_row=lay - first if first <= lay < first + n_pred else -1)
     return verify(graph, after="the expert_predict pass")
+
+
+def _token_prefetch(graph: Graph, p: ExpertPredictor, experts: dict, attrs: dict) -> None:
+    """The token table's node, first thing of the step after the embedding (before layer 0's first node)."""
+    table = graph.add_const("expert_predictor.token_plan", p.token_plan)
+    any_experts = experts[p.token_layers[0]]
+    srcs = [a for lay in p.token_layers for a in expert_arrays(experts[lay])]
+    saved = graph.layer, graph.role
+    graph.layer, graph.role = None, Role.ROUTER
+    node = graph.add_node("moe_token_prefetch", [graph.inputs[0], table, *any_experts.inputs[-2:], *srcs],
+                          [TensorType((1, *p.token_plan.shape[1:]), DType.I32)],
+                          dict(n_experts=p.n_experts, parts=attrs["parts"], slots=attrs["slots"],
+                               slot_bytes=attrs["slot_bytes"], side_effect=1),
+                          name="expert_token_prefetch", out_names=["expert_token_plan"])
+    graph.layer, graph.role = saved
+    graph.nodes.remove(node)
+    graph.nodes.insert(next(i for i, n in enumerate(graph.nodes) if n.layer == 0), node)

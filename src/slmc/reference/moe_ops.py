@@ -48,6 +48,17 @@ def moe_predict(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     return [plan]
 
 
+@reference_op("moe_token_prefetch")
+def moe_token_prefetch(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    """The experts of the layers before the predictor's input, looked up by token id in the trainer's table (a
+    token outside it plans nothing: zeros). Its loads change no number."""
+    tokens, table = ins[0], ins[1]
+    plan = np.zeros((tokens.shape[0], *table.shape[1:]), np.int32)
+    ok = (tokens >= 0) & (tokens < table.shape[0])
+    plan[ok] = table[tokens[ok]]
+    return [plan]
+
+
 @reference_op("sigmoid_mul")
 def sigmoid_mul(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     x, g = ins

@@ -4,7 +4,7 @@ the replay's totals equal the C run's counters, so the two descriptions of the p
 
 Input per token: the experts every layer's router chose (layer order, each row best first) and, with the
 predictor, its plan (the experts of layers first .. first + n_pred - 1, best first), issued when layer `first`
-starts.
+starts, and with its token table, the plan of layers 0 .. first - 1, issued as the step starts.
 """
 
 from __future__ import annotations
@@ -72,11 +72,15 @@ class SlotTable:
 
 
 def replay(chosen: list[list[list[int]]], slots: int, policy: str, n_experts: int,
-           plans: list[list[list[int]]] | None = None, first: int = 0) -> list[TokenLoads]:
-    """Per token, its loads and hits: chosen[token][layer] the router's experts, plans[token] the predictor's."""
+           plans: list[list[list[int]]] | None = None, first: int = 0,
+           token_plans: list[list[list[int]]] | None = None) -> list[TokenLoads]:
+    """Per token, its loads and hits: chosen[token][layer] the router's experts, plans[token] the predictor's,
+    token_plans[token] the token table's (layers 0 .., issued as the step starts)."""
     table, out = SlotTable(slots, policy, n_experts), []
     for i, layers in enumerate(chosen):
         t = TokenLoads()
+        if token_plans is not None:
+            table.prefetch(0, token_plans[i], t)
         for lay, experts in enumerate(layers):
             if plans is not None and lay == first:
                 table.prefetch(first, plans[i], t)

@@ -7,10 +7,11 @@ predictor's mispredictions and the layers before its input) stalls the core for 
 
 ASSUMED, --expert-prefetch predictor (the overlap, `prefetch_wait`), from the run's averages per token:
 - the predictor runs at the start of layer input_layer + 1 and queues its loads there, layer by layer, in the
-  order of the layers they serve; the DMA works through the queue while the core computes;
-- the core needs layer j's experts when it reaches that layer's moe_experts: `lead` of a layer after the
-  predictor for the first predicted layer, one more layer for each after it; a layer's compute is the run's
-  estimated compute cycles per token (exact instruction counts through the target's cycle model) times the
+  order of the layers they serve; with a token table (the layers before the predictor's input, predicted from
+  the token id) those layers' loads are queued as the step starts; the DMA works through the queue while the
+  core computes;
+- the core needs layer j's experts when it reaches that layer's moe_experts, (j + lead) layers into the step;
+  a layer's compute is the run's estimated compute cycles per token (exact instruction counts through the target's cycle model) times the
   share of the layers' instructions, split evenly over the layers; `lead` is the share of a predicted layer's
   instructions before its experts (attention, norms, router), from the same counts;
 - the core waits for the part of a load not done by then (the only part counted as stall); later layers'
@@ -36,16 +37,22 @@ def slow_bytes_per_s(target: Target) -> float | None:
     return target.levels[-1].bytes_per_cycle * target.clock_hz
 
 
-def prefetch_wait(load_s: float, loads_per_layer: float, n_pred: int, layer_s: float, lead: float) -> float:
-    """Seconds per token the core waits for the predictor's loads (the module docstring's model): n_pred layers,
-    each served by loads_per_layer loads of load_s seconds, queued at once; layer j's experts are needed
-    (lead + j) * layer_s after the predictor, plus the waits before."""
-    done = core = wait = 0.0
-    for j in range(n_pred):
-        done += loads_per_layer * load_s
-        core += (lead if j == 0 else 1.0) * layer_s
-        w = max(0.0, done - core)
-        wait, core = wait + w, core + w
+def prefetch_wait(load_s: float, loads_per_layer: float, n_pred: int, layer_s: float, lead: float,
+                  first: int = 1, token_layers: int = 0) -> float:
+    """Seconds per token the core waits for the predictor's loads (the module docstring's model): layers
+    first .. first + n_pred - 1 queued when layer `first` starts, and with a token table the layers
+    0 .. token_layers - 1 queued when the step starts; each layer served by loads_per_layer loads of load_s
+    seconds, in layer order through one DMA channel; layer j's experts are needed at (j + lead) * layer_s,
+    plus the waits before."""
+    done = wait = 0.0
+    at_issue = None                                    # the waits before the predictor runs delay its queue
+    queued = [(j, 0) for j in range(token_layers)] + [(first + j, first) for j in range(n_pred)]
+    for j, issued in queued:
+        if issued and at_issue is None:
+            at_issue = wait
+        done = max(done, issued * layer_s + (at_issue if issued else 0.0)) + loads_per_layer * load_s
+        w = max(0.0, done - ((j + lead) * layer_s + wait))
+        wait += w
     return wait
 
 
@@ -94,13 +101,13 @@ def expert_stats(stats: dict[str, float], rep: dict, target: Target, counts: dic
         pred = ex.get("predictor")
         if pred and out.get("expert_prefetches"):
             times = layer_times(counts, target, ex["layers"])
-            n_pred = len(pred["layers"])
+            n_pred, n_tok = len(pred["layers"]), len(pred.get("token_layers") or ())
             if times is None:  # no counts: nothing hidden
                 hidden = 0.0
                 stall += out["expert_prefetches"] * per_load / positions
             else:
-                per_layer = out["expert_prefetches"] / positions / n_pred
-                wait = prefetch_wait(per_load, per_layer, n_pred, *times)
+                per_layer = out["expert_prefetches"] / positions / (n_pred + n_tok)
+                wait = prefetch_wait(per_load, per_layer, n_pred, *times, first=pred["layers"][0], token_layers=n_tok)
                 hidden = out["expert_prefetches"] * per_load / positions - wait
                 stall += wait
                 out["expert_layer_compute_s"], out["expert_lead"] = times

@@ -60,7 +60,8 @@ def _predictor(model: DecoderModel, config) -> dict:
     pr = load_expert_predictor(model, config)
     return dict(file=str(expert_predictor_path(config)), input=pr.input, input_layer=pr.input_layer,
                 layers=list(pr.layers), hidden=pr.hidden, hit_rate_heldout=pr.hit_rate_heldout,
-                top1_agreement_heldout=pr.top1_agreement_heldout)
+                top1_agreement_heldout=pr.top1_agreement_heldout, token_layers=list(pr.token_layers),
+                token_hit_rate_heldout=pr.token_hit_rate_heldout)
 
 
 def _batch(p: Planned) -> dict:

@@ -57,7 +57,7 @@ the predicted ones), over the {p['predicted_routing']['positions']:,} held-out n
 the full model {p['predicted_routing']['top1_agreement']:.3f}**, loss {p['predicted_routing']['loss_predicted']:.4f} nats per token against the
 full model's {p['predicted_routing']['loss_full']:.4f}.
 
-Router balance on the held-out tokens (share of top-{k} choices per expert; {1 / n_e:.3f} is perfectly even):
+{_token_table_md(p, k)}Router balance on the held-out tokens (share of top-{k} choices per expert; {1 / n_e:.3f} is perfectly even):
 
 | layer | {' | '.join(f'e{e}' for e in range(n_e))} |
 |{'---|' * (n_e + 1)}
@@ -65,6 +65,18 @@ Router balance on the held-out tokens (share of top-{k} choices per expert; {1 /
 
 Measured in {p['wall_s']:.0f} s wall ({p['cpu_s']:.0f} s CPU) for the whole sweep, recording included.
 """
+
+
+def _token_table_md(p: dict, k: int) -> str:
+    """The token table of layer 0 (the layers before the predictor's input), where the predictor file has one."""
+    rate = p.get("token_table_hit_rate_heldout")
+    if rate is None:
+        return ""
+    return (f"Layer 0 runs before the predictor's input, so the predictor file also holds a token table "
+            f"(`token_plan`): per token id, the top-{k} experts layer 0's router chose most often for it in the "
+            f"calibration stories (a token never seen: the layer's most frequent overall). The generated C loads them "
+            f"as the step starts. Held-out top-{k} hit rate of layer 0: **{rate:.3f}** (`python -m slmc.train.predictor "
+            f"--token-table` adds it to a trained predictor).\n\n")
 
 
 def write_readme(out: Path, meta: dict) -> None:

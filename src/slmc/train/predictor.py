@@ -38,6 +38,7 @@ class Routing:
     """One row per token of the stories (each fed alone from BOS at position 0)."""
     features: dict[str, torch.Tensor]   # "embedding" / "layer_output": (N, dim) float32
     experts: torch.Tensor               # (N, n_layers, top_k) the router's choice, best first
+    tokens: torch.Tensor                # (N,) the token ids
 
 
 def _padded(seqs: list[list[int]], with_next: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,7 +58,7 @@ def record(model: nn.Module, token_lists: list[list[int]], batch: int = 64) -> R
     """The router's top-k of every layer and the predictor's candidate inputs, for every real token."""
     model.eval()
     k = model.config.num_experts_per_tok
-    emb, l0, chosen = [], [], []
+    emb, l0, chosen, tokens = [], [], [], []
     for i in range(0, len(token_lists), batch):
         ids, real = _padded(token_lists[i: i + batch])
         # padding sits after every real token, so under the causal mask it changes nothing real
@@ -68,7 +69,31 @@ def record(model: nn.Module, token_lists: list[list[int]], batch: int = 64) -> R
         l0.append(out.hidden_states[1].reshape(-1, dim)[mask])       # the residual stream after layer 0
         layers = [torch.topk(r.float(), k, dim=-1).indices[mask] for r in out.router_logits]
         chosen.append(torch.stack(layers, dim=1))
-    return Routing({"embedding": torch.cat(emb), "layer_output": torch.cat(l0)}, torch.cat(chosen))
+        tokens.append(ids.reshape(-1)[mask])
+    return Routing({"embedding": torch.cat(emb), "layer_output": torch.cat(l0)}, torch.cat(chosen), torch.cat(tokens))
+
+
+def token_table(routing: Routing, layers: list[int], n_experts: int, vocab: int) -> torch.Tensor:
+    """(vocab, len(layers), top_k): per token id, the experts each layer's router chose most often for it in
+    `routing` (ties: the lower expert); a token never seen takes the layer's most frequent experts overall.
+    What predicts a layer's experts from the token alone, before any layer has run."""
+    k = routing.experts.shape[-1]
+    counts = torch.zeros((vocab, len(layers), n_experts), dtype=torch.float64)
+    for i, lay in enumerate(layers):
+        for j in range(k):
+            counts[:, i].index_put_((routing.tokens, routing.experts[:, lay, j]), torch.ones(len(routing.tokens),
+                                    dtype=torch.float64), accumulate=True)
+    unseen = counts.sum(dim=(1, 2)) == 0
+    counts[unseen] = counts.sum(dim=0)
+    # stable sort on -count: equal counts keep the lower expert first
+    return torch.argsort(-counts, dim=-1, stable=True)[..., :k].to(torch.int32)
+
+
+def token_hit_rate(table: torch.Tensor, routing: Routing, layers: list[int]) -> float:
+    """The share of the router's top-k experts of `layers` that the token table names, over every token."""
+    planned = table[routing.tokens].long()                                   # (N, L, k)
+    actual = routing.experts[:, layers]
+    return round(float((actual[..., :, None] == planned[..., None, :]).any(-1).float().mean()), 4)
 
 
 def story_ids(sp, stories: list[str], seq_len: int) -> list[list[int]]:
@@ -194,12 +219,16 @@ def predicted_routing(model: nn.Module, net: Predictor, kind: str, layers: list[
 
 
 def save(net: Predictor, folder: Path, kind: str, input_layer: int, layers: list[int], model: nn.Module,
-         extra: dict | None = None) -> Path:
-    """predictor.safetensors and predictor.json, the pair frontend/expert_predictor.py loads."""
+         extra: dict | None = None, tokens: torch.Tensor | None = None) -> Path:
+    """predictor.safetensors and predictor.json, the pair frontend/expert_predictor.py loads (with `tokens`, the
+    token table of layers 0..input_layer, stored as F32 expert indices)."""
     from safetensors.numpy import save_file
 
     cfg = model.config
     tensors = {n: p.detach().float().numpy().copy() for n, p in net.state_dict().items()}
+    if tokens is not None:
+        tensors["token_plan"] = tokens.float().numpy()
+        extra = {**(extra or {}), "token_layers": list(range(input_layer + 1))}
     path = folder / "predictor.safetensors"
     save_file(tensors, str(path))
     routers = [lay.mlp.gate.weight.detach().float().numpy() for lay in model.model.layers]
@@ -260,17 +289,54 @@ def build(folder: Path, threads: int = 2, n_calib: int = 2000, n_heldout: int = 
     net = nets[(chosen["input"], chosen["hidden"])]
     routed = predicted_routing(model, net, chosen["input"], chosen["layers"], held_ids)
     print(f"  predicted routing (shipped predictor): {routed}", flush=True)
+    table, table_rate = _token_table(model, calib, held, chosen["input_layer"]) if chosen["input"] == "layer_output" \
+        else (None, None)
     save(net, folder, chosen["input"], chosen["input_layer"], chosen["layers"], model,
          {"bytes": chosen["bytes"], "hit_rate_heldout": chosen["heldout"], "hit_rate_train": chosen["train"],
           "predicted_routing_heldout": routed,
+          **({"token_hit_rate_heldout": table_rate} if table is not None else {}),
           "calibration": {"stories": n_calib, "seed": CALIB_SEED, "tokens": int(calib.experts.shape[0])},
-          "heldout": {"stories": n_heldout, "seed": HELDOUT_SEED, "tokens": int(held.experts.shape[0])}})
+          "heldout": {"stories": n_heldout, "seed": HELDOUT_SEED, "tokens": int(held.experts.shape[0])}}, table)
     chance = {f"top{k + e}": round((k + e) / n_experts, 4) for e in (0, 1, 2)}
     return {"sweep": rows, "chosen": {"input": chosen["input"], "hidden": chosen["hidden"]}, "chance": chance,
-            "predicted_routing": routed,
+            "predicted_routing": routed, "token_table_hit_rate_heldout": table_rate,
             "calibration_tokens": int(calib.experts.shape[0]), "heldout_tokens": int(held.experts.shape[0]),
             "n_calib_stories": n_calib, "n_heldout_stories": n_heldout, "calib_seed": CALIB_SEED,
             "heldout_seed": HELDOUT_SEED, "expert_use_heldout": _expert_use(held, n_experts)}
+
+
+def _token_table(model: nn.Module, calib: Routing, held: Routing, input_layer: int) -> tuple[torch.Tensor, float]:
+    """The token table of layers 0..input_layer (those the predictor cannot see ahead) and its held-out hit rate."""
+    layers = list(range(input_layer + 1))
+    table = token_table(calib, layers, model.config.num_local_experts, model.config.vocab_size)
+    rate = token_hit_rate(table, held, layers)
+    print(f"  token table of layers {layers}: top{calib.experts.shape[-1]} hit rate held-out {rate:.4f}", flush=True)
+    return table, rate
+
+
+def add_token_table(folder: Path, threads: int = 2, n_calib: int = 2000, n_heldout: int = 500) -> float:
+    """Add the token table to the predictor already beside the model (its network unchanged): predictor.safetensors
+    gains token_plan, predictor.json token_layers and token_hit_rate_heldout. Returns that hit rate."""
+    import sentencepiece as spm
+    from safetensors.numpy import load_file, save_file
+
+    from slmc.train.train_moe import load_trained
+
+    torch.set_num_threads(threads)
+    model = load_trained(folder)
+    meta_path = folder / "predictor.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta["input"] != "layer_output":
+        raise SystemExit("an embedding predictor already predicts every layer: no token table to add")
+    sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
+    calib, held, _ = calibration(model, sp, n_calib, n_heldout)
+    table, rate = _token_table(model, calib, held, meta["input_layer"])
+    tensors = load_file(str(folder / "predictor.safetensors"))
+    tensors["token_plan"] = table.float().numpy()
+    save_file(tensors, str(folder / "predictor.safetensors"))
+    meta |= {"token_layers": list(range(meta["input_layer"] + 1)), "token_hit_rate_heldout": rate}
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return rate
 
 
 def _expert_use(r: Routing, n_experts: int) -> list[list[float]]:
@@ -286,12 +352,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--input", choices=("layer_output", "embedding"), default="layer_output")
     ap.add_argument("--hidden", type=int, default=0, help="0: linear; N: two layers with N hidden units")
     ap.add_argument("--sweep", action="store_true", help="every input and size; save the smallest near-best")
+    ap.add_argument("--token-table", action="store_true",
+                    help="only add the token table of the layers before the predictor's input to its files")
     ap.add_argument("--calib-stories", type=int, default=2000)
     ap.add_argument("--heldout-stories", type=int, default=500)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, help="where predictor.safetensors/.json go (default: the model folder)")
     args = ap.parse_args(argv)
     out = args.out or args.model
+    if args.token_table:
+        print(json.dumps({"token_hit_rate_heldout": add_token_table(args.model, args.threads, args.calib_stories,
+                                                                      args.heldout_stories)}))
+        return
     if args.sweep:  # writes into the model folder, as make train-moe does
         print(json.dumps(build(args.model, args.threads, args.calib_stories, args.heldout_stories)["chosen"]))
         return
