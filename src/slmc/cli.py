@@ -31,7 +31,7 @@ def _compile(model: Path, target: str, numerics: str, out: Path, prefill_chunk: 
              memory_sharing: str = "on", dump_dir: Optional[Path] = None,
              batch: Optional[int] = None, expert_slots: Optional[int] = None,
              expert_prefetch: str = "lru", onnx_convention: str = "auto", expert_routing: str = "router",
-             expert_predictor: Optional[Path] = None) -> CompileReport | ChipsManifest:
+             expert_predictor: Optional[Path] = None, batch_rows: Optional[int] = None) -> CompileReport | ChipsManifest:
     from slmc.driver import CompileOptions, compile_model
 
     if numerics not in NUMERICS:
@@ -49,6 +49,7 @@ def _compile(model: Path, target: str, numerics: str, out: Path, prefill_chunk: 
                                             kv_cache=kv_cache, chips=chips, fan_in=fan_in,
                                             mem=mem, mode=mode, cores=cores, engine=engine, weights_sram=weights_sram,
                                             memory_sharing=memory_sharing, dump_dir=dump_dir, batch=batch,
+                                            batch_rows=batch_rows,
                                             expert_slots=expert_slots, expert_prefetch=expert_prefetch,
                                             onnx_convention=onnx_convention, expert_routing=expert_routing,
                                             expert_predictor=expert_predictor),
@@ -87,6 +88,8 @@ def compile(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace L
             batch: Optional[int] = typer.Option(None, "--batch", help="serve up to B sequences at once: B KV-cache "
                                                 "slots, and slmc_step runs a row of each (or a prompt chunk) reading "
                                                 "each weight once; `slmc run DIR --prompts FILE`"),
+            batch_rows: Optional[int] = typer.Option(None, "--batch-rows", help="with --batch B: the rows one step "
+                                                     "runs, 1..B (default B, or fewer where the target's SRAM is short)"),
             expert_slots: Optional[int] = typer.Option(None, "--expert-slots", help="mixture-of-experts models: keep "
                                                        "the experts in flash and cache N of them in SRAM"),
             expert_prefetch: str = typer.Option("lru", "--expert-prefetch", help="the expert cache's policy: lru "
@@ -110,7 +113,7 @@ def compile(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace L
     try:
         rep = _compile(model, target, numerics, out, prefill_chunk, tokenizer, context, kv_cache, chips, fan_in,
                        mem, mode, cores, engine, weights_sram, memory_sharing, dump_dir, batch, expert_slots,
-                       expert_prefetch, onnx_convention, expert_routing, expert_predictor)
+                       expert_prefetch, onnx_convention, expert_routing, expert_predictor, batch_rows)
     except SlmcError as e:
         _fail(e)
         return

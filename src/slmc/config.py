@@ -44,6 +44,7 @@ class CompileOptions:
     expert_routing: str = "router"      # "router" | "predicted" (the predictor's experts replace the router's)
     expert_predictor: Path | None = None  # predictor.safetensors; None: the model folder's (passes/expert_predict.py)
     batch: int | None = None            # --batch B: one step runs up to B rows of B sequences' KV slots (passes/batch.py)
+    batch_rows: int | None = None       # --batch-rows R: a step's row budget (<= B); None: B, or fewer where the SRAM is short
     onnx_convention: str = "auto"       # an ONNX file read as onnx | deeploy | auto (frontend/onnx_convention.py)
 
 
@@ -66,7 +67,9 @@ class CompileConfig:
     dvfs: tuple
     weights_to_sram: bool         # weights streamed from flash fill the SRAM left over
     layer_loop: bool = True       # False: model.c writes every layer out (codegen/layers.py)
-    batch: int = 0                # > 0: the step graph runs this many rows, each of its own KV slot (passes/batch.py)
+    batch: int = 0                # > 0: this many KV slots, one per sequence served at once (passes/batch.py)
+    batch_rows: int = 0           # the rows one step runs (1..batch); 0: batch, or fewer as the fit stage chooses
+    batch_rows_asked: bool = False  # --batch-rows was given: the fit stage keeps it
     expert_slots: int = 0         # > 0: MoE experts stay in flash, this many cached in SRAM (passes/expert_cache.py)
     expert_prefetch: str = "lru"
     expert_routing: str = "router"
@@ -126,7 +129,8 @@ def resolve_config(opts: CompileOptions) -> CompileConfig:
         # kernel at the same time on several cores
         sharing=opts.memory_sharing == "on" and not target.cores,
         engine=opts.engine, dvfs=tuple(opts.dvfs), weights_to_sram=opts.weights_sram == "auto",
-        layer_loop=opts.layer_loop, batch=opts.batch or 0, expert_slots=opts.expert_slots or 0,
+        layer_loop=opts.layer_loop, batch=opts.batch or 0, batch_rows=opts.batch_rows or opts.batch or 0,
+        batch_rows_asked=opts.batch_rows is not None, expert_slots=opts.expert_slots or 0,
         expert_prefetch=opts.expert_prefetch, expert_routing=opts.expert_routing,
         expert_predictor=opts.expert_predictor, onnx_convention=opts.onnx_convention)
 
@@ -162,6 +166,10 @@ MAX_EXPERT_SLOTS = 1 << 14
 
 
 def _check_batch(opts: CompileOptions) -> None:
+    if opts.batch_rows is not None and (opts.batch is None or not 1 <= opts.batch_rows <= opts.batch):
+        raise SlmcError(f"--batch-rows {opts.batch_rows} " + ("needs --batch" if opts.batch is None else
+                        f"is outside 1..{opts.batch} (--batch {opts.batch})"),
+                        "give --batch B and a row budget of 1..B rows per step")
     if opts.batch is None:
         return
     from slmc.passes.batch import MAX_BATCH

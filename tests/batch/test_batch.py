@@ -122,6 +122,48 @@ def test_host_every_sequence_as_alone(tmp_path, ids_file, numerics):
     assert out["tokens_per_s"] > 0 and all(s["latency_s"] is not None for s in out["sequences"])
 
 
+def test_fewer_rows_per_step_than_slots_every_sequence_as_alone(tmp_path, ids_file):
+    """--batch 4 --batch-rows 2: four sequences hold KV slots, a step runs two rows of them (decode rows taken in
+    turn when more sequences decode than the step has rows); each sequence's ids are still its single run's."""
+    single = _compile(tmp_path / "single", "host", "q8")
+    batched = _compile(tmp_path / "batch", "host", "q8", "--batch", "4", "--batch-rows", "2")
+    rep = json.loads((batched / "report.json").read_text())
+    assert (rep["batch"]["slots"], rep["batch"]["rows_per_step"]) == (4, 2)
+    assert "#define SLMC_ROWS 2" in (batched / "model.h").read_text()
+    out = _batched(batched, ids_file)
+    assert [s["ids"] for s in out["sequences"]] == [_alone(single, p) for p in PROMPTS]
+    steps: dict[int, list] = {}
+    for step, seq, pos, rows in out["schedule"]:
+        steps.setdefault(step, []).append((seq, pos, rows))
+    assert all(sum(r for _, _, r in v) <= 2 for v in steps.values())
+    # more than two sequences were in their slots at once: the slots, not the rows, bound the sequences served
+    live = [(s["admitted_step"], s["done_step"]) for s in out["sequences"]]
+    assert max(sum(a <= t <= d for a, d in live) for t in steps) > 2
+
+
+def test_the_fit_stage_cuts_rows_per_step_before_positions(tmp_path):
+    """A 32,000-token vocabulary on the RP2350: the logits of 3 rows (384 KB) do not fit its SRAM beside the KV
+    slots, one row does; the fit stage keeps the 3 slots and all 64 positions and runs one row per step, and
+    says so. Asked for 3 rows, the same build is a one-line fit error; bad --batch-rows are one-line errors."""
+    from slmc.frontend.decoder import DecoderConfig
+    from slmc.frontend.llama2c import save_v0
+    from slmc.frontend.random_model import random_decoder
+
+    ckpt = tmp_path / "bigvocab.bin"
+    save_v0(random_decoder(DecoderConfig(dim=64, hidden_dim=128, n_layers=2, n_heads=4, n_kv_heads=4,
+                                         vocab_size=32000, seq_len=64), seed=1), ckpt)
+    r = run_slmc("compile", ckpt, "-t", "rp2350-arm", "-q", "q8", "--batch", "3", "-o", tmp_path / "fit")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path / "fit" / "report.json").read_text())
+    assert rep["batch"]["slots"] == 3 and rep["batch"]["rows_per_step"] < 3 and rep["config"]["seq_len"] == 64
+    assert rep["memory"]["sram"]["margin"] >= 0 and any("--batch-rows" in n for n in rep["notes"])
+    one_line_error(run_slmc("compile", ckpt, "-t", "rp2350-arm", "-q", "q8", "--batch", "3", "--batch-rows", "3",
+                            "-o", tmp_path / "asked"), "does not fit", "SRAM")
+    assert not (tmp_path / "asked").exists()
+    one_line_error(run_slmc("compile", ckpt, "--batch-rows", "2", "-o", tmp_path / "z"), "--batch-rows 2", "--batch")
+    one_line_error(run_slmc("compile", ckpt, "--batch", "2", "--batch-rows", "3", "-o", tmp_path / "z"), "1..2")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("target,numerics", [("cortex-m33", "q8"), ("rv32imac", "int8")])
 def test_emulated_every_sequence_as_alone(tmp_path, ids_file, target, numerics):

@@ -25,7 +25,8 @@ class LlmInfo:
     seq_len: int
     prefill_chunk: int
     logits_frac: int = -1     # >= 0: the decode graph's logits are int32 with this many fractional bits (-q int8)
-    batch: int = 0            # > 0: one step graph over this many rows, each of its own KV slot (codegen/batch_api.py)
+    batch: int = 0            # > 0: this many KV slots, one per sequence (codegen/batch_api.py)
+    rows: int = 0             # the rows one step graph runs (1..batch)
 
 
 def llm_header(m: LlmInfo) -> list[str]:

@@ -1,10 +1,11 @@
 """Batch a decoder step over B rows so that each row may belong to a different sequence (ACRoBat's
 auto-batching, MLSys 2024, at compile time): `slmc compile --batch B`.
 
-The input is a step graph over `rows` = B rows (frontend/build.py with seq = B, after quantization), with
-inputs tokens i32[B] and pos i32[1] (the position of the first row) and one KV cache per layer. The output
-graph, `step`, takes tokens i32[B], pos i32[B] and slot i32[B]: row s is the token of the sequence whose KV
-cache is slot slot[s], at that sequence's position pos[s]. The cache states hold B slots, slot after slot.
+The input is a step graph over R rows (frontend/build.py with seq = R, after quantization; R, the step's row
+budget, is B unless --batch-rows or the fit stage make it fewer), with inputs tokens i32[R] and pos i32[1] (the
+position of the first row) and one KV cache per layer. The output graph, `step`, takes tokens i32[R], pos i32[R]
+and slot i32[R]: row s is the token of the sequence whose KV cache is slot slot[s], at that sequence's position
+pos[s]. The cache states hold B slots, slot after slot.
 
 Rules, decided from the graph and the kernel registry (KernelSpec.batch), not from a list of operators:
 - A node that reads neither `pos` nor a KV cache, whose kernels are row-wise (`batch == "rows"`: row s of
@@ -58,7 +59,9 @@ def per_row_op(n: Node) -> str | None:
     return next((k.op for k in REGISTRY if k.batch == f"of:{n.op}"), None)
 
 
-def run(graph: Graph, rows: int) -> Graph:
+def run(graph: Graph, rows: int, slots: int | None = None) -> Graph:
+    """rows: the step's rows (R); slots: the KV slots (B >= R; None: R)."""
+    slots = rows if slots is None else slots
     names = [v.name for v in graph.inputs]
     if names != ["tokens", "pos"] or not graph.dynamic_rows:
         raise SlmcError(f"--batch applies to a decoder step graph, not to '{graph.name}' (inputs {names})",
@@ -74,7 +77,7 @@ def run(graph: Graph, rows: int) -> Graph:
     slot = rb.g.add_input("slot", (rows,), DType.I32)
     slot_len = {}
     for v in graph.states():  # B caches, slot after slot
-        rb.map[id(v)] = rb.g.add_state(v.name, (rows * v.shape[0], *v.shape[1:]), v.dtype)
+        rb.map[id(v)] = rb.g.add_state(v.name, (slots * v.shape[0], *v.shape[1:]), v.dtype)
         slot_len[id(v)] = v.shape[0]
 
     def step(n: Node) -> None:

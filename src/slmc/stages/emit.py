@@ -89,6 +89,7 @@ def banner(config: CompileConfig, built: Built) -> str:
     if built.chip is not None:  # the KV cache storage of a partitioned build is in manifest.json
         return head + f", chip {built.chip} of {built.partition.n_chips}"
     return (head + (", KV cache fp16" if config.kv_cache == "fp16" else "") + (f", batch {config.batch}" if config.batch else "")
+            + (f" ({config.batch_rows} rows per step)" if config.batch and config.batch_rows != config.batch else "")
             + (f", {config.target.cores} cores" if config.target.cores else ""))
 
 

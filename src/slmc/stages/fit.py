@@ -1,11 +1,13 @@
 """Stage 4: fit the target's memories. Candidate configurations are built and planned in order until one
 fits: the one asked for; an fp16 KV cache (half the bytes, chosen before any position is cut, and it
-keeps more positions if some must go); then fewer positions, 64 at a time from the estimate of how many
-fit. Then the levels and tiles of a multi-level build, the fit check, and the weights copied to SRAM.
+keeps more positions if some must go); for a --batch build without --batch-rows, where the logits and
+activations of fewer rows per step make up what the SRAM lacks, that many fewer rows (every slot and position
+kept); then fewer positions, 64 at a time from the estimate of how many fit. Then the levels and tiles of a multi-level build, the fit check, and the weights copied to SRAM.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -67,6 +69,10 @@ def _candidates(source: Source, config: CompileConfig, tried: list[Attempt]) -> 
         return
     if config.kv_cache is None and config.numerics != "int8":
         yield model, replace(config, kv_cache="fp16")
+    if config.batch > 1 and not config.batch_rows_asked:  # the row budget shrinks before any position goes
+        rows = _rows(tried[-1])
+        if rows < tried[-1].config.batch_rows:
+            yield model, replace(tried[-1].config, batch_rows=rows)
     if config.context is not None:  # the user chose the positions: the error names how many would fit
         return
     last = tried[-1]
@@ -81,6 +87,21 @@ def _positions(attempt: Attempt) -> int:
     return positions_that_fit(p.memory, p.llm.seq_len, per_position)
 
 
+def _rows(attempt: Attempt) -> int:
+    """The most rows per step whose activations and logits fit the SRAM the rest leaves, estimated from one try's
+    needs (both grow with the rows). Where even one row leaves the SRAM short, one row if the rows make up at least
+    half of the shortfall (the positions cut after it then cost fewer positions), else all of them (the KV cache
+    is what does not fit, and fewer rows would cost speed for little)."""
+    p = attempt.programs[0]
+    sram = next((m for m in p.memory if m.memory == "sram"), None)
+    rows = attempt.config.batch_rows
+    if sram is None or sram.margin >= 0:
+        return rows
+    per_row = (p.plan.activation_arena_bytes + 4 * p.llm.vocab_size * rows) / rows
+    fewer = rows - math.ceil(-sram.margin / per_row)
+    return fewer if fewer >= 1 else 1 if per_row * (rows - 1) >= -sram.margin / 2 else rows
+
+
 def _notes(source: Source, tried: list[Attempt]) -> tuple[str, ...]:
     if source.decoder is None:
         return ()
@@ -93,6 +114,11 @@ def _notes(source: Source, tried: list[Attempt]) -> tuple[str, ...]:
                      "in fp32) so that " + (f"the full {source.seq_len}-position context fits" if seq_len == source.seq_len
                                             else "more positions fit")
                      + f" {target}'s SRAM (--kv-cache fp32 keeps fp32 and cuts the context instead)")
+    if last.config.batch_rows != tried[0].config.batch_rows:
+        r = last.config.batch_rows
+        notes.append(f"a step runs at most {r} row{'s' if r > 1 else ''} for the {last.config.batch} slots' sequences "
+                     f"(the logits and activations of {tried[0].config.batch_rows} rows do not fit {target}'s SRAM; "
+                     "--batch-rows sets it)")
     if seq_len != source.seq_len:
         context = tried[0].config.context
         why = f"(--context {context})" if context is not None else f"so that it fits {target}'s SRAM (--context sets it)"

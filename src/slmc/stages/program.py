@@ -80,7 +80,7 @@ def llm_info(model: DecoderModel, config: CompileConfig) -> LlmInfo:
 
             frac = formats_for(model).logits
         return LlmInfo(c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len, 0, frac,
-                       batch=config.batch)
+                       batch=config.batch, rows=config.batch_rows or config.batch)
     if config.numerics == "int8":  # integer-only: one decode graph; prompts go through it token by token
         from slmc.frontend.calibrate import formats_for
 
@@ -97,7 +97,7 @@ def _step_graphs(model: DecoderModel, config: CompileConfig, llm: LlmInfo,
     partitioned build) cut into each chip's share: [chip][step]; one chip when not partitioned."""
     from slmc.frontend.build import build_float_graph
 
-    steps = [llm.batch] if llm.batch else [1, llm.prefill_chunk] if llm.prefill_chunk else [1]
+    steps = [llm.rows] if llm.batch else [1, llm.prefill_chunk] if llm.prefill_chunk else [1]
     graphs = [quantize(build_float_graph(model, seq, config.kv_cache or "fp32"), model, config, partition)
               for seq in steps]
     if partition is not None:
@@ -120,7 +120,7 @@ def _step_graphs(model: DecoderModel, config: CompileConfig, llm: LlmInfo,
     if llm.batch:  # rows of different sequences: per-row position and KV slot where a node reads them
         from slmc.passes import batch
 
-        graphs = [batch.run(g, llm.batch) for g in graphs]
+        graphs = [batch.run(g, llm.rows, llm.batch) for g in graphs]
     return [graphs]
 
 
@@ -202,6 +202,6 @@ def memory_needs(target: Target, plan: MemoryPlan, weights: WeightsLayout, llm: 
     if llm and llm.batch:
         from slmc.targets.fit import main_batch_buffers
 
-        main_bytes = main_batch_buffers(llm.vocab_size, llm.seq_len, llm.batch)
+        main_bytes = main_batch_buffers(llm.vocab_size, llm.seq_len, llm.batch, llm.rows)
     return memory_fit(target, plan.arena_bytes, plan.kv_cache_bytes, weights.nbytes, main_bytes,
                       sram_weights=weights.ram_bytes)

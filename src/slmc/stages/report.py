@@ -27,7 +27,7 @@ def build_report(fitted: Fitted, p: Planned, project: Project, source: Source, p
         shared_lower_bound_bytes=plan.shared_lower_bound_bytes, activation_arena_bytes=plan.activation_arena_bytes,
         activation_lower_bound_bytes=plan.activation_lower_bound_bytes, memory_sharing=plan.sharing_rows(),
         weights_bytes=p.weights.nbytes, kv_cache_bytes=plan.kv_cache_bytes,
-        macs_per_token=sum(o.macs for o in ops if o.op not in ("attention", "attention_rows")) // max(1, p.llm.batch if p.llm else 1),
+        macs_per_token=sum(o.macs for o in ops if o.op not in ("attention", "attention_rows")) // max(1, p.llm.rows if p.llm and p.llm.batch else 1),
         planner=plan.planner,
         plan_optimal=plan.optimal, plan_best_bound_bytes=plan.best_bound_bytes, graphs=[g.name for g in p.graphs],
         graph_steps=[len(g.nodes) for g in p.graphs], ops=ops, buffers=plan.as_rows(),
@@ -68,10 +68,10 @@ def _batch(p: Planned) -> dict:
     """--batch: the slots, the row budget of a step, and what the batching pass shares and runs per row."""
     from slmc.passes.batch import explain
 
-    b, seq_len = p.llm.batch, p.llm.seq_len  # type: ignore[union-attr]
-    return dict(slots=b, rows_per_step=b, positions_per_slot=seq_len,
+    b, rows, seq_len = p.llm.batch, p.llm.rows, p.llm.seq_len  # type: ignore[union-attr]
+    return dict(slots=b, rows_per_step=rows, positions_per_slot=seq_len,
                 kv_cache_bytes_per_slot=p.plan.kv_cache_bytes // b,
-                activation_bytes=p.plan.activation_arena_bytes, explain=explain(p.graphs[0], b))
+                activation_bytes=p.plan.activation_arena_bytes, explain=explain(p.graphs[0], rows))
 
 
 def chips_manifest(fitted: Fitted, programs: list[Planned], reports: list[CompileReport], source: Source) -> ChipsManifest:

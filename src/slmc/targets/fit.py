@@ -48,10 +48,12 @@ def main_llm_buffers(vocab: int, seq_len: int, prefill_chunk: int) -> int:
     return 4 * (max(prefill_chunk, 1) * vocab + vocab + vocab + seq_len)
 
 
-def main_batch_buffers(vocab: int, seq_len: int, batch: int) -> int:
-    """Bytes of main_batch.c's static arrays (keep in step with it): B logits rows, probs, sort_idx, a pool of
-    2B requests (the ids of a prompt and a few counters each), B slots and the rows of one step."""
-    return 4 * (batch * vocab + 2 * vocab) + 2 * batch * (4 * seq_len + 64) + batch * 96 + 16 * batch
+def main_batch_buffers(vocab: int, seq_len: int, batch: int, rows: int | None = None) -> int:
+    """Bytes of main_batch.c's static arrays (keep in step with it): R logits rows (R = rows, the row budget of a
+    step; B by default), probs, sort_idx, a pool of 2B requests (the ids of a prompt and a few counters each), B
+    slots and the rows of one step."""
+    rows = batch if rows is None else rows
+    return 4 * (rows * vocab + 2 * vocab) + 2 * batch * (4 * seq_len + 64) + batch * 96 + 16 * rows
 
 
 def memory_fit(target: Target, arena_bytes: int, kv_cache_bytes: int, weights_bytes: int, main_bytes: int,

@@ -1,7 +1,8 @@
 /* Continuous batching around model.c's slmc_step (slmc compile --batch B): many sequences, B KV slots.
  * A queue of requests (read from a file as slots free up: a request waits, it is never dropped); each step
- * admits waiting requests into free slots, then fills its row budget (SLMC_BATCH rows) with one decode row
- * per sequence past its prompt and, in the rows left, prompt chunks of the others in order of arrival; a
+ * admits waiting requests into free slots, then fills its row budget (SLMC_ROWS rows, at most SLMC_BATCH) with
+ * one decode row per sequence past its prompt (taken in turn from a rotating slot when they outnumber the
+ * rows) and, in the rows left, prompt chunks of the others in order of arrival; a
  * sequence leaves on BOS or after `-n` positions, and its slot takes the next request. Every row computes
  * what it computes when its sequence runs alone (main_llm.c), so each sequence's ids are those of a single
  * run with the same seed. No malloc: the requests, slots and logits are the static arrays below (counted by
@@ -44,10 +45,10 @@ static Request pool[QUEUE];
 static int free_reqs[QUEUE], n_free;
 static int pending[QUEUE], p_head, p_count;     /* a ring of requests waiting for a slot, in arrival order */
 static Slot slots[SLMC_BATCH];
-static float logits[SLMC_BATCH * SLMC_VOCAB_SIZE];
+static float logits[SLMC_ROWS * SLMC_VOCAB_SIZE];
 static float probs[SLMC_VOCAB_SIZE];
 static int sort_idx[SLMC_VOCAB_SIZE];
-static int row_tok[SLMC_BATCH], row_pos[SLMC_BATCH], row_slot[SLMC_BATCH];
+static int row_tok[SLMC_ROWS], row_pos[SLMC_ROWS], row_slot[SLMC_ROWS];
 
 static FILE *src_file;
 static const char *src_text;
@@ -150,8 +151,11 @@ int main(int argc, char **argv) {
         if (!active) break;
         /* this step's rows: a decode row for each sequence past its prompt, then prompt chunks by arrival */
         int n = 0, first[SLMC_BATCH], count[SLMC_BATCH];
-        for (int k = 0; k < SLMC_BATCH; k++) {
-            count[k] = 0;
+        for (int k = 0; k < SLMC_BATCH; k++) count[k] = 0;
+        /* with fewer rows than slots, the decode rows start from a slot that moves on every step: each takes its turn */
+        int start = SLMC_ROWS < SLMC_BATCH ? step % SLMC_BATCH : 0;
+        for (int j = 0; j < SLMC_BATCH && n < SLMC_ROWS; j++) {
+            int k = (start + j) % SLMC_BATCH;
             Slot *s = &slots[k];
             if (s->req == NONE || s->pos < pool[s->req].len) continue;
             first[k] = n;
@@ -166,10 +170,10 @@ int main(int argc, char **argv) {
                 if (s->req != NONE && !count[k] && s->pos < pool[s->req].len
                     && (best == NONE || pool[s->req].seq < pool[slots[best].req].seq)) best = k;
             }
-            if (best == NONE || n == SLMC_BATCH) break;
+            if (best == NONE || n == SLMC_ROWS) break;
             Slot *s = &slots[best];
             int c = pool[s->req].len - s->pos;
-            if (c > SLMC_BATCH - n) c = SLMC_BATCH - n;
+            if (c > SLMC_ROWS - n) c = SLMC_ROWS - n;
             first[best] = n;
             count[best] = c;
             for (int j = 0; j < c; j++) {
