@@ -98,11 +98,12 @@ def test_feature_fields_are_validated(field: str, value: object, problem: str) -
         replace(BASE, **{field: value}).validate()
 
 
-def test_int8_refuses_new_features_in_one_line() -> None:
+def test_int8_refuses_experts_in_one_line() -> None:
+    """-q int8 covers every feature above (tests/families/test_int8_features.py); experts it refuses."""
     from slmc.frontend.calibrate import _check_supported
 
-    with pytest.raises(SlmcError, match="-q int8 does not support qk-norm"):
-        _check_supported(random_decoder(replace(BASE, qk_norm="head"), 0))
+    with pytest.raises(SlmcError, match="-q int8 does not support mixture-of-experts"):
+        _check_supported(random_decoder(replace(BASE, n_experts=4, top_k=2), 0))
 
 
 def test_features_are_what_the_logits_check() -> None:

@@ -115,9 +115,11 @@ def test_int8_refuses_a_float_onnx_graph(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_int8_refuses_a_gpt2_style_model():
+def test_int8_refuses_a_mixture_of_experts():
+    """GPT-2-style blocks (LayerNorm, GELU, learned positions, biases) have integer forms now
+    (tests/families/test_int8_features.py); experts do not."""
     from slmc.errors import SlmcError
 
-    model = random_decoder(replace(SMALL, norm="layer", ffn="gelu", pos="learned", n_kv_heads=6), seed=1, bias=True)
-    with pytest.raises(SlmcError, match="Llama-style"):
+    model = random_decoder(replace(SMALL, n_experts=4, top_k=2), seed=1)
+    with pytest.raises(SlmcError, match="mixture-of-experts"):
         cal.formats_for(model)

@@ -21,26 +21,25 @@ from slmc.errors import SlmcError
 from slmc.frontend.build import build_float_graph
 from slmc.frontend.decoder import DecoderModel
 from slmc.frontend.logits import graph_logits, reference_greedy, reference_logits
-from slmc.ir import Graph
+from slmc.ir import Graph, Node
 from slmc.ir.roles import Role
 from slmc.quant.int8 import MARGIN, Formats, LayerFormats, frac_bits
 from slmc.quant.npu import fake_quant
 from slmc.reference.interp import new_state, run
 
 
+# the structural features (DecoderConfig.features()) -q int8 has no integer form of yet
+INT8_REFUSED: tuple[str, ...] = ()
+
+
 def _check_supported(model: DecoderModel) -> None:
+    """Refuse, in one line naming it, what passes/quantize_int8.py has no integer form of: experts, soft-capping."""
     cfg = model.config
     if cfg.n_experts:
         raise SlmcError("-q int8 does not support mixture-of-experts models yet", "use -q q8 or -q fp32")
-    if cfg.norm != "rms" or cfg.ffn != "swiglu" or cfg.pos != "rope":
-        raise SlmcError("-q int8 supports Llama-style models (RMSNorm, SwiGLU, RoPE) only",
-                        "use -q q8 or -q fp32 for this model")
-    beyond = cfg.features()
+    beyond = [f for f in cfg.features() if f in INT8_REFUSED]
     if beyond:
         raise SlmcError(f"-q int8 does not support {', '.join(beyond)} yet", "use -q q8 or -q fp32 for this model")
-    if model.bcls is not None or any(getattr(lw, b) is not None for lw in model.layers
-                                     for b in ("bq", "bk", "bv", "bo", "b1", "b2", "b3")):
-        raise SlmcError("-q int8 does not support biases in the projections yet", "use -q q8 or -q fp32")
 
 
 def calibration_ids(model: DecoderModel, sequences: int = 2, length: int = 64, seed: int = 1234) -> list[list[int]]:
@@ -61,10 +60,20 @@ def calibration_ids(model: DecoderModel, sequences: int = 2, length: int = 64, s
 
 
 # the values that share one format: calibration takes the largest magnitude over each group of roles
-_SHARED = {Role.EMBED: "x", Role.O: "x", Role.DOWN: "x", Role.RESIDUAL: "x", Role.ATTN_NORM: "attn_norm",
-           Role.Q: "qk", Role.K: "qk", Role.ROPE: "qk", Role.V: "v", Role.ATTENTION: "v", Role.FFN_NORM: "ffn_norm",
-           Role.GATE: "gate", Role.UP: "gate", Role.FFN_ACT: "hidden", Role.FINAL_NORM: "final_norm",
-           Role.CLASSIFIER: "logits"}
+_SHARED = {Role.EMBED: "x", Role.O: "x", Role.DOWN: "x", Role.RESIDUAL: "x", Role.POST_NORM: "x",
+           Role.ATTN_NORM: "attn_norm", Role.Q: "qk", Role.K: "qk", Role.ROPE: "qk", Role.QK_NORM: "qk", Role.V: "v",
+           Role.ATTENTION: "v", Role.FFN_NORM: "ffn_norm", Role.GATE: "gate", Role.UP: "gate", Role.FFN_ACT: "hidden",
+           Role.FINAL_NORM: "final_norm", Role.CLASSIFIER: "logits"}
+
+
+def _group(n: Node) -> str | None:
+    """The format group of n's output (None: a value the int8 graph does not hold: q's attention scale,
+    which attention_i folds into its softmax constant)."""
+    if n.role is Role.QK_NORM and n.op == "scale":
+        return None
+    if n.role in (Role.Q, Role.K) and any(u.role is Role.QK_NORM and u.op == "rmsnorm" for u in n.outputs[0].users):
+        return "qk_raw"  # before qk-norm: int32
+    return _SHARED.get(n.role)  # type: ignore[arg-type]
 
 
 def calibrate(model: DecoderModel, sequences: list[list[int]]) -> Formats:
@@ -73,8 +82,8 @@ def calibrate(model: DecoderModel, sequences: list[list[int]]) -> Formats:
     cfg = model.config
     _check_supported(model)
     g = build_float_graph(model, 1)
-    group = {o.name: (n.layer if _SHARED[n.role] != "x" else None, _SHARED[n.role])
-             for n in g.nodes if n.role in _SHARED for o in n.outputs}
+    group = {o.name: (n.layer if _group(n) != "x" else None, _group(n))
+             for n in g.nodes if _group(n) is not None for o in n.outputs}
     mx: dict[tuple[int | None, str], float] = {}
     for ids in sequences:
         state = new_state(g)
@@ -86,12 +95,13 @@ def calibrate(model: DecoderModel, sequences: list[list[int]]) -> Formats:
 
     layers = []
     for i in range(cfg.n_layers):
-        f = {name: frac_bits(mx[(i, name)], 16) for name in ("attn_norm", "qk", "v", "ffn_norm", "gate", "hidden")}
-        layers.append(LayerFormats(**f))
+        f = {name: frac_bits(mx.get((i, name), 1.0), 16) for name in ("attn_norm", "qk", "v", "ffn_norm", "hidden")}
+        f["gate"] = frac_bits(mx[(i, "gate")], 16)
+        layers.append(LayerFormats(**f, qk_raw=frac_bits(mx.get((i, "qk_raw"), 1.0), 24)))
     # the residual: int32 with room for RMSNorm's sum of squares in int64 (dim * x^2 < 2^62)
     x_max = mx[(None, "x")] * MARGIN
     fx = int(min(24, np.floor((62 - np.log2(cfg.dim)) / 2 - np.log2(x_max)), frac_bits(mx[(None, "x")], 32)))
-    return Formats(x=fx, final_norm=frac_bits(mx[(None, "final_norm")], 16),
+    return Formats(x=fx, x16=frac_bits(mx[(None, "x")], 16), final_norm=frac_bits(mx[(None, "final_norm")], 16),
                    logits=frac_bits(mx[(None, "logits")], 32, cap=16), layers=tuple(layers))
 
 
@@ -130,6 +140,7 @@ def accuracy(model: DecoderModel, graph: Graph, formats: Formats, positions: int
     got = graph_logits(graph, ids).astype(np.float64) * 2.0 ** -formats.logits
     agree = _agreement(ref, got)
     return dict(positions=n, top1_agreement=agree["top1_agreement"], mean_kl=agree["mean_kl"],
+                max_logit_error=float(np.abs(got - ref).max()), max_logit=float(np.abs(ref).max()),
                 sequence="fp32 greedy from BOS, teacher-forced", formats=dict(
                     x=formats.x, final_norm=formats.final_norm, logits=formats.logits,
                     layers=[lf.__dict__ for lf in formats.layers]))

@@ -357,13 +357,17 @@ def _registry() -> dict[str, Spec]:
         "linear_swiglu": Spec(3, 4, 1, 1), "quantize_q8": Spec(1, 1, 2, 2), "quantize_q8_scaled": Spec(2, 2, 2, 2),
         "linear_q8_dots": Spec(2, 2, 1, 1), "q8_absmax": Spec(1, 1, 1, 1), "attention": Spec(4, 4, 1, 1),
         "linear_i8": Spec(3, 3, 1, 1), "linear_i8_partial": Spec(3, 3, 1, 1), "requant_i64": Spec(1, 1, 1, 1),
-        "rmsnorm_i": Spec(2, 2, 1, 1), "rope_i": Spec(4, 4, 1, 1), "attention_i": Spec(5, 5, 1, 1),
+        "rmsnorm_i": Spec(2, 2, 1, 1), "rope_i": Spec(4, 4, 1, 1), "attention_i": Spec(5, 6, 1, 1),
         "add_i32": Spec(2, 2, 1, 1), "swiglu_i": Spec(3, 3, 1, 1), "reshape": Spec(1, 1, 1, 1),
+        "layernorm_i": Spec(3, 3, 1, 1), "bias_i": Spec(2, 2, 1, 1), "scale_i": Spec(1, 1, 1, 1),
+        "gelu_i": Spec(2, 2, 1, 1), "relu_i": Spec(1, 1, 1, 1), "narrow_i": Spec(1, 1, 1, 1),
+        "softcap_i": Spec(2, 2, 1, 1), "pos_embedding_i8": Spec(3, 3, 1, 1),
         "allreduce_sum": Spec(0, many, 1, 1), "allreduce_max": Spec(0, many, 1, 1), "broadcast": Spec(0, many, 1, 1),
         "moe_topk": Spec(1, 2, 2, 2), "moe_predict": Spec(6, many, 1, 1, t.kv_write), "sigmoid_mul": Spec(2, 2, 1, 1), "moe_experts": Spec(6, 8, 1, 1), "moe_experts_q8": Spec(9, 11, 1, 1),
         "fold_q8": Spec(0, many, 1, 1),  # (collectives: a chip that only receives reads nothing)
         # the per-row forms of a batched step (passes/batch.py): pos and slot per row
-        **{f"{op}_rows": Spec(2, many, 1, 1) for op in ("rope", "rope_i", "pos_embedding", "attention", "attention_i")},
+        **{f"{op}_rows": Spec(2, many, 1, 1) for op in ("rope", "rope_i", "pos_embedding", "pos_embedding_i8", "attention",
+                                                       "attention_i")},
         "kv_write_rows": Spec(3, many, 1, 1, t.kv_write),
     }
     return specs

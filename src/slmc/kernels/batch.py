@@ -21,7 +21,7 @@ from slmc.ir import Node, TensorType, Value, ValueKind
 from slmc.kernels.registry import REGISTRY, CallContext, KernelSpec, register
 
 # operators whose kernels read the step's position (and maybe a KV cache): they get a per-row form
-PER_ROW = ("rope", "rope_i", "pos_embedding", "kv_write", "attention", "attention_i")
+PER_ROW = ("rope", "rope_i", "pos_embedding", "pos_embedding_i8", "kv_write", "attention", "attention_i")
 ROW_VAR = "slmc_row"
 
 

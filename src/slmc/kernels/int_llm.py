@@ -26,9 +26,37 @@ def _macs_linear(n: Node) -> int:
 register(KernelSpec("embedding_i8", I8, "embedding_i8.c",
                     lambda n, c: f"slmc_embedding_i8({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
                                  f"{_last(n)}, {c.attr('group')}, {c.attr('shift')});", batch="rows"))
+def _groups(n: Node) -> str:  # qk-norm per head: each row is last/group rows of `group` features
+    g = n.attrs.get("group", 0)
+    return f" * {_last(n) // g}, {g}" if g else f", {_last(n)}"
+
+
 register(KernelSpec("rmsnorm_i", I32, "rmsnorm_i.c",
-                    lambda n, c: f"slmc_rmsnorm_i({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows}, {_last(n)}, "
+                    lambda n, c: f"slmc_rmsnorm_i({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows}{_groups(n)}, "
+                                 f"{c.attr('eps', wide=True)}, {c.attr('f_w')}, {c.attr('f_out')}, {c.attr('up')}, "
+                                 f"{c.attr('out_bits')});", batch="rows"))
+register(KernelSpec("layernorm_i", I32, "layernorm_i.c",
+                    lambda n, c: f"slmc_layernorm_i({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, {_last(n)}, "
                                  f"{c.attr('eps', wide=True)}, {c.attr('f_w')}, {c.attr('f_out')});", batch="rows"))
+register(KernelSpec("bias_i", I32, "bias_i.c",
+                    lambda n, c: f"slmc_bias_i({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows}, {_last(n)}, "
+                                 f"{c.attr('out_bits')});", batch="rows"))
+register(KernelSpec("scale_i", I32, "scale_i.c",
+                    lambda n, c: f"slmc_scale_i({c.out()}, {c.ref(0)}, {c.rows} * {_last(n)}, {c.attr('m', wide=True)}, "
+                                 f"{c.attr('shift')});", batch="rows"))
+register(KernelSpec("gelu_i", I32, "gelu_i.c",
+                    lambda n, c: f"slmc_gelu_i({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows} * {_last(n)}, "
+                                 f"{c.attr('f_in')}, {c.attr('f_out')}, {c.attr('step_log2')}, {c.attr('range')});",
+                    batch="rows"))
+register(KernelSpec("relu_i", I32, "relu_i.c",
+                    lambda n, c: f"slmc_relu_i({c.out()}, {c.ref(0)}, {c.rows} * {_last(n)}, {c.attr('f_in')}, "
+                                 f"{c.attr('f_out')});", batch="rows"))
+register(KernelSpec("narrow_i", I32, "narrow_i.c",
+                    lambda n, c: f"slmc_narrow_i({c.out()}, {c.ref(0)}, {c.rows} * {_last(n)}, {c.attr('f_in')}, "
+                                 f"{c.attr('f_out')});", batch="rows"))
+register(KernelSpec("pos_embedding_i8", I8, "pos_embedding_i8.c",
+                    lambda n, c: f"slmc_pos_embedding_i8({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.pos}, {c.rows}, "
+                                 f"{n.outputs[0].shape[-1]}, {c.attr('group')}, {c.attr('shift')});"))
 def _linear(fn: str, isa: str, layout: str, scratch: bool = False) -> KernelSpec:
     return KernelSpec("linear_i8", I16, f"{fn}.c",
                       lambda n, c: f"slmc_{fn}({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, "
@@ -52,15 +80,27 @@ def int8_layout(features: frozenset[str]) -> str:
 
 register(KernelSpec("rope_i", I16, "rope_i.c",
                     lambda n, c: f"slmc_rope_i({c.out()}, {c.ref(0)}, {c.ref(2)}, {c.ref(3)}, {c.rows}, {_last(n)}, "
-                                 f"{c.attr('head_dim')}, {c.pos}, {c.attr('interleaved')}, {c.attr('frac')});"))
+                                 f"{c.attr('head_dim')}, {c.attr('rot_dim')}, {c.pos}, "
+                                 f"{c.attr('interleaved')}, {c.attr('frac')});"))
 register(KernelSpec("kv_write", I16, "kv_write_i16.c",
                     lambda n, c: f"slmc_kv_write_i16({c.ref(0)}, {c.ref(1)}, {c.pos}, {c.rows}, {_last(n)});"))
+def _softcap(n: Node, c) -> str:  # attention_i's soft-capping arguments (the tanh table: a 6th input)
+    if len(n.inputs) < 6:
+        return "NULL, 0, 0, 0, 0, 0"
+    return (f"{c.ref(5)}, {c.attr('cap_m', wide=True)}, {c.attr('cap_shift')}, {c.attr('capq', wide=True)}, "
+            f"{c.attr('step_log2')}, {c.attr('range')}")
+
+
+register(KernelSpec("softcap_i", I32, "softcap_i.c",
+                    lambda n, c: f"slmc_softcap_i({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows} * {_last(n)}, "
+                                 f"{c.attr('m', wide=True)}, {c.attr('shift')}, {c.attr('capq', wide=True)}, "
+                                 f"{c.attr('step_log2')}, {c.attr('range')});", batch="rows"))
 register(KernelSpec("attention_i", I16, "attention_i.c",
                     lambda n, c: f"slmc_attention_i({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.scratch()}, "
                                  f"{c.ref(4)}, {c.rows}, {c.attr('n_heads')}, {c.attr('n_kv_heads')}, "
                                  f"{c.attr('head_dim')}, {c.pos}, {n.inputs[1].shape[0]}, "  # type: ignore[union-attr]
                                  f"{c.attr('c', wide=True)}, {c.attr('c_shift')}, {c.attr('t_cap', wide=True)}, "
-                                 f"{c.attr('f_out')}, {c.attr('f_v')});",
+                                 f"{c.attr('f_out')}, {c.attr('f_v')}, {c.attr('window')}, {_softcap(n, c)});",
                     scratch=lambda n: 4 * (n.inputs[1].shape[0] + 1) + 8 * n.attrs["head_dim"],  # type: ignore[union-attr]
                     macs=_attention_macs))
 register(KernelSpec("add_i32", I32, "add_i32.c",

@@ -102,7 +102,9 @@ class _Chip:
         if n.role in self.skip:
             rb.drop(n)
         elif n.role in self.cols:
-            if n.op != "quantize_q8":  # (the q8 sum quantizes its input its own way)
+            if n.op == "bias_i":  # -q int8: the bias after the chips' sum, which every chip holds: on each alike
+                rb.copy(n)
+            elif n.op != "quantize_q8":  # (the q8 sum quantizes its input its own way)
                 self.summed(n, *self.cols[n.role])
         elif n.role in self.rows and n.op != "quantize_q8":  # (q, k and v read the whole input)
             r0, r1 = self.rows[n.role]
@@ -123,7 +125,7 @@ class _Chip:
             rb.copy(n, types=[TensorType((n.outputs[0].shape[0], h1 - h0), n.outputs[0].dtype)],
                     attrs=dict(n.attrs, n_heads=self.ch.n_heads, n_kv_heads=self.ch.n_kv_heads))
         elif n.role in (Role.ROPE, Role.QK_NORM, Role.FFN_ACT):  # the shape of the (sliced) input
-            if n.op == "rmsnorm" and not n.attrs.get("head_dim"):
+            if n.op in ("rmsnorm", "rmsnorm_i") and not (n.attrs.get("head_dim") or n.attrs.get("group")):
                 raise SlmcError(f"{n.name}: a qk-norm over the whole projection (OLMo 2) needs every head's "
                                 "queries on one chip", "compile without --chips")
             first = rb[n.inputs[0]]

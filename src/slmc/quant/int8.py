@@ -13,7 +13,11 @@ the group's multiplier and summed in int64. Formats (F = fractional bits, value 
 
 Non-linear functions use integer forms with the same semantics in C and numpy (reference/int_llm_ops.py):
 RMSNorm with an exact integer square root, softmax with exp2 from a 257-entry Q15 table and linear
-interpolation, SiLU with a sigmoid table over [-8, 8) in steps of 1/32, RoPE with Q14 cos/sin tables.
+interpolation, SiLU with a sigmoid table over [-8, 8) in steps of 1/32 (GELU and GeGLU: the same grid
+holding Phi(x), so gelu(x) = x * Phi(x)), LayerNorm like RMSNorm around an integer mean, RoPE with Q14
+cos/sin tables, soft-capping cap * tanh(v / cap) with a tanh table on the sigmoid's grid. Biases are
+int32 in their output's format, added after the product; a multiplier (Gemma's and Granite's) is an
+integer multiplier and a shift, except q's attention scale, which attention_i's softmax constant takes.
 Division rounds half away from zero; right shifts round half up.
 
 This module holds the numerics (formats, integer weights, tables, blob order) the builder, the kernels
@@ -34,6 +38,15 @@ SIGMOID_STEP_LOG2 = 5          # table step 1/32
 SIGMOID_RANGE = 8              # table over [-8, 8)
 SIGMOID_LUT = np.round(1 / (1 + np.exp(-np.arange(-SIGMOID_RANGE << SIGMOID_STEP_LOG2,
                                                   (SIGMOID_RANGE << SIGMOID_STEP_LOG2) + 1) / 32)) * 2 ** 15).astype(np.int32)
+# GELU's Phi(x) (x * Phi(x) = gelu(x)) on the sigmoid table's grid, Q15: erf (exact GELU) and tanh forms
+_GRID = np.arange(-SIGMOID_RANGE << SIGMOID_STEP_LOG2, (SIGMOID_RANGE << SIGMOID_STEP_LOG2) + 1) / 32
+_ERF = np.vectorize(__import__("math").erf)
+GELU_LUT = np.round(0.5 * (1 + _ERF(_GRID / np.sqrt(2))) * 2 ** 15).astype(np.int32)
+GELU_TANH_LUT = np.round(0.5 * (1 + np.tanh(np.sqrt(2 / np.pi) * (_GRID + 0.044715 * _GRID ** 3))) * 2 ** 15
+                         ).astype(np.int32)
+TANH_LUT = np.round(np.tanh(_GRID) * 2 ** 15).astype(np.int32)  # soft-capping: tanh on the same grid, Q15
+CAP_FRAC = 16                  # soft-capping: score / cap (or logit / cap) in Q16 before the tanh table
+CAP_MULT_BITS = 20             # its multiplier stays below 2^20 (scores up to 2^38 times it fit int64)
 ROPE_FRAC = 14
 MULT_BITS = 24                 # integer multipliers of the matrix products stay below 2^24
 
@@ -75,6 +88,7 @@ class LayerFormats:
     ffn_norm: int      # FFN RMSNorm output (int16)
     gate: int          # w1 and w3 outputs (int32)
     hidden: int        # SwiGLU output (int16)
+    qk_raw: int = 0    # with qk-norm: q and k before it (int32 holding 24 bits: sums of squares fit int64)
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,7 @@ class Formats:
     x: int                              # residual stream (int32)
     final_norm: int                     # final RMSNorm output (int16)
     logits: int                         # int32
+    x16: int = 0                        # the residual read as int16 by a projection with no norm before it
     layers: tuple[LayerFormats, ...] = field(default_factory=tuple)
 
 

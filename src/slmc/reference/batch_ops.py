@@ -10,7 +10,7 @@ import numpy as np
 
 from slmc.reference.registry import REFERENCE, reference_op
 
-PER_ROW = ("rope", "rope_i", "pos_embedding", "kv_write", "attention", "attention_i")  # as kernels/batch.py
+PER_ROW = ("rope", "rope_i", "pos_embedding", "pos_embedding_i8", "kv_write", "attention", "attention_i")  # as kernels/batch.py
 
 
 def _bits(mask: int) -> set[int]:

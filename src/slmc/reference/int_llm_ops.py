@@ -54,14 +54,19 @@ def embedding_i8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
 
 @reference_op("rmsnorm_i")
 def rmsnorm_i(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    """`group` (qk-norm per head): each group of that many features normed on its own; the output is int16
+    or, where the graph says (a post-norm feeding the residual), int32, divided `up` bits coarser."""
     x, w = ins
-    out = np.zeros(x.shape, np.int16)
+    shape, dt = x.shape, np.int32 if a.get("out_bits") == 32 else np.int16
+    x = x.reshape(-1, a.get("group") or shape[1])
+    out = np.zeros(x.shape, dt)
     for r in range(x.shape[0]):
         xr = x[r].astype(I64)
         ss = int((xr * xr).sum())
         rms = max(1, isqrt(ss // x.shape[1] + a["eps"]))
-        out[r] = sat(rdiv((xr * w.astype(I64)) << I64(a["f_out"]), I64(rms) << I64(a["f_w"])), np.int16)
-    return [out]
+        up = a.get("up", 0)
+        out[r] = sat(rdiv((xr * w.astype(I64)) << I64(a["f_out"] - up), I64(rms) << I64(a["f_w"])) << I64(up), dt)
+    return [out.reshape(shape)]
 
 
 @reference_op("linear_i8")
@@ -84,12 +89,13 @@ def linear_i8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
 @reference_op("rope_i")
 def rope_i(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     x, pos, cos, sin = ins
-    hd, half = a["head_dim"], a["head_dim"] // 2
+    hd = a["head_dim"]
+    half = a.get("rot_dim", hd) // 2
     n, cols = x.shape
     j = np.arange(half)
     first = (2 * j) if a["interleaved"] else j
     second = first + 1 if a["interleaved"] else j + half
-    out = np.zeros_like(x)
+    out = x.copy()  # partial rotary: the features past rot_dim pass through
     for r in range(n):
         c, s = cos[int(pos[0]) + r].astype(I64), sin[int(pos[0]) + r].astype(I64)
         for h in range(0, cols, hd):
@@ -106,19 +112,29 @@ def exp2_neg(u: np.ndarray, lut: np.ndarray) -> np.ndarray:
     return np.where(n > 30, 0, v >> np.minimum(n, 30))
 
 
+def softcap_q(z: np.ndarray, lut: np.ndarray, capq: int, step_log2: int, rng: int) -> np.ndarray:
+    """cap * tanh(z / 65536) in the format capq holds cap in (slmc_kernels.h's slmc_softcap_q)."""
+    return rshift_round(sigmoid_q15(z, 16, lut, step_log2, rng) * I64(capq), 15)
+
+
 @reference_op("attention_i")
 def attention_i(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
-    q, kc, vc, pos, lut = ins
+    q, kc, vc, pos, lut = ins[:5]
+    tanh = ins[5] if len(ins) > 5 else None  # soft-capping (attention_i.c's tanh_lut)
     H, G, hd = a["n_heads"], a["n_kv_heads"], a["head_dim"]
     rep = H // G
     out = np.zeros(q.shape, np.int16)
     for r in range(q.shape[0]):
         p = int(pos[0]) + r
+        p0 = p - a["window"] + 1 if 0 < a.get("window", 0) <= p else 0
         for h in range(H):
             g = h // rep
-            k = kc[:p + 1, g * hd:(g + 1) * hd].astype(I64)
-            v = vc[:p + 1, g * hd:(g + 1) * hd].astype(I64)
+            k = kc[p0:p + 1, g * hd:(g + 1) * hd].astype(I64)
+            v = vc[p0:p + 1, g * hd:(g + 1) * hd].astype(I64)
             s = k @ q[r, h * hd:(h + 1) * hd].astype(I64)
+            if tanh is not None:
+                s = softcap_q(rshift_round(s * I64(a["cap_m"]), a["cap_shift"]), tanh, a["capq"], a["step_log2"],
+                              a["range"])
             t = np.minimum(s.max() - s, a["t_cap"])
             e = exp2_neg((t * a["c"]) >> a["c_shift"], lut)
             num = e @ v
@@ -168,3 +184,6 @@ def linear_i8_partial(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
 @reference_op("requant_i64")
 def requant_i64(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     return [sat(rshift_round(ins[0], a["shift"]), np.int32)]
+
+
+from slmc.reference import int_llm_features_ops  # noqa: E402,F401  (the features beyond Llama)

@@ -1,13 +1,15 @@
 #include "slmc_kernels.h"
 
-/* -q int8 RoPE on int16 q or k: cos/sin tables [seq_len][head_dim/2] with `frac` fractional bits;
- * pairs (2j, 2j+1) when interleaved (llama2.c), else (j, j + head_dim/2) (HF rotate_half). */
+/* -q int8 RoPE on int16 q or k: cos/sin tables [seq_len][rot_dim/2] with `frac` fractional bits; the first
+ * rot_dim features of each head turn (partial rotary), the rest pass through; pairs (2j, 2j+1) when
+ * interleaved (llama2.c), else (j, j + rot_dim/2) (HF rotate_half). */
 void slmc_rope_i(int16_t *out, const int16_t *x, const int16_t *cos_t, const int16_t *sin_t, int n, int cols,
-                 int head_dim, int pos, int interleaved, int frac) {
-    int half = head_dim / 2;
+                 int head_dim, int rot_dim, int pos, int interleaved, int frac) {
+    int half = rot_dim / 2;
     for (int i = 0; i < n; i++) {
         const int16_t *c = cos_t + (size_t)(pos + i) * half, *s = sin_t + (size_t)(pos + i) * half;
         for (int h = 0; h < cols; h += head_dim) {
+            for (int j = rot_dim; j < head_dim; j++) out[(size_t)i * cols + h + j] = x[(size_t)i * cols + h + j];
             for (int j = 0; j < half; j++) {
                 int a = interleaved ? h + 2 * j : h + j, b = interleaved ? a + 1 : a + half;
                 int32_t u = x[(size_t)i * cols + a], v = x[(size_t)i * cols + b];

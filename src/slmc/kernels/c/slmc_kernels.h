@@ -63,6 +63,14 @@ static inline void slmc_i8_store(void *out, size_t at, int64_t acc, int shift, i
     if (out_bits == 16) ((int16_t *)out)[at] = slmc_sat16(y);
     else ((int32_t *)out)[at] = slmc_sat32(y);
 }
+/* -q int8 soft-capping (softcap_i.c, attention_i.c): z is v / cap in Q16; cap * tanh(z) in v's format
+ * (capq: cap in it), tanh from a Q15 table over [-range, range) in steps of 2^-step_log2, interpolated */
+static inline int64_t slmc_softcap_q(int64_t z, const int32_t *lut, int64_t capq, int step_log2, int range) {
+    int64_t lo = -((int64_t)range << 16), hi = ((int64_t)range << 16) - 1;
+    int64_t p = ((z < lo ? lo : z > hi ? hi : z) - lo) << step_log2;
+    int64_t th = slmc_lut_interp(lut, (int32_t)(p >> 16), (int32_t)(((p & 0xFFFF) << 8) >> 16));
+    return slmc_rshift_round(th * capq, 15);
+}
 static inline int64_t slmc_isqrt64(int64_t v) { return (int64_t)slmc_isqrt((uint64_t)v); }
 /* arithmetic shift right (gcc shifts signed values arithmetically); shifts past the width give 0 or -1 */
 static inline int64_t slmc_shr(int64_t v, int64_t s) { return s >= 63 ? (v < 0 ? -1 : 0) : v >> s; }
