@@ -178,7 +178,9 @@ def render(res: dict | None) -> list[str]:
             f"link parameters are not given in enough detail to fit ours to them (ours are listed in "
             f"`src/slmc/targets/siracusa.py`). With 64 heads at 64 chips weights and KV cache are on-chip in our model "
             f"({at64['weights_in']}) while the one-chip baseline streams from L3, hence {at64['speedup']:.0f}x against "
-            f"the published {PUBLISHED_CHIPS['speedup_64_heads64']}x.", "",
+            f"the published {PUBLISHED_CHIPS['speedup_64_heads64']}x. The Fidelity section below reproduces the paper's own "
+            f"setting with Siracusa's on-chip MRAM as a weights level (`-t siracusa-mram`) and lists which assumptions "
+            f"move each figure.", "",
             *[f"![scaling]({p})" for p in c["pictures"]], "", "Chip and link parameters (`src/slmc/targets/siracusa.py`):",
             "", *[f"- {a}" for a in c["assumptions"]], ""]
     return out

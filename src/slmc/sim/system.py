@@ -14,7 +14,9 @@ Cost model, per chip and phase (all stated, nothing fitted):
   (RoPE, softmax, activation) at a fixed cycles-per-element;
 - weight movement: weights are read from where they live every step. A chip's weights live in L2
   when its whole share (weights + its KV cache + a reserve) fits L2 - all or nothing - and are
-  then moved L2->L1 by the cluster DMA; otherwise they are streamed from off-chip L3 every step.
+  then moved L2->L1 by the cluster DMA; else, on a chip with on-chip MRAM (siracusa-mram), in MRAM
+  when its weight share fits there (all or nothing), read into L1 at the MRAM port's bandwidth;
+  otherwise they are streamed from off-chip L3 every step.
   The KV cache gets L2 first; if it alone does not fit, it lives in L3 too;
 - DMA and compute overlap (double buffering): a phase takes max(compute, L2->L1, L3);
 - prefill: one chunk of T tokens reads each weight once (tiles reused in L1), so weight movement
@@ -45,7 +47,7 @@ class ChipPlacement:
     chip: int
     weight_bytes: int        # everything this chip stores (blocks, classifier slice, root's norms)
     kv_bytes: int
-    weights_in: str          # "L2" | "L3"
+    weights_in: str          # "L2" | "MRAM" | "L3"
     kv_in: str
 
 
@@ -127,7 +129,8 @@ def placements(cfg: DecoderConfig, part: Partition, chip: ChipModel, mode: str =
             w += (2 * cfg.n_layers + 1) * cfg.dim * chip.weight_bytes  # norms on the root
         kv = cfg.n_layers * kv_layer
         resident = w + kv <= chip.l2_budget
-        out.append(ChipPlacement(c.chip, w, kv, "L2" if resident else "L3", "L2" if kv <= chip.l2_budget else "L3"))
+        w_in = "L2" if resident else "MRAM" if w <= chip.mram_bytes else "L3"
+        out.append(ChipPlacement(c.chip, w, kv, w_in, "L2" if kv <= chip.l2_budget else "L3"))
     return out
 
 
@@ -147,10 +150,12 @@ def simulate_one(cfg: DecoderConfig, n_chips: int, chip: ChipModel, link: LinkMo
     elem_rate = chip.cores * chip.clock_hz / chip.cycles_per_elem_op
     l2l1_rate = chip.l2_l1_bytes_per_cycle * chip.clock_hz
 
-    total = {"compute": 0.0, "l2_l1": 0.0, "l3": 0.0, "link": 0.0}
+    total = {"compute": 0.0, "l2_l1": 0.0, "l3": 0.0, "link": 0.0} | ({"mram": 0.0} if chip.mram_bytes else {})
+    mram_rate = chip.mram_bytes_per_cycle * chip.clock_hz
     busy = [0.0] * N
     l2_bytes = [0.0] * N
     l3_bytes = [0.0] * N
+    mram_bytes = [0.0] * N
     sent_bytes = [0.0] * N   # upward, by the sending chip
     down_bytes = [0.0]       # broadcasts, all links
     clock = 0.0
@@ -164,12 +169,16 @@ def simulate_one(cfg: DecoderConfig, n_chips: int, chip: ChipModel, link: LinkMo
             pl = place[i]
             t_c = w.macs / mac_rate + w.elem / elem_rate
             from_l3 = (w.w_bytes if pl.weights_in == "L3" else 0.0) + (w.kv_bytes if pl.kv_in == "L3" else 0.0)
-            via_l2 = w.w_bytes + w.kv_bytes - from_l3  # L3 data goes to L1 directly by DMA
+            from_mram = w.w_bytes if pl.weights_in == "MRAM" else 0.0
+            via_l2 = w.w_bytes + w.kv_bytes - from_l3 - from_mram  # L3 and MRAM data go to L1 directly by DMA
             terms = {"compute": t_c, "l2_l1": via_l2 / l2l1_rate, "l3": from_l3 / chip.l3_bytes_per_s}
+            if from_mram:
+                terms["mram"] = from_mram / mram_rate
             t = max(terms.values())
             busy[i] += t
             l2_bytes[i] += via_l2
             l3_bytes[i] += from_l3
+            mram_bytes[i] += from_mram
             if t > worst:
                 worst, worst_terms = t, terms
         if worst_terms is not None:
@@ -224,8 +233,10 @@ def simulate_one(cfg: DecoderConfig, n_chips: int, chip: ChipModel, link: LinkMo
         if classifier == "split":
             tree_pass(8.0, up=True)  # (max logit, index) per chip, reduced to the root
 
-    energy = {"active": 0.0, "idle": 0.0, "l2": 0.0, "l3": 0.0, "link": 0.0}
+    energy = {"active": 0.0, "idle": 0.0, "l2": 0.0, "l3": 0.0, "link": 0.0} | ({"mram": 0.0} if chip.mram_bytes else {})
     for i in range(N):
+        if chip.mram_bytes:
+            energy["mram"] += mram_bytes[i] * chip.e_mram_pj_per_byte * 1e-12
         energy["active"] += chip.p_active_w * busy[i]
         energy["idle"] += chip.p_idle_w * max(clock - busy[i], 0.0)
         energy["l2"] += l2_bytes[i] * chip.e_l2_pj_per_byte * 1e-12
@@ -285,6 +296,9 @@ def scaling_summary(points: list[Point]) -> dict:
            "link_share_at_max": last.time_breakdown_s.get("link", 0.0) / last.time_per_token_s}
     first_l2 = next((p.n_chips for p in points if p.weights_in == "L2"), None)
     out["weights_fit_l2_from"] = first_l2
+    first_mram = next((p.n_chips for p in points if p.weights_in in ("MRAM", "L2")), None)
+    if any(p.weights_in == "MRAM" for p in points):
+        out["weights_on_chip_from"] = first_mram
     return out
 
 
@@ -296,9 +310,12 @@ def explain(result: dict) -> list[str]:
                      f"(budget {pts[0]['l2_budget_bytes']:,} B); below that they stream from L3 every token")
     else:
         lines.append("no chip count in the list keeps every chip's weights in L2: weights stream from L3")
+    if s.get("weights_on_chip_from") is not None:
+        lines.append(f"every chip's weights are on chip (MRAM or L2) from {s['weights_on_chip_from']} chips; "
+                     "below that they stream from L3")
     if s["superlinear_at"]:
         lines.append(f"super-linear speedup at {', '.join(map(str, s['superlinear_at']))} chips")
-        kv_only = [p["n_chips"] for p in pts if p["n_chips"] in s["superlinear_at"] and p["weights_in"] != "L2"]
+        kv_only = [p["n_chips"] for p in pts if p["n_chips"] in s["superlinear_at"] and p["weights_in"] == "L3"]
         if kv_only and pts[0]["kv_in"] == "L3":
             lines.append(f"  at {', '.join(map(str, kv_only))} chips only because the KV cache, in L3 on one chip, "
                          "fits L2 once split (weights still stream from L3)")
@@ -329,7 +346,9 @@ def plot(result: dict, path) -> None:
     a.legend()
     a.set_title(f"{result['mode']}, fan-in {result['fanin']}, classifier {result['classifier']}")
     bottom = [0.0] * len(pts)
-    for k in ("compute", "l2_l1", "l3", "link"):
+    for k in ("compute", "l2_l1", "l3", "mram", "link"):
+        if k not in pts[0]["time_breakdown_s"]:
+            continue
         v = [p["time_breakdown_s"][k] * 1e3 for p in pts]
         b.bar([str(x) for x in n], v, bottom=bottom, label=k)
         bottom = [x + y for x, y in zip(bottom, v)]

@@ -133,6 +133,36 @@ MODELS: dict[str, CycleModel] = {
                              "VMLA 3, VDIV 14", cortex_m33),
 }
 
+# Where each instruction class's cost in the tables above comes from (issue 21). Arm publishes no cycle table for
+# the Cortex-M33; its entries are the Cortex-M4's, which shares the 3-stage pipeline and the DSP/FPv5-SP subset.
+SOURCES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "cortex-m33": (
+        ("ALU, extend, bit-field, compare, IT", "1", "Cortex-M4 TRM (Arm DDI 0439) table 3-1, assumed for the M33"),
+        ("MUL, MLA, SMLAD/SMLA*/SMUL*, SXTB16, QADD", "1", "Cortex-M4 TRM table 3-1 (single-cycle 32x32 multiplier, DSP)"),
+        ("SDIV, UDIV", "7 (2-12)", "Cortex-M4 TRM table 3-1: 2-12 by operand size; 7 ASSUMED as the middle"),
+        ("LDR (any width)", "2 (4 PC-relative)", "Cortex-M4 TRM table 3-1: 2, or 1 when pipelined with the next load"),
+        ("STR", "1", "Cortex-M4 TRM table 3-1"),
+        ("LDM, STM, PUSH, POP", "1 + registers (+2 with PC)", "Cortex-M4 TRM table 3-1"),
+        ("conditional branch", "2 backward (taken), 1 forward (not taken)", "Cortex-M4 TRM table 3-1 (1 + refill 1-3); "
+         "taken/not-taken ASSUMED by direction"),
+        ("B, BL, BX, BLX, MOV PC", "2", "Cortex-M4 TRM table 3-1 (1 + pipeline refill, refill 1 ASSUMED)"),
+        ("VADD, VSUB, VMUL, VCVT, VMOV, VCMP, VSTR", "1", "Cortex-M4 TRM FPU table 7-1"),
+        ("VMLA, VFMA, VNMLA, VFNMA", "3", "Cortex-M4 TRM FPU table 7-1"),
+        ("VDIV, VSQRT", "14", "Cortex-M4 TRM FPU table 7-1"),
+        ("VLDR", "2", "Cortex-M4 TRM FPU table 7-1"),
+        ("VPUSH, VPOP, VLDM, VSTM", "1 + registers", "Cortex-M4 TRM FPU table 7-1"),
+    ),
+    "hazard3": (
+        ("ALU, Zba/Zbb/Zbs, stores, CSR", "1", "RP2350 datasheet, Hazard3 chapter (instruction cycle counts), as recalled"),
+        ("MUL, MULH*", "1", "RP2350 datasheet, Hazard3: single-cycle multiplier (DESIGN.md target facts)"),
+        ("DIV, DIVU, REM, REMU", "18.5 (18-19)", "RP2350 datasheet, Hazard3 (DESIGN.md target facts)"),
+        ("loads", "1, +1 when the next instruction uses the result", "RP2350 datasheet, Hazard3 (DESIGN.md: load 1-2)"),
+        ("branches", "1 when predicted (backward taken, forward not taken ASSUMED predicted)",
+         "RP2350 datasheet, Hazard3 (DESIGN.md: taken predicted branch 1)"),
+        ("JAL, JALR and their compressed forms", "2", "RP2350 datasheet, Hazard3, as recalled"),
+    ),
+}
+
 
 def block_cycles(model: CycleModel, insns: list[Insn]) -> float:
     """Cycles of one straight-line run of instructions (an emulator's translation block)."""

@@ -72,6 +72,37 @@ SIRACUSA_LIKE = dataclasses.replace(
             Level("L3", SIRACUSA_CHIP.l3_bytes, SIRACUSA_CHIP.l3_bytes_per_s / SIRACUSA_CHIP.clock_hz, 100, dma=True)),
 )
 
-SYSTEMS: dict[str, tuple[ChipModel, LinkModel]] = {SIRACUSA_LIKE.name: (SIRACUSA_CHIP, MIPI_LINK)}
+# Siracusa's at-MRAM neural engine (Prasad et al., "Siracusa: A 16 nm Heterogenous RISC-V SoC for Extended
+# Reality with At-MRAM Neural Engine", IEEE JSSC 59(7), 2024, arXiv 2312.14750): its abstract (verified) says the
+# N-EUREKA engine is tightly coupled to on-chip MRAM that holds the network's weights ("all weights on chip"),
+# doubling weight-transfer bandwidth over an L3-based SoC. Weights stay there across tokens (non-volatile):
+# nothing is streamed from off-chip. Siracusa's GVSoC configuration (siracusa-soc/pulp-sdk) maps that weight
+# memory ("wmem", 4 MiB) into the cluster's address space, so the cluster's DMA reaches it as well as the engine.
+# `siracusa-mram` is the siracusa-like chip with that level.
+SIRACUSA_MRAM_CHIP = dataclasses.replace(
+    SIRACUSA_CHIP,
+    name="siracusa-mram",
+    mram_bytes=4 * MB,           # source: siracusa-soc/pulp-sdk gap-configs siracusa.json "wmem" 0x10400000 size 0x400000, MRAM at offset 0 (tests/wmem_range_test); 4 MiB in Prasad et al. as recalled
+    mram_bytes_per_cycle=32.0,   # ASSUMED: a 256-bit port at the cluster clock, as the NPU streamer (siracusa_engines.py); GVSoC's N-EUREKA reads wmem through its own port (wmem_out)
+    e_mram_pj_per_byte=10.0,     # ASSUMED: embedded STT-MRAM read ~1 pJ/bit plus the interconnect
+)
+
+SIRACUSA_MRAM = dataclasses.replace(
+    SIRACUSA_LIKE,
+    name="siracusa-mram",
+    description="siracusa-like with Siracusa's 4 MiB on-chip MRAM as the weights level (JSSC 2024); "
+                "compiled as rv32imac, simulated with `slmc simulate -t siracusa-mram`",
+    flash=MemoryLevel("flash", RV32IMAC.flash.origin, SIRACUSA_MRAM_CHIP.mram_bytes),
+    notes=("MRAM is emulated as the 4 MB flash region (read in place by the emulator)",
+           "L1 is emulated as a static array in SRAM; DMA transfers are memcpy on the emulator"),
+    # weights live in the slowest level (plan/levels.py): here the on-chip MRAM instead of off-chip L3
+    levels=(SIRACUSA_LIKE.levels[0], SIRACUSA_LIKE.levels[1],
+            Level("MRAM", SIRACUSA_MRAM_CHIP.mram_bytes, SIRACUSA_MRAM_CHIP.mram_bytes_per_cycle, 20, dma=True,
+                  memory="flash")),  # latency ASSUMED
+)
+
+SYSTEMS: dict[str, tuple[ChipModel, LinkModel]] = {SIRACUSA_LIKE.name: (SIRACUSA_CHIP, MIPI_LINK),
+                                                   SIRACUSA_MRAM.name: (SIRACUSA_MRAM_CHIP, MIPI_LINK)}
 
 TARGETS.setdefault(SIRACUSA_LIKE.name, SIRACUSA_LIKE)
+TARGETS.setdefault(SIRACUSA_MRAM.name, SIRACUSA_MRAM)

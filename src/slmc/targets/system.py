@@ -29,6 +29,10 @@ class ChipModel:
     weight_bytes: int = 1
     act_bytes: int = 1
     kv_bytes: int = 1
+    # on-chip non-volatile weight memory (Siracusa's at-MRAM neural engine); 0 bytes: the chip has none
+    mram_bytes: int = 0
+    mram_bytes_per_cycle: float = 0.0   # read port into L1 (cluster DMA / NPU streamer)
+    e_mram_pj_per_byte: float = 0.0
 
     @property
     def l2_budget(self) -> int:
