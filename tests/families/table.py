@@ -19,9 +19,8 @@ from figures import ROUTES  # noqa: E402
 
 START, END = "<!-- families-table:start -->", "<!-- families-table:end -->"
 # what a route refuses, by family (tests/onnx/test_onnx_families.py::test_refused_features checks the errors)
-REFUSED = {(f, r): "refused: scaled RoPE" for f in ("llama3_2", "phi3_5") for r in ("onnx", "onnx_past")}
-REFUSED |= {(f, r): "MoE: not measured" for f in ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe")
-            for r in ("onnx", "onnx_past")}
+REFUSED = {(f, r): "MoE: not measured" for f in ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe")
+           for r in ("onnx", "onnx_past")}
 
 
 def render(figures: dict[str, dict[str, float]]) -> str:

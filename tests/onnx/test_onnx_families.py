@@ -10,7 +10,8 @@ from the real config, shrunk; a plain `torch.onnx.export`, dynamic sequence axis
   transformers within 1e-4, past every window (Mistral's window set to 8 here, GPT-Neo's local layers 8);
 - the export with past keys and values (the Optimum layout; hf_exports.export_past): the same, against
   onnxruntime run autoregressively with its own past;
-- what slmc does not read from ONNX (scaled RoPE tables: Llama 3.2, Phi-3.5) is one line naming the feature.
+- scaled RoPE (Llama 3.2's llama3 scaling, Phi-3.5's LongRoPE) is read as the frequencies and attention factor
+  of the tables the exporter baked into the graph, and agrees with transformers' own inverse frequencies.
 Each test records its figure for README's families x routes table (tests/families/figures.py, table.py).
 """
 
@@ -34,19 +35,20 @@ from families.figures import record  # noqa: E402
 pytestmark = pytest.mark.slow
 PROMPT, DECODE, TOL = [1, 17, 42, 99], 16, 1e-4
 FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gpt2", "gpt_neox", "opt", "gpt_neo", "olmo",
-            "stablelm", "phi", "granite", "smollm3", "gemma2", "gemma3", "olmo2"]
+            "stablelm", "phi", "granite", "smollm3", "gemma2", "gemma3", "olmo2", "llama3_2", "phi3_5"]
 PAST = FAMILIES
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory):
-    """(family, past) -> (transformers model, its ONNX export), once per module."""
-    models: dict[str, object] = {}
+    """(family, past) -> (transformers model, its ONNX export), once per module. Each export gets a model of its
+    own (seeded: the same weights), since exporting may leave state on a model (Phi-3.5's LongRoPE sets its
+    rotary module's long_inv_freq while traced, and a second export of that model then fails)."""
     cache: dict[tuple[str, bool], tuple[object, Path]] = {}
 
     def get(name: str, past: bool) -> tuple[object, Path]:
         if (name, past) not in cache:
-            model = models.setdefault(name, hx.make_family(name))
+            model = hx.make_family(name)
             path = tmp_path_factory.mktemp(name) / f"{name}{'-past' if past else ''}.onnx"
             cache[name, past] = (model, hx.export_past(model, path) if past else hx.export(model, path, True))
         return cache[name, past]
@@ -106,10 +108,18 @@ def test_windows_are_read_from_the_masks(exported) -> None:
     assert (g2.attn_softcap, g2.logit_softcap) == (50.0, 30.0)
 
 
-@pytest.mark.parametrize("name,feature", [("llama3_2", "scaled rope"), ("phi3_5", "scaled rope")])
-def test_refused_features(name: str, feature: str, exported, tmp_path: Path) -> None:
-    _, path = exported(name, False)
-    one_line_error(run_slmc("compile", path, "-t", "host", "-o", tmp_path / "out"), feature)
+@pytest.mark.parametrize("name", ["llama3_2", "phi3_5"])
+def test_scaled_rope_is_read_from_the_tables(name: str, exported) -> None:
+    """The frequencies read from the graph's cos/sin tables are transformers' own scaled inverse frequencies
+    (float32), and the attention factor its own."""
+    from slmc.frontend.onnx_import import load
+
+    model, path = exported(name, False)
+    s = load(path).config.rope_scaling
+    rotary = model.model.rotary_emb
+    want = rotary.inv_freq.float().numpy()
+    assert s.kind == "explicit" and np.abs(np.asarray(s.frequencies) - want).max() <= 1e-6 * want.max()
+    assert s.attention_factor == pytest.approx(float(getattr(rotary, "attention_scaling", 1.0)), rel=1e-6)
 
 
 def test_tinystories_shaped_windows_at_the_full_context(tmp_path: Path) -> None:

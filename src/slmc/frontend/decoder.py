@@ -23,7 +23,7 @@ Weight = "np.ndarray | Q8Tensor"
 class RopeScaling:
     """RoPE frequency scaling as transformers' modeling_rope_utils defines it; frontend/rope.py computes the
     cos/sin tables from it. Only the kinds that are static tables at a fixed context are here (see rope.py)."""
-    kind: str = "none"                    # none | linear | dynamic | llama3 | yarn | longrope
+    kind: str = "none"                    # none | linear | dynamic | llama3 | yarn | longrope | explicit
     factor: float = 1.0
     original_max_positions: int = 0       # the pretraining context (dynamic: max_position_embeddings)
     low_freq_factor: float = 1.0          # llama3
@@ -33,6 +33,7 @@ class RopeScaling:
     truncate: bool = True                 # yarn
     attention_factor: float = 1.0         # yarn, longrope: multiplies cos and sin
     short_factor: tuple[float, ...] = ()  # longrope: one divisor per frequency
+    frequencies: tuple[float, ...] = ()   # explicit: the inverse frequencies themselves (an ONNX graph's tables)
 
     def validate(self, seq_len: int, head_dim: int) -> None:
         from slmc.errors import SlmcError
@@ -59,6 +60,11 @@ class RopeScaling:
                 _is_real(v) and 0 < float(v) < math.inf for v in self.short_factor):
             raise SlmcError(f"rope scaling short_factor is {_show(self.short_factor)}, expected {want} positive "
                             "numbers (one per frequency)", fix)
+        want = head_dim // 2 if self.kind == "explicit" else 0
+        if not isinstance(self.frequencies, tuple) or len(self.frequencies) != want or not all(
+                _is_real(v) and 0 < float(v) < math.inf for v in self.frequencies):
+            raise SlmcError(f"rope scaling frequencies are {_show(self.frequencies)}, expected {want} positive "
+                            "numbers", fix)
         if self.kind in ("dynamic", "longrope") and seq_len > orig:
             # beyond that length transformers switches the frequencies with the sequence's length, so one
             # static table would be wrong for some prefix of every longer sequence
@@ -271,7 +277,7 @@ def _feature_checks(cfg: "DecoderConfig", fix: str) -> None:
                 isinstance(b, (bool, np.bool_)) for b in v):
             raise SlmcError(f"{name} is {_show(v)}, expected one true/false per layer ({cfg.n_layers})", fix)
 POSITIONS = ("rope", "learned")
-ROPE_SCALINGS = ("none", "linear", "dynamic", "llama3", "yarn", "longrope")
+ROPE_SCALINGS = ("none", "linear", "dynamic", "llama3", "yarn", "longrope", "explicit")
 
 
 def _is_int(v: object) -> bool:

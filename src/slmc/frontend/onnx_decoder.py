@@ -17,11 +17,11 @@ tables become constants), and then read along the residual stream:
   weight is the embedding's; logits times a multiplier).
 
 What the structure does not say (RoPE pairing, base and rotated part, the GELU form) is read from the
-constants, and the sliding windows from the attention masks of the graph imported at the model's context
+constants (a RoPE whose tables are not the standard ones for any base, as llama3, YaRN, LongRoPE or linear
+scaling bake them, keeps the tables' own frequencies and attention factor: frontend/onnx_positions.py), and the sliding windows from the attention masks of the graph imported at the model's context
 (onnx_mask.py). The reading is then VERIFIED: the graph itself runs on the numpy twins for a probe sequence
 (and past a short window) and must give the logits of the reconstructed model (slmc.frontend.logits). What
-is not read (soft-capping, sandwich and post norms, scaled RoPE, per-layer RoPE bases) is a one-line error
-naming it.
+is not read is a one-line error naming it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 
 from slmc.errors import SlmcError
-from slmc.frontend.decoder import DecoderConfig, DecoderModel, LayerWeights
+from slmc.frontend.decoder import DecoderConfig, DecoderModel, LayerWeights, RopeScaling
 from slmc.frontend.onnx_blocks import (NotADecoder, attention, const, ffn, first_linear_after, linears_reading,
                                        norm_of, norms_of, picked_rows, residual, row_pick, stream_norm, views_of)
 from slmc.frontend.onnx_features import embed_scale, learned_positions, qk_norm, scaled, score_scale, softcap
@@ -148,13 +148,16 @@ def read_decoder(g: Graph, tables: list[np.ndarray], source: str, wins: list[int
         vocab_size=vocab, seq_len=pos_emb.shape[0] if pos_emb is not None else DEFAULT_SEQ_LEN,
         norm=norm.kind, norm_eps=norm.eps, ffn=act, pos="rope" if rope else "learned",
         rope_theta=rope[0] if rope else 10000.0, rope_interleaved=rope[1] if rope else True,
+        rope_scaling_=rope[3] if rope else RopeScaling(),
         head_dim_=0 if nh * hd == dim else hd, qk_norm=qkn, parallel_residual=parallel,
         rotary_dim=rot if rope and rot != hd else 0, embed_scale=escale, residual_scale=rscales.pop(),
         logit_scale=lscale, rope_layers=() if len({r is None for r in ropes}) == 1 else tuple(r is not None for r in ropes),
         norm_place=place, attn_softcap=cap, logit_softcap=lcap, rope_local_theta=local,
         attn_scale=0.0 if abs(scale * np.sqrt(hd) - 1.0) < 1e-5 else scale)
     tied = head.w.shape == tok.shape and np.array_equal(head.w, tok)
-    notes = [f"read from ONNX: {len(layers)} layers, {'RoPE (theta %g)' % cfg.rope_theta if rope else 'learned positions'}, "
+    pos_note = ("RoPE at the frequencies of the graph's own tables (a scaled RoPE)" if rope and rope[3].kind == "explicit"
+                else f"RoPE (theta {cfg.rope_theta:g})" if rope else "learned positions")
+    notes = [f"read from ONNX: {len(layers)} layers, {pos_note}, "
              f"{cfg.ffn}, {norm.kind} norm (eps {norm.eps:g}), {'tied' if tied else 'separate'} classifier"
              + "".join(f", {f}" for f in cfg.features())]
     if pos_emb is None:
@@ -164,7 +167,7 @@ def read_decoder(g: Graph, tables: list[np.ndarray], source: str, wins: list[int
                         notes=notes)
 
 
-def _ropes(ropes: list, wins: list[int] | None) -> tuple[tuple[float, bool, int] | None, float]:
+def _ropes(ropes: list, wins: list[int] | None) -> tuple[tuple[float, bool, int, RopeScaling] | None, float]:
     """The RoPE of the layers that have one, and the base of the windowed layers where it differs (0: none)."""
     on = {r for r in ropes if r is not None}
     if len(on) <= 1:

@@ -4,8 +4,11 @@ tables gathered at indices the sequence length alone decides, and the RoPE table
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from slmc.frontend.decoder import RopeScaling
 from slmc.frontend.onnx_blocks import NotADecoder, const
 from slmc.ir import Graph, Value, ValueKind
 
@@ -33,9 +36,11 @@ def position_tables(g: Graph) -> list[np.ndarray]:
             and not data_dependent(n.inputs[1])]  # type: ignore[arg-type]
 
 
-def rope_of(q_out: Value, scores_in: Value, seq: int, hd: int) -> tuple[float, bool, int] | None:
-    """(theta, interleaved, rotated features) from the cos/sin tables multiplied into q on its way to the
-    scores (the rotated features: hd, or the first few of each head: partial rotary)."""
+def rope_of(q_out: Value, scores_in: Value, seq: int, hd: int) -> tuple[float, bool, int, RopeScaling] | None:
+    """(theta, interleaved, rotated features, scaling) from the cos/sin tables multiplied into q on its way to the
+    scores (the rotated features: hd, or the first few of each head: partial rotary). Tables of the standard
+    frequencies for some base give that base and no scaling; other tables (llama3, YaRN, LongRoPE, linear: any
+    scaling the exporter baked in) give their own frequencies and attention factor (RopeScaling "explicit")."""
     tables, seen, todo = [], set(), [scores_in]
     while todo:
         u = todo.pop()
@@ -54,19 +59,42 @@ def rope_of(q_out: Value, scores_in: Value, seq: int, hd: int) -> tuple[float, b
     rot = sin.shape[1]
     half = rot // 2
     if np.array_equal(sin[:, :half], sin[:, half:]):
-        interleaved, freqs = False, sin[1, :half]
+        interleaved, cols = False, slice(0, half)
     elif np.array_equal(sin[:, 0::2], sin[:, 1::2]):
-        interleaved, freqs = True, sin[1, 0::2]
+        interleaved, cols = True, slice(0, None, 2)
     else:
         raise NotADecoder("the RoPE sin table pairs neither (i, i + d/2) nor (2i, 2i + 1)")
     if half < 2 or seq < 2:
         raise NotADecoder("the RoPE base cannot be read from so short a table")
+    freqs = sin[1, cols]
     f = float(np.arcsin(np.float64(freqs[half - 1])))       # theta ** (-2 (half - 1) / rot)
-    theta = float(f"{f ** (-rot / (2.0 * (half - 1))):.5g}")
+    theta = float(f"{f ** (-rot / (2.0 * (half - 1))):.5g}") if f > 0 else 10000.0
     from slmc.frontend.rope import tables as rope_tables
 
     _, want = rope_tables(seq, rot, theta)
-    if np.abs(want - (sin[:, :half] if not interleaved else sin[:, 0::2])).max() > 1e-4:
-        raise NotADecoder(f"the RoPE table is not the standard one for any base (best guess {theta:g}): scaled RoPE "
-                          "(llama3, YaRN, LongRoPE, linear, dynamic) is not read from ONNX; compile the HF folder")
-    return theta, interleaved, rot
+    if np.abs(want - sin[:, cols]).max() <= 1e-4:
+        return theta, interleaved, rot, RopeScaling()
+    cos = next((t for t in tables if t.shape == sin.shape and t[0, 0] > 0 and np.all(t[0] == t[0, 0])), None)
+    if cos is None:
+        raise NotADecoder("the RoPE sin table is not the standard one for any base and no cos table starts at a "
+                          "constant: the rotary embedding is not read")
+    scaling = _explicit(sin[:, cols].astype(np.float64), cos[:, cols].astype(np.float64))
+    got_cos, got_sin = rope_tables(seq, rot, theta, scaling)
+    if max(np.abs(got_sin - sin[:, cols]).max(), np.abs(got_cos - cos[:, cols]).max()) > 1e-4:
+        raise NotADecoder("the RoPE tables are not a rotation at fixed frequencies per position: the rotary "
+                          "embedding is not read")
+    return theta, interleaved, rot, scaling
+
+
+def _explicit(sin: np.ndarray, cos: np.ndarray) -> RopeScaling:
+    """The frequencies (float32) and attention factor of tables sin[t, i] = a sin(t f_i), cos[t, i] = a cos(t f_i):
+    f_i from the angle at position 1, refined by the angle at the last position (its error shrinks with t)."""
+    a = float(cos[0, 0])
+    f1 = np.arctan2(sin[1], cos[1])
+    t = sin.shape[0] - 1
+    last = np.arctan2(sin[t], cos[t])
+    f = (last + 2 * np.pi * np.round((f1 * t - last) / (2 * np.pi))) / t
+    if not (np.all(np.isfinite(f)) and np.all(f > 0) and math.isfinite(a) and a > 0):
+        raise NotADecoder("the RoPE tables do not rotate at positive frequencies")
+    return RopeScaling(kind="explicit", attention_factor=float(np.float32(a)),
+                       frequencies=tuple(float(x) for x in f.astype(np.float32)))

@@ -15,6 +15,8 @@ Kinds, and why each is exact as one static table:
   refuses a longer context.
 - longrope (Phi-3 128k): short_factor up to original_max_position_embeddings, long_factor beyond, switched
   for the whole sequence by its current length: static only up to that length, which DecoderConfig enforces.
+- explicit: the inverse frequencies (and attention factor) as given, read from the cos/sin tables an ONNX
+  exporter baked into the graph (frontend/onnx_positions.py): whatever scaling made them, the graph's.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def inv_freq(head_dim: int, theta: float, s: RopeScaling = RopeScaling()) -> np.
         return _yarn(head_dim, theta, pos, s)
     if s.kind == "longrope":
         return (F32(1.0) / (np.asarray(s.short_factor, F32) * pos)).astype(F32)
+    if s.kind == "explicit":
+        return np.asarray(s.frequencies, F32)
     raise AssertionError(s.kind)  # DecoderConfig.validate admits only the kinds above
 
 
