@@ -317,6 +317,8 @@ FOLD_ONLY = {
     "GlobalAveragePool": "becomes ReduceMean over the spatial axes", "GlobalMaxPool": "becomes ReduceMax over the spatial axes",
     "BatchNormalization": "folded into the Conv or Gemm before it where it can be",
     "Upsample": "becomes Resize (Resize-10's semantics)",
+    "QLinearConv": "becomes ConvInteger + Requantize (frontend/onnx_qlinear.py)",
+    "QLinearMatMul": "becomes MatMulInteger + Requantize (frontend/onnx_qlinear.py)",
 }
 
 

@@ -23,10 +23,12 @@ from slmc.ir import Value
 # kernels/onnx.py, the rest (Shape, Range, ...) must fold to constants before code generation
 SUPPORTED: frozenset[str] = frozenset("""
 Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast CastLike Ceil Celu
-Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum Div Dropout Elu Equal Erf Exp Expand Flatten
+Clip Concat Constant ConstantOfShape Conv ConvInteger ConvTranspose Cos Cosh CumSum DequantizeLinear Div Dropout Elu
+Equal Erf Exp Expand Flatten
 Floor Gather GatherND Gelu Gemm GlobalAveragePool GlobalMaxPool Greater GreaterOrEqual GroupNormalization HardSigmoid
-HardSwish Identity InstanceNormalization IsInf IsNaN LayerNormalization LeakyRelu Less LessOrEqual Log LogSoftmax MatMul Max MaxPool Mean Min Mish Mod Mul Neg Not Or Pad
-Pow PRelu Range Reciprocal ReduceL1 ReduceL2
+HardSwish Identity InstanceNormalization IsInf IsNaN LayerNormalization LeakyRelu Less LessOrEqual Log LogSoftmax MatMul
+MatMulInteger Max MaxPool Mean Min Mish Mod Mul Neg Not Or Pad
+Pow PRelu QLinearConv QLinearMatMul QuantizeLinear Range Reciprocal ReduceL1 ReduceL2
 ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape
 Resize Round Selu Shape Sigmoid Sign Sin Sinh Size Slice Softmax Softplus Softsign Split Sqrt Squeeze Sub Sum Tan Tanh
 ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
@@ -265,6 +267,7 @@ CANON: dict[str, Callable[[NodeIn], None]] = {
     "Resize": _resize,
     "Upsample": _resize,
     "GroupNormalization": _group_norm,
+    "ConvInteger": lambda n: n.attrs.setdefault("kernel_shape", list(n.inputs[1].shape[2:])),  # type: ignore[union-attr]
 }
 
 

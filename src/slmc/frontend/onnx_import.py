@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 
 from slmc.errors import SlmcError
-from slmc.frontend import onnx_convention, onnx_deeploy, onnx_fold, onnx_past
+from slmc.frontend import onnx_convention, onnx_deeploy, onnx_fold, onnx_past, onnx_qdq, onnx_qlinear
 from slmc.frontend.onnx_canon import SUPPORTED, NodeIn, canonicalize
 from slmc.frontend.onnx_read import check_model, dtype_of, node_order, normalise_attributes, read_model, tensor_array
 from slmc.ir import DType, Graph, TensorType, Value, ValueKind
@@ -148,6 +148,8 @@ class _Importer:
         gp = self.model.graph
         normalise_attributes(self.model)  # a single int where a list is declared: a list of one (onnx_read.py)
         check_model(self.model)  # names defined once, no cycle, arity and attribute types (onnx_read.py)
+        self.model = onnx_qdq.fuse(self.model)  # QDQ groups in the QOperator form, as onnxruntime fuses them
+        gp = self.model.graph
         inits = {t.name for t in gp.initializer}
         for t in gp.initializer:
             self.values[t.name] = self.g.add_const(t.name, _array(t, f"initializer {quote(t.name)}"))
@@ -220,9 +222,13 @@ class _Importer:
     def _node(self, node: onnx.NodeProto, name: str) -> None:
         op = node.op_type
         custom = onnx_deeploy.op_name(node.domain, op)  # Deeploy's integer operators (and two float ones)
-        if custom is None and node.domain not in ("", "ai.onnx"):
+        lowered = custom is None and onnx_qlinear.handles(node.domain, op)  # QOperator nodes (onnx_qlinear.py)
+        refused = None if custom is not None or lowered else onnx_qlinear.refuse_quantized(node.domain, op, name)
+        if refused is not None:  # a quantized operator slmc has no integer lowering for: named, with the fix
+            raise refused
+        if custom is None and not lowered and node.domain not in ("", "ai.onnx"):
             raise unsupported(f"{node.domain}.{op}", name)
-        if custom is None and op not in SUPPORTED:
+        if custom is None and not lowered and op not in SUPPORTED:
             self._fold_foreign(node, name)  # an exporter's shape-only helper becomes constants (onnx_fold.py)
             return
         attrs = self._attrs(node, name)
@@ -241,6 +247,12 @@ class _Importer:
         while outs and not outs[-1]:
             outs.pop()
         outs = [o or f"{name}.unused{k}" for k, o in enumerate(outs)]
+        if lowered:
+            self.values[outs[0]] = onnx_qlinear.lower(op, name, ins, attrs, outs[0], self._add, self._const,
+                                                      self._value_of)
+            return
+        if op in ("QuantizeLinear", "DequantizeLinear"):
+            ins, attrs = onnx_qlinear.canonical_quantize(op, ins, attrs, self._const, self._add, name)
         if onnx_convention.softmax_last_axis(self.convention.name, op, self.opset, attrs):
             attrs["axis"] = -1  # (with opset < 13's coercion to 2-D from the last axis: over the last axis)
             self.applied.append(f"Softmax node {quote(name)} (no axis, opset {self.opset}): over the last axis, "

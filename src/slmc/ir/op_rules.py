@@ -311,6 +311,7 @@ def _integer_mean(c: Ctx) -> list[TensorType]:
 
 def _registry() -> dict[str, Spec]:
     from slmc.ir import op_rules_index as ix
+    from slmc.ir import op_rules_quant as q
     from slmc.ir import op_rules_spatial as sp
     from slmc.ir import op_rules_tensor as t
 
@@ -341,6 +342,11 @@ def _registry() -> dict[str, Spec]:
         "AveragePool": Spec(1, 1, 1, 1, sp.average_pool), "BatchNormalization": Spec(5, 5, 1, 3, sp.batch_norm),
         "ConvTranspose": Spec(2, 3, 1, 1, sp.conv_transpose), "InstanceNormalization": Spec(3, 3, 1, 1, sp.group_norm),
         "GroupNormalization": Spec(3, 3, 1, 1, sp.group_norm), "Resize": Spec(3, 3, 1, 1, sp.resize),
+        "QuantizeLinear": Spec(2, 3, 1, 1, q.quantize_linear), "DequantizeLinear": Spec(2, 3, 1, 1, q.dequantize_linear),
+        "ConvInteger": Spec(2, 4, 1, 1, q.conv_integer), "MatMulInteger": Spec(2, 4, 1, 1, q.matmul_integer),
+        "Requantize": Spec(3, 4, 1, 1, q.requantize),
+        "QLinearGlobalAveragePool": Spec(4, 4, 1, 1, q.qlinear_global_average_pool),
+        "QLinearAdd": Spec(3, 3, 1, 1, q.qlinear_add),
         **{op: Spec(1, 1, 1, 1, _unary) for op in INT_UNARY},
         "RequantShift": Spec(3, 3, 1, 1, t.params_onto_x), "iRMSNorm": Spec(2, 2, 1, 1, t.params_onto_x),
         "iLayerNorm": Spec(3, 3, 1, 1, t.params_onto_x), "RMSNorm": Spec(2, 2, 1, 1, t.params_onto_x),

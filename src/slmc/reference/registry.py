@@ -26,6 +26,7 @@ def _load_all() -> None:
     from slmc.reference import int_llm_ops, onnx_index_ops, onnx_ops, onnx_tensor_ops  # noqa: F401
     from slmc.reference import deeploy_ops  # noqa: F401
     from slmc.reference import onnx_spatial_ops  # noqa: F401
+    from slmc.reference import quant_ops  # noqa: F401  (QDQ and QOperator models)
     from slmc.reference import batch_ops  # noqa: F401  (the per-row forms of a batched step)
 
 

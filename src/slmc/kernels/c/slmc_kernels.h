@@ -90,6 +90,18 @@ static inline int64_t slmc_ldt(const void *p, int t, size_t i) {
     }
 }
 
+/* The last step of onnxruntime's quantizing kernels (MlasQuantizeLinear, MlasRequantizeOutput): clamp v to
+ * [lo - zp, hi - zp] in float, round half to even, add zp. Adding and subtracting 1.5 * 2^23 leaves the
+ * integer nearest to v (ties to even) under IEEE's default rounding, for |v| < 2^22, which the clamp ensures;
+ * no libm call, so it is the same on every target. A NaN gives zp. */
+static inline int32_t slmc_quant_round(float v, int32_t zp, int32_t lo, int32_t hi) {
+    float flo = (float)(lo - zp), fhi = (float)(hi - zp);
+    if (v != v) v = 0.0f;
+    if (v < flo) v = flo;
+    if (v > fhi) v = fhi;
+    return (int32_t)((v + 12582912.0f) - 12582912.0f) + zp;
+}
+
 /* the value fits the output type: the importer proved its range */
 static inline void slmc_stt(void *p, int t, size_t i, int64_t v) {
     switch (t) {

@@ -1,0 +1,19 @@
+#include "slmc_kernels.h"
+
+/* ONNX DequantizeLinear, an integer type t (cast.c's codes: 2 i8, 3 u8, 4 i16, 5 u16, 6 i32) -> float32:
+ * y = (float)(x - zp) * scale, the difference taken in int32 as onnxruntime does. x is [outer, ch, inner];
+ * the scale (sm) and the zero point (zm) each hold one value (mode 0), one per element of the axis (1), or one
+ * per element of x (2: blocked quantization, gathered); zp may be NULL. */
+
+void slmc_dequantize_linear(float *y, const void *x, int t, const float *s, int sm, const void *zp, int zm,
+                            size_t outer, size_t ch, size_t inner) {
+    for (size_t o = 0; o < outer; o++)
+        for (size_t c = 0; c < ch; c++) {
+            size_t at = (o * ch + c) * inner;
+            for (size_t i = 0; i < inner; i++) {
+                size_t e = at + i, ks = sm == 2 ? e : sm == 1 ? c : 0, kz = zm == 2 ? e : zm == 1 ? c : 0;
+                int32_t z = zp ? (int32_t)slmc_ldt(zp, t, kz) : 0;
+                y[e] = (float)((int32_t)slmc_ldt(x, t, e) - z) * s[ks];
+            }
+        }
+}
