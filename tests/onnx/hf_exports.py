@@ -161,7 +161,8 @@ def ort_logits(path: Path, ids: list[int]) -> np.ndarray:
 
 def ort_logits_with_past(path: Path, ids: list[int], prompt: int) -> np.ndarray:
     """onnxruntime's logits [len(ids), V] of a past-key-value export run as a generator runs it: the prompt
-    with an empty past, then one token at a time, feeding each step's present.N.* back as past_key_values.N.*."""
+    with an empty past, then one token at a time, feeding each step's present.N.* back as past_key_values.N.*
+    (a merged decoder: with use_cache_branch true)."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path))
@@ -171,9 +172,50 @@ def ort_logits_with_past(path: Path, ids: list[int], prompt: int) -> np.ndarray:
     rows, pos = [], 0
     for chunk in [ids[:prompt]] + [[t] for t in ids[prompt:]]:
         feed = {"input_ids": np.array([chunk], np.int64), "attention_mask": np.ones((1, pos + len(chunk)), np.int64),
-                "position_ids": np.arange(pos, pos + len(chunk), dtype=np.int64)[None], **past}
+                "position_ids": np.arange(pos, pos + len(chunk), dtype=np.int64)[None],
+                "use_cache_branch": np.array([True]), **past}
         res = sess.run(None, {i.name: feed[i.name] for i in ins})
         rows.append(res[0][0])
         pos += len(chunk)
         past = {o.replace("present", "past_key_values"): r for o, r in zip(outs, res) if o.startswith("present")}
     return np.concatenate(rows)
+
+
+def merge_past(past: Path, out: Path) -> Path:
+    """A merged decoder in Optimum's layout (decoder_model_merged.onnx) from a past-key-value export: an `If` on
+    a boolean input use_cache_branch, the export itself as then_branch (with past) and, as else_branch, a copy
+    whose logits are multiplied by 0 (Optimum's is the decoder without past: any other graph with the same
+    outputs would do here, and a wrong one shows if a reader takes that branch)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    m = onnx.load(str(past))
+    g = m.graph
+    then = helper.make_graph(list(g.node), "with_past", [], list(g.output), list(g.initializer))
+    prefix = {n: f"else/{n}" for node in g.node for n in node.output} | {t.name: f"else/{t.name}" for t in g.initializer}
+    other = []
+    for node in g.node:
+        c = onnx.NodeProto()
+        c.CopyFrom(node)
+        c.input[:] = [prefix.get(x, x) for x in node.input]
+        c.output[:] = [prefix.get(x, x) for x in node.output]
+        other.append(c)
+    inits = []
+    for t in g.initializer:
+        c = onnx.TensorProto()
+        c.CopyFrom(t)
+        c.name = prefix[t.name]
+        inits.append(c)
+    zero = helper.make_tensor("else/zero", TensorProto.FLOAT, [], [0.0])
+    logits = prefix[g.output[0].name]
+    other.append(helper.make_node("Mul", [logits, "else/zero"], ["else/logits_zeroed"]))
+    outs = [helper.make_tensor_value_info("else/logits_zeroed", TensorProto.FLOAT, None)]
+    outs += [helper.make_tensor_value_info(prefix[o.name], TensorProto.FLOAT, None) for o in g.output[1:]]
+    otherwise = helper.make_graph(other, "without_past", [], outs, inits + [zero])
+    flag = helper.make_tensor_value_info("use_cache_branch", TensorProto.BOOL, [1])
+    node = helper.make_node("If", ["use_cache_branch"], [o.name for o in g.output], name="optimum::if",
+                            then_branch=then, else_branch=otherwise)
+    merged = helper.make_graph([node], "merged", list(g.input) + [flag], list(g.output))
+    model = helper.make_model(merged, opset_imports=list(m.opset_import), ir_version=m.ir_version)
+    onnx.save(model, str(out))
+    return out

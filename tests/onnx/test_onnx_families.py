@@ -92,6 +92,19 @@ def test_past_export(name: str, exported, tmp_path: Path) -> None:
     assert err < TOL
 
 
+@pytest.mark.parametrize("name", ["llama", "gpt2"])
+def test_merged_past_export(name: str, exported, tmp_path: Path) -> None:
+    """Optimum's merged decoder (an If on use_cache_branch) compiles as its with-past branch: the same C as the
+    past export itself, and onnxruntime's logits (use_cache_branch true, run with its own past)."""
+    model, past = exported(name, True)
+    merged = hx.merge_past(past, tmp_path / "merged.onnx")
+    got, ids = _slmc_logits(merged, tmp_path / "m")
+    want = hx.ort_logits_with_past(merged, ids, len(PROMPT))
+    assert np.abs(got - want).max() < TOL and np.abs(want).max() > 0.5
+    plain, _ = _slmc_logits(past, tmp_path / "p")
+    assert np.array_equal(got, plain)
+
+
 def test_windows_are_read_from_the_masks(exported) -> None:
     """Mistral's window (every layer) and GPT-Neo's local layers, read at the context, not at the probe."""
     from slmc.frontend.onnx_import import load

@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 
 from slmc.errors import SlmcError
-from slmc.frontend import onnx_convention, onnx_deeploy, onnx_fold, onnx_past, onnx_qdq, onnx_qlinear
+from slmc.frontend import onnx_convention, onnx_deeploy, onnx_fold, onnx_merged, onnx_past, onnx_qdq, onnx_qlinear
 from slmc.frontend.onnx_canon import SUPPORTED, NodeIn, canonicalize
 from slmc.frontend.onnx_read import check_model, dtype_of, node_order, normalise_attributes, read_model, tensor_array
 from slmc.ir import DType, Graph, TensorType, Value, ValueKind
@@ -44,7 +44,7 @@ def load(path: Path, on_pass: "Callable[[str, Graph], None] | None" = None, conv
     (onnx_convention.py). A static graph's nodes are imported in their canonical order (onnx_read.node_order),
     so the order the file lists them in changes nothing."""
     onnx_convention.check(convention)
-    model = read_model(Path(path))
+    model = onnx_merged.inline_cache_branch(read_model(Path(path)))  # Optimum's merged decoder: its with-past branch
     if dynamic_dims(model):
         from slmc.frontend import onnx_decoder
 
