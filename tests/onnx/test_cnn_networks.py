@@ -4,15 +4,20 @@ compiled by slmc and run, against onnxruntime within 1e-4 (issue 20):
   depthwise-separable blocks, each depthwise 3x3 + BatchNorm + ReLU, pointwise 1x1 + BatchNorm + ReLU;
   average pool; a linear classifier) over a 49x10 MFCC map;
 - a 1-D convolutional autoencoder with BatchNorm and ConvTranspose (the DCASE anomaly-detection style:
-  Conv1d/BN/ReLU down, ConvTranspose1d/BN/ReLU up).
-Both in eval mode, so every BatchNormalization folds into its Conv (passes/fold_batchnorm.py) or, after a
+  Conv1d/BN/ReLU down, ConvTranspose1d/BN/ReLU up);
+- MobileNetV2 at width 0.35 on 3x96x96 (Sandler et al., arXiv 1801.04381; written from the paper in torchvision's
+  structure: ReLU6 as Clip, inverted residuals with their residual Add, global average pool, Gemm);
+- a Compact Convolutional Transformer, CCT-2 (Hassani et al., arXiv 2104.05704: conv tokenizer with MaxPool,
+  LayerNorm, multi-head self-attention, GELU (Erf or Gelu by exporter), sequence pooling) on 3x32x32.
+The builders are tests/onnx/cnn_nets.py. All in eval mode, so every BatchNormalization folds into its Conv (passes/fold_batchnorm.py) or, after a
 ConvTranspose, runs as its own kernel. A copy with its nodes shuffled compiles to the same C. The slow tier
-also runs the DS-CNN on the Cortex-M33 and the autoencoder on RV32IMAC under QEMU."""
+runs every network on the Cortex-M33 and on RV32IMAC under QEMU."""
 
 from __future__ import annotations
 
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,51 +32,18 @@ rt = pytest.importorskip("onnxruntime")
 nn = torch.nn
 
 
-def ds_cnn(classes: int = 12, width: int = 32, blocks: int = 3) -> "nn.Module":
-    layers = [nn.Conv2d(1, width, (10, 4), stride=(2, 2), padding=(5, 1), bias=False), nn.BatchNorm2d(width), nn.ReLU()]
-    for _ in range(blocks):
-        layers += [nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-                   nn.Conv2d(width, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, classes)]
-    return nn.Sequential(*layers)
+sys.path.append(str(Path(__file__).parent))
+from cnn_nets import NETWORKS, Autoencoder1d, ds_cnn  # noqa: E402,F401  (the builders live beside the tests)
 
-
-class Autoencoder1d(nn.Module):
-    def __init__(self, ch: int = 4, width: int = 16) -> None:
-        super().__init__()
-        self.enc = nn.Sequential(nn.Conv1d(ch, width, 5, stride=2, padding=2), nn.BatchNorm1d(width), nn.ReLU(),
-                                 nn.Conv1d(width, 2 * width, 3, stride=2, padding=1), nn.BatchNorm1d(2 * width), nn.ReLU(),
-                                 nn.MaxPool1d(2))
-        self.dec = nn.Sequential(nn.ConvTranspose1d(2 * width, 2 * width, 2, stride=2), nn.BatchNorm1d(2 * width), nn.ReLU(),
-                                 nn.ConvTranspose1d(2 * width, width, 4, stride=2, padding=1), nn.BatchNorm1d(width), nn.ReLU(),
-                                 nn.ConvTranspose1d(width, ch, 5, stride=2, padding=2, output_padding=1))
-
-    def forward(self, x: "torch.Tensor") -> "torch.Tensor":
-        return self.dec(self.enc(x))
-
-
-NETS = {"ds_cnn": (ds_cnn, (1, 1, 49, 10)), "autoencoder_1d": (Autoencoder1d, (1, 4, 64))}
-
-
-def _randomise_bn(model: "nn.Module", seed: int) -> None:
-    """Trained-looking BatchNorm statistics (a fresh layer's are 0 and 1, which folding would not test)."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.randn(n, generator=g) * 0.5 + 1)
-            m.bias.data.copy_(torch.randn(n, generator=g) * 0.2)
+NETS = ["ds_cnn", "autoencoder_1d", "mobilenet_v2", "cct_2"]
+# BatchNormalization nodes left after folding (those after a ConvTranspose run as their own kernel)
+BN_LEFT = {"ds_cnn": 0, "autoencoder_1d": 2, "mobilenet_v2": 0}
+MARKERS = {"mobilenet_v2": ("Clip", "Add", "ReduceMean"), "cct_2": ("MaxPool", "LayerNormalization", "Softmax", "Erf")}
 
 
 def export(name: str, folder: Path) -> tuple[Path, np.ndarray]:
-    torch.manual_seed(20)
-    make, shape = NETS[name]
-    model = make()
-    _randomise_bn(model, 20)
-    model.eval()
-    x = torch.randn(*shape)
+    model, xn = NETWORKS[name]()
+    x = torch.from_numpy(xn)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.onnx"
     # torch's constant folding would fuse Conv and BatchNorm itself: off, so the file keeps them for slmc's pass
@@ -91,16 +63,18 @@ def _compile_run(path: Path, x: np.ndarray, target: str = "host") -> tuple[np.nd
     return got["output_0"], out
 
 
-@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("name", NETS)
 def test_network_matches_onnxruntime_and_shuffled_copy_compiles_the_same(name: str, tmp_path: Path) -> None:
     path, x = export(name, tmp_path / "net")
     want = _ort(path, x)
     got, out = _compile_run(path, x)
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
-    assert any(n.op_type == "BatchNormalization" for n in onnx.load(str(path)).graph.node)
     ops = [n.op for n in load(path).nodes]
-    assert "Conv" in ops and ops.count("BatchNormalization") == (2 if name == "autoencoder_1d" else 0), ops
+    assert "Conv" in ops and all(k in ops for k in MARKERS.get(name, ())), ops
+    if name in BN_LEFT:
+        assert any(n.op_type == "BatchNormalization" for n in onnx.load(str(path)).graph.node)
+        assert ops.count("BatchNormalization") == BN_LEFT[name], ops
     m = onnx.load(str(path))
     nodes = list(m.graph.node)
     random.Random(7).shuffle(nodes)
@@ -116,7 +90,8 @@ def test_network_matches_onnxruntime_and_shuffled_copy_compiles_the_same(name: s
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,target", [("ds_cnn", "cortex-m33"), ("autoencoder_1d", "rv32imac")])
+@pytest.mark.parametrize("target", ["cortex-m33", "rv32imac"])
+@pytest.mark.parametrize("name", NETS)
 def test_network_on_an_emulated_mcu(name: str, target: str, tmp_path: Path) -> None:
     tools = {"cortex-m33": ("arm-none-eabi-gcc", "qemu-system-arm"), "rv32imac": ("riscv64-unknown-elf-gcc", "qemu-system-riscv32")}
     if any(shutil.which(t) is None for t in tools[target]):
@@ -126,18 +101,32 @@ def test_network_on_an_emulated_mcu(name: str, target: str, tmp_path: Path) -> N
     np.testing.assert_allclose(got, _ort(path, x), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("name", NETS)
 def test_network_from_torchs_default_exporter(name: str, tmp_path: Path) -> None:
     """torch.onnx.export's default (torch.export-based, onnxscript) exporter writes other graphs: the same."""
     pytest.importorskip("onnxscript")
-    torch.manual_seed(20)
-    make, shape = NETS[name]
-    model = make()
-    _randomise_bn(model, 20)
-    model.eval()
-    x = torch.randn(*shape)
+    model, xn = NETWORKS[name]()
+    x = torch.from_numpy(xn)
     (tmp_path / "net").mkdir()
     path = tmp_path / "net" / "model.onnx"
     torch.onnx.export(model, (x,), str(path), input_names=["x"], output_names=["y"])
     got, _ = _compile_run(path, x.numpy())
     np.testing.assert_allclose(got, _ort(path, x.numpy()), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_instructions_of_one_inference_on_the_m33(tmp_path: Path) -> None:
+    """toolchain/graph_count.py: Unicorn counts main's one call of slmc_run_packed, split by kernel C file
+    (benchmarks/networks.py reports these counts)."""
+    pytest.importorskip("unicorn")
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("cortex-m33: cross compiler not installed (make toolchains)")
+    from slmc.toolchain.graph_count import count_graph
+
+    path, x = export("ds_cnn", tmp_path / "net")
+    _, out = _compile_run(path, x, "cortex-m33")
+    c = count_graph(out, {"x": x})
+    assert (c.target, c.counter, c.macs) == ("cortex-m33", "unicorn", 652384)
+    assert sum(k.macs for k in c.kernels) == c.macs and sum(k.calls for k in c.kernels) == 16
+    assert c.kernels[0].kernel == "conv_f32.c" and c.kernels[0].calls == 7
+    assert sum(k.instructions for k in c.kernels) < c.instructions < 20 * c.macs

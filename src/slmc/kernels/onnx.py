@@ -400,8 +400,8 @@ _reg(("Split",), ALL, "copy_nd.c", _split)
 _reg(("Pad",), ALL, "copy_nd.c", _pad)
 _reg(("Gather",), ALL, "gather.c", _gather, deps=())
 _reg(("Trilu",), ALL, "trilu.c", _trilu, deps=())
-_reg(("MatMul",), (F32,), "matmul_f32.c", _matmul, macs=_matmul_macs)
-_reg(("Gemm",), (F32,), "matmul_f32.c", _gemm,
+_reg(("MatMul",), (F32,), "matmul_f32.c", _matmul, macs=_matmul_macs, deps=("nd.c", "mm_f32.c"))
+_reg(("Gemm",), (F32,), "matmul_f32.c", _gemm, deps=("nd.c", "mm_f32.c"),
      macs=lambda n: n.outputs[0].type.numel * (n.inputs[0].shape[0 if n.attrs.get("transA") else 1]))  # type: ignore
 _reg(tuple(REDUCE), (F32,), "reduce_f32.c", _reduce)
 _reg(("ArgMax", "ArgMin"), (F32,), "reduce_f32.c", _arg_reduce)

@@ -83,7 +83,7 @@ def _guard(emit):  # type: ignore[no-untyped-def]
     return guarded
 
 
-register(KernelSpec("Conv", F32, "conv_f32.c", _guard(_conv), macs=_conv_macs))
+register(KernelSpec("Conv", F32, "conv_f32.c", _guard(_conv), macs=_conv_macs, deps=("mm_f32.c",)))
 # ConvTranspose: each input element meets every weight of its group once
 register(KernelSpec("ConvTranspose", F32, "conv_transpose_f32.c", _guard(_conv),
                     macs=lambda n: n.inputs[0].type.numel * math.prod(n.inputs[1].shape[1:])))  # type: ignore[union-attr]

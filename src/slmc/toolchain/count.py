@@ -65,8 +65,10 @@ def _kind(obj: str) -> str:
 def code_map(elf: Path, map_file: Path, target: Target, syms: Symbols | None = None) -> CodeMap:
     syms = syms or symbols(elf, target.tool_prefix)
     ranges = [(s, e, _kind(o), o) for s, e, o in code_ranges(map_file)]
+    # a graph project (not a language model) has one call per inference, main's slmc_run_packed: counted as a step
+    entry = "slmc_run_packed" if "slmc_decode" not in syms.by_name and "slmc_run_packed" in syms.by_name else "slmc_decode"
     cm = CodeMap(tuple(r[0] for r in ranges), tuple(r[1] for r in ranges), tuple(r[2] for r in ranges),
-                 tuple(r[3] for r in ranges), syms.address("slmc_decode"), syms.by_name.get("slmc_prefill"), {})
+                 tuple(r[3] for r in ranges), syms.address(entry), syms.by_name.get("slmc_prefill"), {})
     entries = {}
     for addr, name in zip(syms.addrs, syms.names):
         if name.startswith("slmc_") and cm.kind_at(addr) == "kernel":

@@ -3,18 +3,12 @@
 #define SLMC_MAX_RANK 8
 int slmc_nd_next(int32_t *idx, const int32_t *shape, int dims, ptrdiff_t *off, const int32_t *str, int ld, int nops);
 
-/* One (m x k) @ (k x n) product, row-major and contiguous: the k loop outside the n loop, so b is
- * read row by row and the inner loop runs over contiguous memory. Each output sums in k order. */
+void slmc_mm_f32(float *y, const float *a, const float *x, const float *bias, int32_t m, int32_t k, size_t n);
+
+/* One (m x k) @ (k x n) product, row-major and contiguous: register-blocked in mm_f32.c. Each output sums in
+ * k order from 0. */
 static void mm(float *o, const float *a, const float *b, int m, int k, int n) {
-    for (int i = 0; i < m; i++) {
-        float *orow = o + (size_t)i * n;
-        for (int j = 0; j < n; j++) orow[j] = 0.0f;
-        for (int p = 0; p < k; p++) {
-            float av = a[(size_t)i * k + p];
-            const float *brow = b + (size_t)p * n;
-            for (int j = 0; j < n; j++) orow[j] += av * brow[j];
-        }
-    }
+    slmc_mm_f32(o, a, b, NULL, m, k, (size_t)n);
 }
 
 /* ONNX MatMul: a batch of products with numpy broadcasting over the batch axes. bshape holds the

@@ -59,10 +59,13 @@ void slmc_unary_f32(float *out, const float *x, int n, int op, float alpha, floa
 
 /* Clip: lo and hi point at one value each, or are NULL (no bound). Like numpy, max(x, lo) first. */
 void slmc_clip_f32(float *out, const float *x, int n, const float *lo, const float *hi) {
+    /* bounds read once (out may alias them as far as the compiler knows); a missing bound is an infinity,
+     * which no value, NaN included, is beyond */
+    float l = lo ? *lo : -INFINITY, u = hi ? *hi : INFINITY;
     for (int i = 0; i < n; i++) {
         float v = x[i];
-        if (lo && v < *lo) v = *lo;
-        if (hi && v > *hi) v = *hi;
+        if (v < l) v = l;
+        if (v > u) v = u;
         out[i] = v;
     }
 }
