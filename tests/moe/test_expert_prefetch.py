@@ -90,6 +90,19 @@ def test_router_routing_with_the_predictor_on_the_mcu_matches_every_expert_resid
 
 
 @pytest.mark.slow
+def test_on_siracusa_like_the_expert_loads_go_through_the_dma_api(tmp_path: Path, resident) -> None:
+    """Experts in L3, the slots in L2: the cache's loads call dma.c (the tiled code's DMA API) between those
+    levels, and the ids are still those of every expert resident."""
+    steps = 8
+    _compile(tmp_path / "s", "siracusa-like", *PREDICTOR)
+    make = (tmp_path / "s" / "Makefile").read_text()
+    assert "-DSLMC_EXPERT_DMA_SRC=2 -DSLMC_EXPERT_DMA_DST=1" in make and (tmp_path / "s" / "kernels" / "dma.c").is_file()
+    got, _ = _run(tmp_path / "s", steps)
+    assert got["ids"] == resident[0]["ids"][:len(got["ids"])] and len(got["ids"]) == steps - 4
+    assert got["expert_hits"] + got["expert_misses"] == steps * K * LAYERS
+
+
+@pytest.mark.slow
 def test_predicted_routing_matches_the_numpy_twin_of_its_graph(tmp_path: Path) -> None:
     from slmc.frontend.build import build_step_graph
     from slmc.frontend.expert_predictor import load_predictor

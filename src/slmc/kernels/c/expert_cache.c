@@ -13,13 +13,28 @@
 enum { STAT_CLOCK, STAT_HITS, STAT_MISSES, STAT_BYTES_LO, STAT_BYTES_HI, STAT_PREFETCHES, STAT_PREFETCH_HITS,
        STAT_PLANNED };
 
+/* On a target whose memory levels have DMA (siracusa-like: the experts in L3, the pool in L2), a load goes
+ * through the DMA API the tiled code uses (dma.c: start, then wait before the data is used) on a channel of
+ * its own, between the levels the build defines; a prefetch only starts it. Elsewhere it is a memcpy. */
+#ifdef SLMC_EXPERT_DMA_SRC
+#define EXPERT_DMA_CHANNEL 4
+void slmc_dma_start(int channel, void *dst, int dst_level, const void *src, int src_level, int rows, int row_bytes,
+                    int dst_stride, int src_stride);
+void slmc_dma_wait(int channel);
+#define COPY(d, s, n) slmc_dma_start(EXPERT_DMA_CHANNEL, (d), SLMC_EXPERT_DMA_DST, (s), SLMC_EXPERT_DMA_SRC, 1, (n), (n), (n))
+#define WAIT() slmc_dma_wait(EXPERT_DMA_CHANNEL)
+#else
+#define COPY(d, s, n) memcpy((d), (s), (size_t)(n))
+#define WAIT() ((void)0)
+#endif
+
 static uint8_t *load(uint8_t *pool, int32_t *table, int slots, int slot_bytes, int s, int32_t tag,
                      const uint8_t *const *src, const int32_t *bytes, int parts) {
     int32_t *stat = table + 3 * slots;
     uint8_t *dst = pool + (size_t)s * slot_bytes;
     uint32_t total = 0;
     for (int p = 0; p < parts; p++) {
-        memcpy(dst + total, src[p], (size_t)bytes[p]);
+        COPY(dst + total, src[p], bytes[p]);
         total += ((uint32_t)bytes[p] + 3u) & ~3u;
     }
     table[s] = tag + 1;
@@ -52,7 +67,10 @@ const uint8_t *slmc_expert_fetch(uint8_t *pool, int32_t *table, int slots, int s
         if (mark[s] && mark[s] - 1 < tag0) mark[s] = 0;  /* prefetched for an earlier layer: a misprediction */
     }
     if (hit >= 0) {
-        if (mark[hit]) stat[STAT_PREFETCH_HITS]++;
+        if (mark[hit]) {  /* a prefetched copy: its transfer must be done before the data is read */
+            WAIT();
+            stat[STAT_PREFETCH_HITS]++;
+        }
         mark[hit] = 0;
         used[hit] = clock;
         stat[STAT_HITS]++;
@@ -62,7 +80,9 @@ const uint8_t *slmc_expert_fetch(uint8_t *pool, int32_t *table, int slots, int s
     mark[s] = 0;
     used[s] = clock;
     stat[STAT_MISSES]++;
-    return load(pool, table, slots, slot_bytes, s, tag, src, bytes, parts);
+    const uint8_t *copy = load(pool, table, slots, slot_bytes, s, tag, src, bytes, parts);
+    WAIT();  /* a load at use: the core waits for it */
+    return copy;
 }
 
 /* The predictor's loads (policy 2): the experts plan[p][j] (j < m) of layers first .. first + n_pred - 1, into
