@@ -72,6 +72,23 @@ HOST = Target(
     ldflags=("-lm",),
 )
 
+# The fast host build: the build machine's vector ISA (-march=native; the kernels of kernels/native.py pick
+# AVX-512 / AVX2 + FMA / AVX-512 VNNI / AVX-VNNI from the compiler's predefined macros, portable loops where it
+# has none) and contracted multiply-adds (-std=c99 alone would turn contraction off). It gives up the default
+# host build's exact float semantics: sums are reassociated and fused, so outputs match the numpy reference
+# to a tolerance, not bit for bit (tests/e2e/test_host_native.py).
+HOST_NATIVE = Target(
+    name="host-native",
+    description="this machine's vector ISA: gcc -O3 -march=native, AVX2/AVX-512/VNNI kernels chosen at build "
+                "time, one thread; NOT bit-exact (FMA, reassociated sums: matches the reference to a tolerance)",
+    isa="host",
+    features=frozenset({"native"}),
+    cc="gcc",
+    cflags=("-O3", "-march=native", "-std=c99", "-ffp-contract=fast", "-fno-math-errno", "-Wall",
+            "-Wno-unused-variable"),
+    ldflags=("-lm",),
+)
+
 CORTEX_M33 = Target(
     name="cortex-m33",
     description="Armv8-M mainline, DSP extension, single-precision FPU; emulated on QEMU mps2-an505",
@@ -133,4 +150,4 @@ RP2350_RISCV = Target(
     **_MCU,
 )
 
-BUILTIN: tuple[Target, ...] = (HOST, CORTEX_M33, RV32IMAC, RP2350_ARM, RP2350_RISCV)
+BUILTIN: tuple[Target, ...] = (HOST, HOST_NATIVE, CORTEX_M33, RV32IMAC, RP2350_ARM, RP2350_RISCV)
