@@ -12,6 +12,7 @@ from slmc.frontend.decoder import DecoderModel
 from slmc.frontend.random_model import SHAPES, random_decoder
 
 STEPS = 256
+NATIVE = "host-native"  # the fast host target: the build machine's vector ISA, not bit-exact
 
 
 @dataclass
@@ -32,6 +33,8 @@ class Case:
     projects: dict[str, Path] = field(default_factory=dict)   # numerics -> slmc project
     binaries: dict[str, Path] = field(default_factory=dict)   # numerics -> built slmc program
     build_flags: str = ""                                     # the generated Makefile's CFLAGS, abridged
+    native: dict[str, Path] = field(default_factory=dict)     # numerics -> slmc program built for NATIVE
+    native_flags: str = ""
 
     def checkpoint(self, numerics: str) -> Path:
         return self.v0 if numerics == "fp32" else self.v2
@@ -84,8 +87,8 @@ def makefile_flags(project: Path) -> str:
     return "?"
 
 
-def slmc_cmd(c: Case, numerics: str, extra: list[str] | None = None, steps: int = STEPS) -> list[str]:
-    return [str(c.binaries[numerics]), "-n", str(steps), "-t", "0", *(extra or [])]
+def slmc_cmd(c: Case, numerics: str, extra: list[str] | None = None, steps: int = STEPS, native: bool = False) -> list[str]:
+    return [str((c.native if native else c.binaries)[numerics]), "-n", str(steps), "-t", "0", *(extra or [])]
 
 
 def parse_slmc(stdout: str) -> tuple[list[int], int, float]:

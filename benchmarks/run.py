@@ -46,7 +46,7 @@ import levels  # noqa: E402
 import codesize  # noqa: E402
 import sharing  # noqa: E402
 import systems  # noqa: E402
-from cases import STEPS, Case, makefile_flags, parse_slmc, prepare, slmc_cmd  # noqa: E402
+from cases import NATIVE, STEPS, Case, makefile_flags, parse_slmc, prepare, slmc_cmd  # noqa: E402
 from measure import loadavg, run_proc, stats  # noqa: E402
 
 from slmc.driver import CompileOptions, compile_model  # noqa: E402
@@ -103,7 +103,12 @@ def compile_all(cases: list[Case]) -> list[dict]:
         for numerics, proj in c.projects.items():
             c.binaries[numerics] = build(proj)
             c.build_flags = makefile_flags(proj)
-    console.log("built the slmc programs with their generated Makefiles")
+            # the same model for the fast host target (compiled once: its compile time is the default's)
+            nat = WORK / c.key / f"slmc_{numerics}_native"
+            run_proc([*slmc_cli(), "compile", str(c.checkpoint(numerics)), "-q", numerics, "-t", NATIVE, "-o", str(nat)])
+            c.native[numerics] = build(nat)
+            c.native_flags = makefile_flags(nat)
+    console.log(f"built the slmc programs with their generated Makefiles (targets host and {NATIVE})")
     return rows
 
 
@@ -115,7 +120,7 @@ def llama2c_binaries(notes: list[str]) -> tuple[list[l2c.Binary], dict | None]:
         notes.append(f"llama2.c rows skipped: {why} (point it at a checkout of karpathy/llama2.c).")
         return [], None
     bins = l2c.build_all(src, WORK / "llama2c")
-    console.log(f"built llama2.c's run.c and runq.c from {src} with -O2 and -O3")
+    console.log(f"built llama2.c's run.c and runq.c from {src} with {', '.join(b for b, _ in l2c.BUILDS)}")
     return bins, dict(dir=str(src), **{f"{f} sha256": hashlib.sha256((src / f).read_bytes()).hexdigest()[:16]
                                        for f in ("run.c", "runq.c")})
 
@@ -169,6 +174,9 @@ def run_checks(cases: list[Case], bins: list[l2c.Binary], sessions: dict) -> lis
             extra = ["-l", str(logits)] if numerics == "fp32" else []
             ids, _, _ = parse_slmc(run_proc(slmc_cmd(c, numerics, extra)).stdout)
             slmc_ids[(c.key, numerics)] = ids
+            nat_ids, _, _ = parse_slmc(run_proc(slmc_cmd(c, numerics, native=True)).stdout)
+            add(c, f"slmc {numerics} ids, target {NATIVE} = target host (not bit-exact: greedy ids compared)",
+                *_cmp_ids(nat_ids, ids))
             if numerics == "fp32" and c.reference_ids is not None:
                 add(c, "slmc fp32 ids = llama2.c reference ids (greedy_ids_from_bos.txt)",
                     *_cmp_ids(ids, c.reference_ids[:STEPS]))
@@ -224,6 +232,13 @@ def configurations(cases: list[Case], bins: list[l2c.Binary], sessions: dict) ->
                 return pos, pos / secs, r.wall_s, r.cpu_s
             out.append(Timed(c.key, numerics, "slmc", f"{c.build_flags} (generated Makefile)",
                              f"./model -n {STEPS} -t 0", slmc_once, "the program's S lines: every position"))
+
+            def native_once(c=c, numerics=numerics):
+                r = run_proc(slmc_cmd(c, numerics, native=True))
+                _, pos, secs = parse_slmc(r.stdout)
+                return pos, pos / secs, r.wall_s, r.cpu_s
+            out.append(Timed(c.key, numerics, f"slmc {NATIVE}", f"{c.native_flags} (generated Makefile, -t {NATIVE})",
+                             f"./model -n {STEPS} -t 0", native_once, "the program's S lines: every position"))
             for b in bins:
                 if b.numerics != numerics:
                     continue
@@ -391,6 +406,17 @@ def main() -> int:
         notes=notes, checks=checks, decode=decode_rows, compile=compile_rows, profile=profile, mcu=mcu_res,
         systems=systems_res, levels=levels_res, cluster=cluster_res,
         sharing=sharing_res, codesize=codesize_res)
+    # sections this run did not measure (BENCH_MCU=0, or measured by their own scripts: batching, sweep, moe, ...)
+    # keep their stored results instead of being dropped
+    stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    for key, val in stored.items():
+        if results.get(key) is None:
+            results[key] = val
+    try:  # cost models only (seconds); its roofline reads section 7's rows, fresh or stored
+        import fidelity
+        results["fidelity"] = fidelity.measure(results)
+    except Exception as e:
+        notes.append(f"fidelity section failed: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     doc = render.write(results)
     console.log(f"wrote {RESULTS.relative_to(ROOT)} and {doc.relative_to(ROOT)} in {results['meta']['bench_seconds']:.0f} s")
