@@ -6,8 +6,9 @@ compiled C computes what users run:
 1. ReluQuantFusion / ClipQuantFusion: a Relu (Clip) whose only reader is a QuantizeLinear whose saturation
    already does what it does (zero point at the type's minimum; a Clip range holding the Q range) is dropped.
 2. The QDQ selectors (qdq_selectors.cc) and their actions: DequantizeLinear on each input -> Conv / MatMul /
-   Gemm / GlobalAveragePool / Add -> a single QuantizeLinear (Gemm: or none, a float output) becomes
-   QLinearConv / QLinearMatMul / com.microsoft QGemm / QLinearGlobalAveragePool / QLinearAdd, when the
+   Gemm / Add / Mul / GlobalAveragePool / AveragePool / LeakyRelu / Sigmoid / Softmax -> a single QuantizeLinear
+   (Gemm: or none, a float output) becomes QLinearConv / QLinearMatMul / com.microsoft QGemm / QLinearAdd /
+   QLinearMul / QLinear<op> of the unary ones (their attributes kept, Softmax's opset added), when the
    activation's and the output's scale and zero point are constants of one value, input and output of one
    8-bit type, the weights constant and per tensor or per output channel (MatMul's B may be computed, per
    tensor), a bias (Conv, Gemm) the int32 DequantizeLinear the quantizer writes.
@@ -26,6 +27,7 @@ __all__ = ["fuse"]
 
 MS = "com.microsoft"
 MOVES = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "MaxPool", "Slice"}
+UNARY = ("GlobalAveragePool", "AveragePool", "LeakyRelu", "Sigmoid", "Softmax")  # (qdq_selector_action_transformer)
 EIGHT = (np.int8, np.uint8)
 
 
@@ -39,6 +41,7 @@ class _Graph:
                     and n.attribute[0].name == "value":
                 self.consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
         self.outputs = {o.name for o in g.output}
+        self.opset = 21  # (the default domain's, set by fuse: a fused Softmax records it)
         self.dead: set[int] = set()   # id() of nodes removed
         self.index()
 
@@ -141,7 +144,7 @@ def _drop_activations(G: _Graph) -> bool:
 def _fuse_one(G: _Graph, n: onnx.NodeProto) -> onnx.NodeProto | None:
     """The QOperator node replacing n and the Q after it, or None."""
     op = n.op_type
-    if op not in ("Conv", "MatMul", "Gemm", "GlobalAveragePool", "Add") or n.domain not in ("", "ai.onnx"):
+    if op not in ("Conv", "MatMul", "Gemm", "Add", "Mul", *UNARY) or n.domain not in ("", "ai.onnx"):
         return None
     q = G.only_q(n.output[0])
     dx = G.made_by(n.input[0], "DequantizeLinear")
@@ -159,14 +162,17 @@ def _fuse_one(G: _Graph, n: onnx.NodeProto) -> onnx.NodeProto | None:
     if op == "GlobalAveragePool":
         return onnx.helper.make_node("QLinearGlobalAveragePool", xq + yq, [y], name, domain=MS,
                                      channels_last=0)
+    if op in UNARY:  # (UnaryReplaceWithQLinear: the node's attributes kept; Softmax's opset added)
+        extra = {"opset": 13 if G.opset >= 13 else 11} if op == "Softmax" else {}
+        return onnx.helper.make_node(f"QLinear{op}", xq + yq, [y], name, domain=MS, **attrs, **extra)
     dw = G.made_by(n.input[1], "DequantizeLinear")
     if dw is None:
         return None
-    if op == "Add":
+    if op in ("Add", "Mul"):
         pb = G.qparams(dw)
         if pb is None or pb[1].dtype != px[1].dtype:
             return None
-        return onnx.helper.make_node("QLinearAdd", xq + [dw.input[0], dw.input[1], dw.input[2]] + yq, [y],
+        return onnx.helper.make_node(f"QLinear{op}", xq + [dw.input[0], dw.input[1], dw.input[2]] + yq, [y],
                                      name, domain=MS)
     w = G.consts.get(dw.input[0])
     wq = [dw.input[0], dw.input[1], dw.input[2] if len(dw.input) > 2 else ""]
@@ -218,6 +224,7 @@ def fuse(model: onnx.ModelProto) -> onnx.ModelProto:
     m = onnx.ModelProto()
     m.CopyFrom(model)
     G = _Graph(m.graph)
+    G.opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 21)
     if _drop_activations(G):
         G.index()
     nodes: list[onnx.NodeProto] = []

@@ -10,7 +10,7 @@ reference/quant_ops.py, kernels/onnx_quant.py):
 - com.microsoft QLinearGlobalAveragePool(x, xs, xz, ys, yz) -> QLinearGlobalAveragePool(x, xs / (ys * size), xz, yz);
 - com.microsoft QLinearAdd(a, as, az, b, bs, bz, cs, cz), constant parameters, one shape -> QLinearAdd(a, b, p),
   p the fp32 constants of onnxruntime's AVX2 kernel (reference/quant_ops.py); operands of two shapes (a
-  broadcast) are dequantized, added in float and quantized, which may differ from onnxruntime in the last bit;
+  broadcast) are expanded first, in the order onnxruntime's broadcast loop passes them to that kernel;
 - com.microsoft QLinearConcat -> Concat of the inputs, those of other scales or zero points requantized.
 The multipliers are fp32 Mul/Div nodes over the scales (folded to constants when the scales are), so the
 integer path keeps one fp32 multiply per output, as onnxruntime's does. QDQ models reach these after
@@ -30,14 +30,15 @@ __all__ = ["handles", "lower", "refuse_quantized", "canonical_quantize"]
 
 MS = "com.microsoft"
 LOWERED = {("", "QLinearConv"), ("", "QLinearMatMul"), (MS, "QGemm"), (MS, "QLinearGlobalAveragePool"),
-           (MS, "QLinearAdd"), (MS, "QLinearConcat")}
+           (MS, "QLinearAdd"), (MS, "QLinearConcat"), (MS, "QLinearMul"), (MS, "QLinearSigmoid"),
+           (MS, "QLinearLeakyRelu"), (MS, "QLinearSoftmax"), (MS, "QLinearAveragePool")}  # (5 last: *_ext.py)
 # the quantized operators of onnxruntime's quantizer and contrib domain that slmc does not lower
-OTHER_QUANTIZED = frozenset("""QLinearMul QLinearSigmoid QLinearLeakyRelu QLinearAveragePool
-QLinearSoftmax QLinearWhere QLinearReduceMean QLinearLookupTable QAttention QEmbedLayerNormalization QOrderedMatMul
-DynamicQuantizeMatMul MatMulIntegerToFloat DynamicQuantizeLSTM QLinearConvTranspose QuantizeBFP DequantizeBFP
-MatMulNBits QMoE GatherBlockQuantized""".split())
+OTHER_QUANTIZED = frozenset("""QLinearWhere QLinearReduceMean QLinearLookupTable QAttention QEmbedLayerNormalization
+QOrderedMatMul DynamicQuantizeMatMul MatMulIntegerToFloat DynamicQuantizeLSTM QLinearConvTranspose QuantizeBFP
+DequantizeBFP MatMulNBits QMoE GatherBlockQuantized""".split())
 FIX = ("slmc lowers QuantizeLinear, DequantizeLinear, QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger, "
-       "QGemm, QLinearGlobalAveragePool, QLinearAdd and QLinearConcat to integer kernels: quantize the model with "
+       "QGemm, QLinearGlobalAveragePool, QLinearAdd, QLinearConcat, QLinearMul, QLinearSigmoid, QLinearLeakyRelu, "
+       "QLinearSoftmax and QLinearAveragePool to integer kernels: quantize the model with "
        "quantize_static(..., "
        "op_types_to_quantize=['Conv', 'MatMul', 'Gemm', 'GlobalAveragePool']) or leave that operator in float")
 
@@ -141,6 +142,10 @@ def lower(op: str, name: str, ins: list[Value | None], attrs: dict[str, Any], ou
         return _qadd(q, value_of, out)
     if op == "QLinearConcat":
         return _qconcat(q, attrs, value_of, out)
+    from slmc.frontend import onnx_qlinear_ext
+
+    if op in onnx_qlinear_ext.OPS:
+        return onnx_qlinear_ext.lower(q, attrs, value_of, out)
     raise AssertionError(op)
 
 
@@ -180,10 +185,12 @@ def _qadd(q: _Lower, value_of: Callable[[Value], "np.ndarray | None"], out: str)
         params.append(v.reshape(()).item())
     if a is None or b is None:
         raise SlmcError(f"QLinearAdd node {quote(q.name)} lacks an operand", "the model is malformed: export it again")
-    if a.type != b.type:  # a broadcast: dequantized, added in float, quantized (onnxruntime's result may differ)
-        fa = q.add("DequantizeLinear", [a, q.ins[1], q.ins[2]])
-        fb = q.add("DequantizeLinear", [b, q.ins[4], q.ins[5]])
-        return q.add("QuantizeLinear", [q.add("Add", [fa, fb]), q.ins[6], q.ins[7]], {}, out)
+    if a.type != b.type:  # a broadcast: both expanded; onnxruntime puts first the operand that varies within
+        shape = tuple(np.broadcast_shapes(a.shape, b.shape))  # its innermost span (B when A is one value there)
+        last = [1 if not v.shape else v.shape[-1] for v in (a, b)]
+        if shape and last[0] == 1 and last[1] != 1:
+            a, b, params = b, a, params[2:4] + params[0:2] + params[4:]
+        a, b = (v if v.shape == shape else q.add("Expand", [v], {"shape": list(shape)}) for v in (a, b))
     p = q.const(f"{q.name}.params", qlinear_add_params(*params))
     return q.add("QLinearAdd", [a, b, p], {}, out)
 

@@ -312,6 +312,7 @@ def _integer_mean(c: Ctx) -> list[TensorType]:
 def _registry() -> dict[str, Spec]:
     from slmc.ir import op_rules_index as ix
     from slmc.ir import op_rules_quant as q
+    from slmc.ir import op_rules_quant_lut as ql
     from slmc.ir import op_rules_spatial as sp
     from slmc.ir import op_rules_tensor as t
 
@@ -347,6 +348,8 @@ def _registry() -> dict[str, Spec]:
         "Requantize": Spec(3, 4, 1, 1, q.requantize),
         "QLinearGlobalAveragePool": Spec(4, 4, 1, 1, q.qlinear_global_average_pool),
         "QLinearAdd": Spec(3, 3, 1, 1, q.qlinear_add),
+        "QLinearLookup": Spec(2, 2, 1, 1, ql.lookup), "QLinearMul": Spec(6, 6, 1, 1, ql.mul),
+        "QLinearSoftmax": Spec(4, 4, 1, 1, ql.softmax), "QuantizeAfterZp": Spec(3, 3, 1, 1, ql.quantize_after_zp),
         **{op: Spec(1, 1, 1, 1, _unary) for op in INT_UNARY},
         "RequantShift": Spec(3, 3, 1, 1, t.params_onto_x), "iRMSNorm": Spec(2, 2, 1, 1, t.params_onto_x),
         "iLayerNorm": Spec(3, 3, 1, 1, t.params_onto_x), "RMSNorm": Spec(2, 2, 1, 1, t.params_onto_x),
