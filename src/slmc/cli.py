@@ -65,7 +65,7 @@ def compile(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace L
             tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="tokenizer.model or tokenizer.bin"),
             context: Optional[int] = typer.Option(None, "--context", help="positions the KV cache holds "
                                                   "(default: the model's, or as many as fit the target's SRAM)"),
-            kv_cache: Optional[str] = typer.Option(None, "--kv-cache", help="fp32 | fp16 storage of the KV cache "
+            kv_cache: Optional[str] = typer.Option(None, "--kv-cache", help="fp32 | fp16 | int8 storage of the KV cache "
                                                    "(default: fp32, or fp16 where fp32 does not fit the target's SRAM)"),
             weights_sram: str = typer.Option("auto", "--weights-sram", help="auto: where weights stream from flash, "
                                              "copy as many as the free SRAM holds at boot | off"),

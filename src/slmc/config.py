@@ -27,7 +27,7 @@ class CompileOptions:
     prefill_chunk: int | None = None    # None: the target's default
     tokenizer: Path | None = None
     context: int | None = None          # positions the KV cache holds; None: the model's, or what fits
-    kv_cache: str | None = None         # "fp32" | "fp16" storage; None: fp32, or fp16 where fp32 does not fit SRAM
+    kv_cache: str | None = None         # "fp32" | "fp16" | "int8" storage; None: fp32, or fp16 where fp32 does not fit SRAM
     dvfs: tuple = ()                    # OppSteps (codegen/pico.py): an RP2350 build that calls slmc_set_opp
     weights_sram: str = "auto"          # "auto": weights streamed from flash fill the SRAM left over; "off"
     chips: int = 1                      # > 1: partition over this many chips (plan/partition.py)

@@ -165,12 +165,13 @@ def test_the_fit_stage_cuts_rows_per_step_before_positions(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target,numerics", [("cortex-m33", "q8"), ("rv32imac", "int8")])
-def test_emulated_every_sequence_as_alone(tmp_path, ids_file, target, numerics):
+@pytest.mark.parametrize("target,numerics,cache", [("cortex-m33", "q8", "fp16"), ("rv32imac", "int8", None),
+                                                   ("cortex-m33", "q8", "int8")])
+def test_emulated_every_sequence_as_alone(tmp_path, ids_file, target, numerics, cache):
     from e2e.test_emulated import need_toolchain
 
     need_toolchain(target)
-    kv = ["--kv-cache", "fp16"] if numerics != "int8" else []
+    kv = ["--kv-cache", cache] if cache else []
     single = _compile(tmp_path / "single", target, numerics, *kv)
     batched = _compile(tmp_path / "batch", target, numerics, "--batch", "4", *kv)
     r = run_slmc("run", batched, "--prompt-ids-file", ids_file, "--steps", STEPS, "--ids")

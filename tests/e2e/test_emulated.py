@@ -81,6 +81,14 @@ def test_q8_with_an_fp16_kv_cache_generates_the_same_ids_everywhere(builds):
         assert ids_of(builds(t, "q8", "fp16")) == want
 
 
+def test_q8_with_an_int8_kv_cache_generates_the_same_ids_everywhere(builds):
+    """The int8 cache and its integer attention (SMLAD on the M33) compute the same bits on every core."""
+    want = ids_of(builds("host", "q8", "int8"))
+    assert len(want) == STEPS
+    for t in ("cortex-m33", "rv32imac", "rp2350-arm"):
+        assert ids_of(builds(t, "q8", "int8")) == want
+
+
 def test_q8_on_the_rp2350_cores_with_a_prompt(builds, tmp_path):
     """The RP2350 targets store the KV cache as fp16 (the whole 512-position context fits the SRAM)."""
     assert json.loads((builds("rp2350-arm", "q8") / "report.json").read_text())["kv_cache"] == "fp16"

@@ -65,6 +65,21 @@ def test_fp16_kv_cache_matches_its_numpy_twin(tmp_path, variant, chunk):
     assert list(ref[len(prompt) - 1:].argmax(axis=1)[: len(res.ids)]) == res.ids
 
 
+@pytest.mark.parametrize("numerics", ["fp32", "q8"])
+@pytest.mark.parametrize("variant", ["llama_gqa", "llama_mha_untied_halfrope"])
+@pytest.mark.parametrize("chunk", [0, 8])
+def test_int8_kv_cache_matches_its_numpy_twin(tmp_path, variant, numerics, chunk):
+    """kv_write_i8.c and attention_i8kv.c (bit-exact against their twin on equal inputs: tests/kernels/test_kv_int8.py)
+    in decode and prompt steps; the logits differ from run_graph's only as the other float kernels' do."""
+    v = VARIANTS[variant]
+    model = random_decoder(v["cfg"], seed=3, tied=v.get("tied", True))
+    prompt = [1, 5, 9, 17, 33, 2, 40, 41, 42, 43, 7, 8]
+    res, got = _run_c(tmp_path, model, numerics, prompt, 24, chunk, kv_cache="int8")
+    ref = reference_logits(model, (prompt + res.ids)[:24], numerics, kv_cache="int8")
+    assert np.abs(got - ref).max() < 2e-3 * max(1.0, np.abs(ref).max())
+    assert list(ref[len(prompt) - 1:].argmax(axis=1)[: len(res.ids)]) == res.ids
+
+
 def test_llama2c_writer_roundtrip(tmp_path):
     model = random_decoder(SMALL, seed=5)
     llama2c.save_v0(model, tmp_path / "m.bin")

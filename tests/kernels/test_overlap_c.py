@@ -124,7 +124,7 @@ def _nodes():
     """One node per kernel with a contract that runs on the host, from small graphs of each flavour."""
     rng = np.random.default_rng(0)
     graphs = []
-    for numerics, kw in (("fp32", {}), ("q8", {}), ("fp32", dict(kv_cache="fp16"))):
+    for numerics, kw in (("fp32", {}), ("q8", {}), ("fp32", dict(kv_cache="fp16")), ("fp32", dict(kv_cache="int8"))):
         graphs.append(build_step_graph(random_decoder(SMALL, seed=1), ROWS, numerics, **kw))
     graphs[0] = fuse_gate.run(graphs[0])
     hf = replace(SMALL, rope_interleaved=False)

@@ -123,13 +123,14 @@ def test_partition_of_a_shared_group_needs_no_max_sync_when_aligned():
     assert not any(n.op in ("allreduce_max", "q8_absmax") for n in g.nodes)
 
 
-def test_fp16_kv_cache_partitions_too():
+@pytest.mark.parametrize("kv", ["fp16", "int8"])
+def test_fp16_kv_cache_partitions_too(kv):
     model = random_decoder(LLAMA_GQA, 4)
     ids = [1, 7, 3, 50, 8]
-    g = build_step_graph(model, 1, "q8", "fp16")
+    g = build_step_graph(model, 1, "q8", kv)
     st = new_state(g)
     plan = partition_model(model, 3, 2, "q8")
-    graphs = [cut.run(build_step_graph(model, 1, plan.numerics, "fp16"), plan, c) for c in range(3)]
+    graphs = [cut.run(build_step_graph(model, 1, plan.numerics, kv), plan, c) for c in range(3)]
     states = new_states(graphs)
     for p, t in enumerate(ids):
         f = dict(tokens=np.array([t], np.int32), pos=np.array([p], np.int32))

@@ -8,7 +8,9 @@ model is another (passes/partition.py); they find each node's part in the block 
 Inputs: `tokens` i32[seq] and `pos` i32[1] (position of the first token); output: the logits
 f32[seq, vocab]. The KV cache is state, [seq_len, n_kv_heads * head_dim] per layer like llama2.c, written
 in place by `kv_write` (its output aliases the cache); with kv_cache="fp16" the cache holds IEEE binary16
-bit patterns (u16, storage only: kv_write rounds to nearest even, attention converts back to float).
+bit patterns (u16, storage only: kv_write rounds to nearest even, attention converts back to float); with
+kv_cache="int8" it holds per position and KV head a record of head_dim int8 values and their float32 scale
+(i8 [seq_len, n_kv_heads * (head_dim + 4)], reference/kv_int8.py), read by integer attention.
 Activations are [seq, features]: at run time the C kernels take the number of valid rows `n <= seq`, so
 one prompt graph serves shorter chunks. A weight the checkpoint stored quantized (Q8Tensor) becomes a
 float constant that keeps the original as its `source`, which the q8 pass uses as it is.
@@ -26,7 +28,7 @@ from slmc.ir.roles import Role
 from slmc.ir.verify import verify  # every graph slmc builds is checked like an imported one
 
 F32 = DType.F32
-KV_CACHE = {"fp32": F32, "fp16": DType.U16}   # --kv-cache: the cache state's element type
+KV_CACHE = {"fp32": F32, "fp16": DType.U16, "int8": DType.I8}   # --kv-cache: the cache state's element type
 
 
 class _Builder:
@@ -133,8 +135,9 @@ class _Builder:
     def attention(self, x: Value, lw: LayerWeights, i: int, p: str, pos: Value) -> Value:
         """The attention sublayer of layer i, up to (not including) its residual add."""
         cfg, g, S = self.cfg, self.g, self.seq
-        kc = g.add_state(f"key_cache_{i}", (cfg.seq_len, cfg.kv_dim), self.kv)
-        vc = g.add_state(f"value_cache_{i}", (cfg.seq_len, cfg.kv_dim), self.kv)
+        width = cfg.n_kv_heads * (cfg.head_dim + 4) if self.kv is DType.I8 else cfg.kv_dim  # int8: + a scale per head
+        kc = g.add_state(f"key_cache_{i}", (cfg.seq_len, width), self.kv)
+        vc = g.add_state(f"value_cache_{i}", (cfg.seq_len, width), self.kv)
         h = self.pre_norm(x, lw.attn_norm, lw.attn_norm_b, f"{p}.attn_norm", Role.ATTN_NORM)
         q = self.linear(h, lw.wq, lw.bq, f"{p}.wq", Role.Q)
         k = self.linear(h, lw.wk, lw.bk, f"{p}.wk", Role.K)

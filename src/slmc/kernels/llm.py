@@ -162,6 +162,32 @@ def _attention(fn: str, kv: DType, scratch, per: str) -> KernelSpec:
 register(_attention("attention_f32", F32, lambda n: 4 * n.inputs[1].shape[0], "n_heads"))  # type: ignore[union-attr]
 register(_attention("attention_f16kv", U16, lambda n: 4 * (n.attrs["n_heads"] // n.attrs["n_kv_heads"]
                                                               * n.inputs[1].shape[0] + n.attrs["head_dim"]), "n_kv_heads"))
+# --kv-cache int8 (reference/kv_int8.py): records of head_dim int8 values and a float32 scale per position and
+# KV head; attention with integer q.k and p.v (attention_i8kv_dsp.c: SXTB16/SMLAD on the Cortex-M33, same bits)
+def _i8kv_heads(n: Node) -> tuple[int, int]:
+    """(n_kv_heads, head_dim) of a kv_write on an int8 cache: the record adds 4 bytes per KV head."""
+    kv = (n.inputs[0].shape[-1] - _last(n, 1)) // 4  # type: ignore[union-attr]
+    return kv, _last(n, 1) // kv
+
+
+def _i8kv_scratch(n: Node) -> int:
+    kv_mul, hd, seq = n.attrs["n_heads"] // n.attrs["n_kv_heads"], n.attrs["head_dim"], n.inputs[1].shape[0]  # type: ignore[union-attr]
+    return 4 * (kv_mul * seq + 2 * kv_mul + hd) + (kv_mul * hd + 3) // 4 * 4 + 4 * (seq + 2)  # + dsp's int16 weights of 2 heads
+
+
+register(KernelSpec("kv_write", I8, "kv_write_i8.c",
+                    lambda n, c: f"slmc_kv_write_i8({c.ref(0)}, {c.ref(1)}, {c.pos}, {c.rows}, "
+                                 f"{_i8kv_heads(n)[0]}, {_i8kv_heads(n)[1]});"))
+for _isa, _fn in (("any", "attention_i8kv"), ("dsp", "attention_i8kv_dsp")):
+    register(KernelSpec("attention", F32, f"{_fn}.c",
+                        lambda n, c, fn=_fn: f"slmc_{fn}({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.scratch()}, "
+                                             f"{c.rows}, {n.attrs['n_heads']}, {n.attrs['n_kv_heads']}, "
+                                             f"{n.attrs['head_dim']}, {c.pos}{attention_extras(n)});",
+                        isa=_isa, scratch=_i8kv_scratch, macs=_attention_macs,
+                        deps=("kv_write_i8.c",),
+                        overlap=by_chunks(0, lambda n: _rows(n) * n.attrs["n_kv_heads"], "token rows, then n_kv_heads: "
+                                          "a query part is read whole before its output part is written"),
+                        where=lambda n, isa=_isa: n.inputs[1].dtype == I8 and (isa == "any" or n.attrs["head_dim"] % 4 == 0 and n.attrs["head_dim"] <= 256)))  # type: ignore[union-attr]
 register(KernelSpec("add", F32, "add_f32.c",
                     lambda n, c: f"slmc_add_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows} * {_numel_per_row(n)});",
                     tiling=RowTiles((0, 1)), overlap=elementwise(0, 1), batch="rows"))

@@ -117,7 +117,12 @@ class _Chip:
         elif n.role is Role.KV_WRITE:
             cache = n.inputs[0]
             k0, k1 = self.rows[Role.K]
-            state = rb.g.add_state(cache.name, (cache.shape[0], k1 - k0), cache.dtype)  # type: ignore[union-attr]
+            width = k1 - k0
+            if cache.dtype is DType.I8:  # --kv-cache int8: a record of head_dim values and a 4-byte scale per KV head
+                kv = n.inputs[1].shape[-1]  # type: ignore[union-attr]
+                hd = kv // ((cache.shape[-1] - kv) // 4)  # type: ignore[union-attr]
+                width = width // hd * (hd + 4)
+            state = rb.g.add_state(cache.name, (cache.shape[0], width), cache.dtype)  # type: ignore[union-attr]
             rb.map[id(cache)] = state
             rb.copy(n, types=[state.type])
         elif n.role is Role.ATTENTION:

@@ -8,6 +8,7 @@ import numpy as np
 
 from slmc.quant.npu import unpack_npu
 from slmc.quant.q8 import quantize_activations, unpack_rows4
+from slmc.reference import kv_int8
 from slmc.reference.registry import reference_op
 
 f32 = np.float32
@@ -122,6 +123,8 @@ def rope(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
 def kv_write(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     cache, x, pos = ins
     p = int(pos[0])
+    if cache.dtype == np.int8:  # int8 storage: records of head_dim values and a scale (kv_write_i8.c)
+        return [kv_int8.kv_write(cache, x, p, x.shape[1] // ((cache.shape[1] - x.shape[1]) // 4))]
     if cache.dtype == np.uint16:  # fp16 storage: binary16 bits, rounded to nearest even like kv_write_f16.c
         with np.errstate(over="ignore"):
             x = x.astype(f32).astype(np.float16).view(np.uint16)
@@ -132,6 +135,8 @@ def kv_write(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
 @reference_op("attention")
 def attention(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     q, kc, vc, pos = ins
+    if kc.dtype == np.int8:  # int8 storage, integer attention (attention_i8kv.c)
+        return [kv_int8.attention(q, kc, vc, int(pos[0]), a)]
     if kc.dtype == np.uint16:  # fp16 storage (attention_f16kv.c): every half converts to float exactly
         kc, vc = kc.view(np.float16).astype(f32), vc.view(np.float16).astype(f32)
     S = q.shape[0]

@@ -42,7 +42,7 @@ def load_source(config: CompileConfig, tokenizer: Path | None, model: DecoderMod
     if tok is not None:
         check_vocab(load_tokenizer(tok), model.config.vocab_size)
     if config.numerics == "int8" and config.kv_cache is not None:
-        raise SlmcError("--kv-cache chooses fp32 or fp16 storage; -q int8 keeps its KV cache in int16",
+        raise SlmcError("--kv-cache chooses fp32, fp16 or int8 storage; -q int8 keeps its KV cache in int16",
                         "omit --kv-cache with -q int8")
     seq_len = model.config.seq_len
     return Source(with_context(model, config.context) if config.context is not None else model, tok, seq_len)

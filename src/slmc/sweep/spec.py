@@ -54,7 +54,7 @@ class Axis:
 
 AXES: dict[str, Axis] = {a.name: a for a in (
     Axis("numerics", "numerics", str, ("fp32", "q8", "int8")),
-    Axis("kv_cache", "kv_cache", str, ("fp32", "fp16")),
+    Axis("kv_cache", "kv_cache", str, ("fp32", "fp16", "int8")),
     Axis("mem", "mem", str),
     Axis("cores", "cores", int, minimum=1),
     Axis("chips", "chips", int, minimum=1, maximum=MAX_CHIPS),

@@ -1,0 +1,133 @@
+"""--kv-cache int8 against fp16 (issue 21): stories260K on the RP2350's Cortex-M33 (exact instruction counts under
+Unicorn, ESTIMATED tokens/s at 150 MHz), and top-1 agreement on the host over 256 teacher-forced positions.
+
+    .venv/bin/python benchmarks/kv_int8.py [--out benchmarks/work/kv_int8.json]
+
+M33 rows, per KV cache type (-q q8 -t rp2350-arm --kv-cache {fp16,int8}):
+- greedy: `slmc run DIR --steps 256 --temperature 0 --json`: it stops at BOS, so `positions` says how many ran;
+- forced: 226 of llama2.c's greedy ids as the prompt (as many as semihosting's 1 KiB command line takes), then
+  decoded to position 256: the same ids and positions for both caches. A prompt position runs the decode step
+  (the RP2350 builds have no prompt graph), so the mean over the positions run is (prompt + decode
+  instructions) / positions; a step costs a + b * position, so the prompt's total and the tail's mean give the mean
+  over exactly positions 0..255 (where BOS ends a run early); its ESTIMATE scales the decode tail's cycles per
+  instruction and adds the flash term.
+Accuracy rows (-t host, -q fp32 and q8, KV cache fp32 / fp16 / int8): the argmax of the teacher-forced logits
+against llama2.c's greedy ids (README's figure) and against the same numerics' fp32-cache build.
+About 3 minutes on one core."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "models" / "stories260K"
+SLMC = [sys.executable, "-m", "slmc.cli"]
+CLOCK_HZ = 150e6
+
+
+def _json(out: str) -> dict:
+    return json.loads(out[:out.rindex("}") + 1])
+
+
+def _compile(tmp: Path, target: str, numerics: str, kv: str) -> Path:
+    out = tmp / f"{target}-{numerics}-{kv}"
+    subprocess.run([*SLMC, "compile", str(SHARED / "stories260K.bin"), "-t", target, "-q", numerics, "--kv-cache", kv,
+                    "-o", str(out)], check=True, capture_output=True)
+    return out
+
+
+def _attention_share(d: dict) -> float:
+    att = sum(o["instructions"] for o in d["ops"] if o["op"] == "attention")
+    return att / d["instructions_per_token"]
+
+
+def _ids() -> list[int]:
+    return [int(x) for x in (SHARED / "greedy_ids_from_bos.txt").read_text().split()]
+
+
+def _prompt(limit: int = 900) -> str:
+    s = "1"
+    for i in _ids():
+        if len(s) + len(str(i)) + 1 > limit:
+            break
+        s += f",{i}"
+    return s
+
+
+def m33(tmp: Path, kv: str) -> dict:
+    proj = _compile(tmp, "rp2350-arm", "q8", kv)
+    rep = json.loads((proj / "report.json").read_text())
+    g = _json(subprocess.run([*SLMC, "run", str(proj), "--steps", "256", "--temperature", "0", "--json"],
+                             check=True, capture_output=True, text=True).stdout)
+    f = _json(subprocess.run([*SLMC, "run", str(proj), "--steps", "256", "--prompt-ids", _prompt(), "--json"],
+                             check=True, capture_output=True, text=True).stdout)
+    total = f["prefill"]["instructions"] + f["decode_steps"] * f["instructions_per_token"]
+    mean = total / f["positions"]
+    # a step's count is a + b * position (attention grows with it, the rest does not): the prompt's total and the
+    # decode tail's mean give a and b, hence the mean over exactly positions 0..255 even where BOS came earlier
+    n0, n = f["prefill"]["calls"], f["positions"]
+    m = np.array([[n0, n0 * (n0 - 1) / 2], [1.0, (n0 + n - 1) / 2]])
+    a, b = np.linalg.solve(m, [f["prefill"]["instructions"], f["instructions_per_token"]])
+    mean256 = float(a + b * 127.5)
+    cpi = f["estimated_cycles_per_token"] / f["instructions_per_token"]
+    est = 1.0 / (mean256 * cpi / CLOCK_HZ + f["estimated_flash_seconds_per_token"])
+    return dict(kv_cache=kv, kv_cache_bytes=rep["kv_cache_bytes"], weights_copied_to_sram=rep.get("weights_sram_bytes"),
+                greedy=dict(positions=g["positions"], instructions_per_token=g["instructions_per_token"],
+                            estimated_tokens_per_s=g["estimated_tokens_per_s"], attention_share=_attention_share(g),
+                            flash_ms_per_token=1e3 * g["estimated_flash_seconds_per_token"]),
+                forced=dict(positions=f["positions"], prompt_positions=f["prefill"]["calls"],
+                            mean_instructions_per_token=mean, instructions_per_position=dict(a=a, b=b),
+                            mean_256_instructions_per_token=mean256, ESTIMATED_tokens_per_s=est,
+                            decode_tail_instructions_per_token=f["instructions_per_token"],
+                            decode_tail_attention_share=_attention_share(f)))
+
+
+def accuracy(tmp: Path) -> list[dict]:
+    ids = _ids()
+    prompt = ",".join(map(str, [1] + ids[:255]))
+    rows, argmax = [], {}
+    for numerics in ("fp32", "q8"):
+        for kv in ("fp32", "fp16", "int8"):
+            proj = _compile(tmp, "host", numerics, kv)
+            logits = tmp / f"{numerics}-{kv}.f32"
+            subprocess.run([*SLMC, "run", str(proj), "--steps", "256", "--prompt-ids", prompt, "--ids",
+                            "--dump-logits", str(logits)], check=True, capture_output=True)
+            top = np.fromfile(logits, np.float32).reshape(256, -1).argmax(axis=1)
+            argmax[numerics, kv] = top
+            rows.append(dict(numerics=numerics, kv_cache=kv, vs_llama2c=float((top == np.array(ids[:256])).mean()),
+                             vs_fp32_cache=float((top == argmax[numerics, "fp32"]).mean())))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "work" / "kv_int8.json")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        res = dict(m33=[m33(tmp, kv) for kv in ("fp16", "int8")], accuracy=accuracy(tmp))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=1))
+    for r in res["m33"]:
+        g, f = r["greedy"], r["forced"]
+        print(f"rp2350-arm q8 KV {r['kv_cache']} ({r['kv_cache_bytes']:,} B): greedy {g['positions']} positions "
+              f"{g['instructions_per_token']:,.0f} instr/token, ESTIMATED {g['estimated_tokens_per_s']:.1f} tokens/s, "
+              f"attention {g['attention_share']:.1%}; forced, {f['positions']} positions: mean "
+              f"{f['mean_instructions_per_token']:,.0f} instr/token ({f['instructions_per_position']['a']:,.0f} + "
+              f"{f['instructions_per_position']['b']:,.0f} x position: over 0..255 {f['mean_256_instructions_per_token']:,.0f}, "
+              f"ESTIMATED {f['ESTIMATED_tokens_per_s']:.1f} tokens/s) (decode tail from 225: "
+              f"{f['decode_tail_instructions_per_token']:,.0f}, attention {f['decode_tail_attention_share']:.1%})")
+    for r in res["accuracy"]:
+        print(f"host -q {r['numerics']} KV {r['kv_cache']}: top-1 vs llama2.c {r['vs_llama2c']:.1%}, "
+              f"vs the fp32-cache build {r['vs_fp32_cache']:.1%}")
+
+
+if __name__ == "__main__":
+    main()
