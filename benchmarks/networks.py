@@ -1,6 +1,7 @@
 """Whole float networks on the Cortex-M33 (issue 20): exact instructions per inference against MACs.
 
-    python benchmarks/networks.py     # measures, stores results.json["networks"], renders docs/BENCHMARKS.md
+    python benchmarks/networks.py          # the int8 rows (the float rows kept from results.json), renders BENCHMARKS
+    python benchmarks/networks.py --float  # the float rows measured again too
 
 The networks are tests/onnx/cnn_nets.py's (DS-CNN keyword spotting, MobileNetV2 0.35 on 3x96x96, CCT-2 on
 3x32x32), exported by torch.onnx.export (TorchScript exporter, opset 17, so BatchNormalization folds in slmc),
@@ -57,11 +58,43 @@ def measure_one(name: str, folder: Path, log=print) -> dict:
                          for k in c.kernels])
 
 
-def measure(log=print) -> dict:
+QNETS = ("ds_cnn", "mobilenet_v2")
+
+
+def measure_quantized(name: str, folder: Path, log=print) -> dict:
+    """The network quantized by onnxruntime's static quantizer (QDQ, uint8 activations, per-channel int8 weights:
+    tests/onnx/test_qdq.py's `quantized`), compiled for the M33: outputs equal to onnxruntime's bit for bit."""
+    import numpy as np
+    import onnxruntime as rt
+
+    sys.path.insert(0, str(HERE.parent / "tests" / "onnx"))
+    from test_qdq import quantized
+
+    from slmc.driver import CompileOptions, compile_model, run_graph
+    from slmc.toolchain.graph_count import count_graph
+
+    path, x = quantized(name, "QDQ", folder / f"{name}_int8")
+    want = rt.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    out = path.parent / TARGET
+    compile_model(CompileOptions(model=path, out=out, target=TARGET))
+    got, _ = run_graph(out, {"x": x})
+    t0 = time.perf_counter()
+    c = count_graph(out, {"x": x})
+    log(f"{name} int8: {c.instructions:,} instructions, {c.macs:,} MACs ({time.perf_counter() - t0:.0f} s in Unicorn)")
+    return dict(name=f"{name}_int8", input=list(x.shape), macs=c.macs, instructions=c.instructions,
+                instructions_per_mac=c.instructions_per_mac, estimated_cycles=c.estimated_cycles, counter=c.counter,
+                target=c.target, bit_exact=bool(np.array_equal(got["output_0"], want)),
+                kernels=[dict(kernel=k.kernel, calls=k.calls, instructions=k.instructions, macs=k.macs)
+                         for k in c.kernels])
+
+
+def measure(log=print, floats: bool = True, old: dict | None = None) -> dict:
+    """floats=False keeps the float rows of `old` (results.json's) and measures the int8 rows only."""
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="slmc-networks-") as tmp:
-        rows = [measure_one(n, Path(tmp), log) for n in NETS]
-    return dict(target=TARGET, rows=rows, seconds=round(time.perf_counter() - t0, 1))
+        rows = [measure_one(n, Path(tmp), log) for n in NETS] if floats or not old else old["rows"]
+        qrows = [measure_quantized(n, Path(tmp), log) for n in QNETS]
+    return dict(target=TARGET, rows=rows, quantized=qrows, seconds=round(time.perf_counter() - t0, 1))
 
 
 # The same three networks before conv_f32.c's blocked 1x1 and 3x3 paths and mm_f32.c (weight-stationary conv, a
@@ -109,14 +142,56 @@ def render(res: dict | None) -> list[str]:
         parts = [f"{k['kernel']} {k['instructions']:,}" + (f" / {k['macs']:,} MACs = {k['instructions'] / k['macs']:.2f}"
                                                            if k["macs"] else "") for k in r["kernels"]]
         lines.append(f"- {TITLES.get(r['name'], r['name'])}: " + "; ".join(parts))
+    lines += _render_quantized(res.get("quantized") or [])
     lines += ["", f"(networks section: {res['seconds']:.0f} s)", ""]
     return lines
 
 
+# The int8 networks with the portable integer kernels only (conv_integer.c, matmul_integer.c, requantize.c with
+# its type test in the loop), before conv_integer_dsp.c and matmul_integer_dsp.c: measured by this script's
+# measure_quantized on the same networks and inputs
+QBEFORE = {"ds_cnn_int8": 6_284_874, "mobilenet_v2_int8": 89_242_741}
+
+
+def _render_quantized(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["", "### The same networks quantized to int8 (QDQ) on the Cortex-M33", "",
+             "onnxruntime's static quantizer (QDQ, uint8 activations, per-channel int8 weights; tests/onnx/test_qdq.py's "
+             "`quantized`), compiled with `-t cortex-m33`: ConvInteger/MatMulInteger + Requantize, outputs equal to "
+             "onnxruntime's bit for bit (QEMU run). The integer conv and matrix product run conv_integer_dsp.c and "
+             "matmul_integer_dsp.c (SXTB16 + SMLAD, two 8-bit MACs per instruction; activations minus their zero point "
+             "widened once to int16, zero padding exact; the same int32 sums as the portable kernels) and the "
+             "requantization requantize_dsp.c (VCVTN and SSAT/USAT for the rounding and clamp, the same bytes); before: "
+             "the portable conv_integer.c, matmul_integer.c and requantize.c. `slmc run DIR --inputs F --profile` "
+             "prints the per-operator counts of such a build.", "",
+             "| network | MACs | instructions / inference | instructions / MAC | before (instr/MAC) | conv kernel instr/MAC | "
+             "requantize share | bit-exact vs onnxruntime |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        b = QBEFORE.get(r["name"])
+        before = "–" if b is None else f"{b:,} ({b / r['macs']:.2f}; now {b / r['instructions']:.2f}x fewer)"
+        conv = [k for k in r["kernels"] if k["kernel"].startswith("conv_integer")]
+        cpm = f"{sum(k['instructions'] for k in conv) / sum(k['macs'] for k in conv):.2f}" if conv else "–"
+        req = sum(k["instructions"] for k in r["kernels"] if k["kernel"].startswith("requantize")) / r["instructions"]
+        title = TITLES.get(r["name"].removesuffix("_int8"), r["name"]) + " int8"
+        lines.append(f"| {title} | {r['macs']:,} | {r['instructions']:,} | {r['instructions_per_mac']:.2f} | {before} | "
+                     f"{cpm} | {req:.0%} | {'yes' if r['bit_exact'] else 'NO'} |")
+    lines += ["", "Per kernel C file (instructions per inference, MACs, instructions per MAC):", ""]
+    for r in rows:
+        parts = [f"{k['kernel']} {k['instructions']:,}" + (f" / {k['macs']:,} MACs = {k['instructions'] / k['macs']:.2f}"
+                                                           if k["macs"] else "") for k in r["kernels"]]
+        lines.append(f"- {TITLES.get(r['name'].removesuffix('_int8'), r['name'])} int8: " + "; ".join(parts))
+    return lines
+
+
 def main() -> None:
+    import json
+
     import render as doc
 
-    res = measure()
+    old = json.loads(doc.RESULTS.read_text()).get("networks") if doc.RESULTS.exists() else None
+    res = measure(floats="--float" in sys.argv, old=old)
     print(doc.store("networks", res))
 
 

@@ -177,7 +177,7 @@ def run(project: Path = typer.Argument(..., help="output folder of `slmc compile
     """Build (if needed) and run a compiled model on its target."""
     try:
         if inputs is not None or save is not None:
-            _run_graph(project, inputs, save, as_json)
+            _run_graph(project, inputs, save, as_json, profile)
             return
         from slmc.cli_batch import batched, run_batch
 

@@ -162,17 +162,24 @@ def _print_profile(p: dict) -> None:
         out.print(f"[bold]estimated[/] cycles only ({p['estimate_basis']}; this target has no clock)")
 
 
-def _run_graph(project: Path, inputs: Optional[Path], save: Optional[Path], as_json: bool) -> None:
-    """A compiled ONNX graph: inputs from an .npz (input_i bound to the i-th graph input), outputs to one."""
+def _run_graph(project: Path, inputs: Optional[Path], save: Optional[Path], as_json: bool, profile: bool = False) -> None:
+    """A compiled ONNX graph: inputs from an .npz (input_i bound to the i-th graph input), outputs to one; on an
+    emulated target --profile (and --json) count one inference's instructions (toolchain/graph_count.py)."""
     import numpy as np
 
     from slmc.driver import run_graph
+    from slmc.targets import get_target
 
     rep = read_json(project / "report.json", project)
     if "graph_io" not in rep:
         raise SlmcError(f"{project} holds a language model, not a graph", "run it with --prompt or --prompt-ids")
     if inputs is None:
-        raise SlmcError("--save needs --inputs", "e.g. slmc run DIR --inputs in.npz --save out.npz")
+        raise SlmcError(f"{'--profile' if profile else '--save'} needs --inputs",
+                        "e.g. slmc run DIR --inputs in.npz --save out.npz")
+    emulated = get_target(rep["target"]).emulated
+    if profile and not emulated:
+        raise SlmcError(f"--profile counts instructions on an emulated target; {rep['target']} is not one",
+                        "compile with -t cortex-m33, rv32imac, rp2350-arm or rp2350-riscv")
     if save is not None:
         check_file(save, "--save")
     feeds = read_npz(inputs, rep["graph_io"])
@@ -181,9 +188,40 @@ def _run_graph(project: Path, inputs: Optional[Path], save: Optional[Path], as_j
         if tmp is not None:
             with open(tmp, "wb") as f:  # a file object: numpy adds no ".npz" to the name the user gave
                 np.savez(f, **outs)
+    counts = None
+    if emulated and (profile or as_json):  # exact counts come with an emulated run's JSON, as for a language model
+        from slmc.toolchain.graph_count import count_graph
+
+        counts = count_graph(project, feeds)
     if as_json:
+        extra = {} if counts is None else dict(
+            target=counts.target, counter=counts.counter, instructions=counts.instructions, macs=counts.macs,
+            instructions_per_mac=counts.instructions_per_mac, estimated_cycles=counts.estimated_cycles,
+            ops=counts.profile.get("ops", []),
+            kernels=[dict(kernel=k.kernel, calls=k.calls, instructions=k.instructions, macs=k.macs) for k in counts.kernels])
         print(json.dumps(dict(outputs={k: dict(dtype=str(v.dtype), shape=list(v.shape)) for k, v in outs.items()},
-                              seconds=seconds, saved=str(save) if save else None)))
+                              seconds=seconds, saved=str(save) if save else None, **extra)))
     else:
         for k, v in outs.items():
             print(f"{k}: {v.dtype}{list(v.shape)}" + (f" -> {save}" if save else f" {np.array2string(v.reshape(-1)[:8])}"))
+    if profile and not as_json and counts is not None:
+        _print_graph_profile(counts)
+
+
+def _print_graph_profile(c) -> None:  # type: ignore[no-untyped-def]
+    """Per operator, as _print_profile does for a language model's token: one inference's exact instructions."""
+    from rich.table import Table
+
+    p = c.profile
+    t = Table("operator", "op", "kernel", "MACs", "instructions", "share", "instr/MAC", "est. cycles",
+              title=f"{c.target}: exact instruction counts ({c.counter}), one inference")
+    for o in p.get("ops", []):
+        t.add_row(o["name"], o["op"], o["kernel"], f"{o['macs']:,}" if o["macs"] else "", f"{o['instructions']:,.0f}",
+                  f"{o['share']:.1%}", f"{o['instructions'] / o['macs']:.2f}" if o["macs"] else "",
+                  f"{o['estimated_cycles']:,.0f}" if o.get("estimated_cycles") is not None else "-")
+    if "prologue_instructions_per_token" in p:
+        t.add_row("(model.c before the first kernel)", "", "", "", f"{p['prologue_instructions_per_token']:,.0f}", "", "", "")
+    t.add_row("[bold]per inference[/]", "", "", f"{c.macs:,}", f"[bold]{c.instructions:,}[/]", "100%",
+              f"{c.instructions_per_mac:.2f}" if c.instructions_per_mac else "",
+              f"{c.estimated_cycles:,.0f}" if c.estimated_cycles else "-")
+    Console(width=None if sys.stdout.isatty() else 160).print(t)

@@ -125,3 +125,49 @@ for _dt in EIGHT:
     register(KernelSpec("QLinearAdd", _dt, "qlinear_add.c", _guard(_qadd), overlap=elementwise(0, 1)))
     register(KernelSpec("QLinearGlobalAveragePool", _dt, "qlinear_global_average_pool.c", _guard(_gap)))
 register(KernelSpec("Requantize", DType.I32, "requantize.c", _guard(_requantize), overlap=elementwise(0)))
+
+
+# Cortex-M33 (DSP): conv_integer_dsp.c and matmul_integer_dsp.c, the same int32 sums, two MACs per SMLAD; int8
+# weights only (uint8 weights keep the portable kernels)
+def _conv_dsp_scratch(n: Node) -> int:
+    """conv_integer_dsp.c's scratch: the pointwise path's widened pixels, or the padded widened input volume of
+    one group, the weight pairs and row offsets of one output channel."""
+    shape, k, g = _spatial(n)
+    b, c, d, h, w = shape
+    kd, kh, kw = k
+    out, s, dl = g["out"], g["strides"], g["dilations"]
+    if k == [1, 1, 1] and list(out) == [d, h, w] and not any(g["begin"]) and int(n.attrs.get("group", 1)) == 1:
+        c4 = (c + 3) // 4 * 4
+        return 4 * (64 * c4 // 2) + 4 * c4 + 4 * 64
+    cg = c // int(n.attrs.get("group", 1))
+    vol = ((out[0] - 1) * s[0] + (kd - 1) * dl[0] + 1) * ((out[1] - 1) * s[1] + (kh - 1) * dl[1] + 1) * \
+        ((out[2] - 1) * s[2] + (kw - 1) * dl[2] + 2)
+    rows, kp = cg * kd * kh, (kw + 1) // 2 if dl[2] == 1 else kw
+    return 2 * ((cg * vol + 1) // 2 * 2) + 4 * rows * kp + 4 * rows
+
+
+def _with_scratch(emit):  # type: ignore[no-untyped-def]
+    def call(n: Node, c: GraphCallContext) -> str:
+        s = emit(n, c)
+        if s.startswith("/*"):
+            return s
+        head, _, tail = s.replace("(", "_dsp(", 1).rpartition(");")
+        return f"{head}, {c.scratch()});{tail}"
+    return call
+
+
+def _w_i8(n: Node) -> bool:
+    return n.inputs[1] is not None and n.inputs[1].dtype == DType.I8
+
+
+for _dt in EIGHT:
+    register(KernelSpec("ConvInteger", _dt, "conv_integer_dsp.c", _with_scratch(_guard(_conv_integer)), isa="dsp",
+                        scratch=_conv_dsp_scratch, where=_w_i8,
+                        macs=lambda n: n.outputs[0].type.numel * math.prod(n.inputs[1].shape[1:])))  # type: ignore
+    register(KernelSpec("MatMulInteger", _dt, "matmul_integer_dsp.c", _with_scratch(_guard(_matmul_integer)), isa="dsp",
+                        scratch=lambda n: 4 * ((n.inputs[0].shape[-1] + 1) // 2), where=_w_i8,  # type: ignore
+                        macs=lambda n: n.outputs[0].type.numel * n.inputs[0].shape[-1]))  # type: ignore[union-attr]
+# VCVTN + SSAT/USAT for the rounding and clamp: the same bytes (the "dsp" targets, cortex-m33 and rp2350-arm, have FPv5)
+register(KernelSpec("Requantize", DType.I32, "requantize_dsp.c",
+                    _guard(lambda n, c: _requantize(n, c).replace("slmc_requantize(", "slmc_requantize_dsp(", 1)),
+                    isa="dsp", overlap=elementwise(0)))

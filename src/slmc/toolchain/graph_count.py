@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,9 @@ class GraphCount:
     macs: int                       # report.json's MACs of one inference
     kernels: tuple[KernelCount, ...]  # most instructions first
     estimated_cycles: float | None  # the target's cycle model over the instruction mix, where it has one
+    # toolchain/profile.py's profile of the run: "ops" per operator (name, op, kernel, macs, instructions, share,
+    # estimated_cycles), the prologue, the counter; one inference is its one "decode step"
+    profile: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def instructions_per_mac(self) -> float | None:
@@ -64,4 +67,4 @@ def count_graph(project: Path, feeds: dict[str, np.ndarray]) -> GraphCount:
         row[2] += int(o["macs"])
     kernels = tuple(KernelCount(k, c, i, m) for k, (c, i, m) in sorted(by.items(), key=lambda kv: (-kv[1][1], kv[0])))
     return GraphCount(target.name, prof["counter"], int(prof["instructions_total"]),
-                      int(sum(o["macs"] for o in rep["ops"])), kernels, prof.get("estimated_cycles_per_token"))
+                      int(sum(o["macs"] for o in rep["ops"])), kernels, prof.get("estimated_cycles_per_token"), prof)

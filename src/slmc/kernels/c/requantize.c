@@ -14,10 +14,12 @@ void slmc_requantize(void *y, int t, const int32_t *acc, const float *m, int nm,
             size_t at = (o * ch + c) * inner;
             float mc = m[nm > 1 ? c : 0];
             int32_t bc = b ? b[nb > 1 ? c : 0] : 0;
-            for (size_t i = 0; i < inner; i++) {
-                int32_t q = slmc_quant_round((float)(int32_t)((uint32_t)acc[at + i] + (uint32_t)bc) * mc, z, lo, hi);
-                if (t == 2) ((int8_t *)y)[at + i] = (int8_t)q;
-                else ((uint8_t *)y)[at + i] = (uint8_t)q;
-            }
+            /* one loop per output type: gcc -O2 does not unswitch the test out of the loop */
+            if (t == 2)
+                for (size_t i = 0; i < inner; i++)
+                    ((int8_t *)y)[at + i] = (int8_t)slmc_quant_round((float)(int32_t)((uint32_t)acc[at + i] + (uint32_t)bc) * mc, z, lo, hi);
+            else
+                for (size_t i = 0; i < inner; i++)
+                    ((uint8_t *)y)[at + i] = (uint8_t)slmc_quant_round((float)(int32_t)((uint32_t)acc[at + i] + (uint32_t)bc) * mc, z, lo, hi);
         }
 }
