@@ -56,6 +56,34 @@ def llm_header(m: LlmInfo) -> list[str]:
     ]
 
 
+# (float)v * 2^-frac: without an FPU (RV32IMAC) soft-float's int-to-float and multiply cost about 160
+# instructions a logit; this is the same rounding (to nearest, ties to even) in integer steps, about 25
+FIX_TO_FLOAT = [
+    "#if defined(__riscv) && !defined(__riscv_flen)",
+    "static float slmc_fix_to_float(int32_t v, int frac) {",
+    "    uint32_t a = v < 0 ? 0u - (uint32_t)v : (uint32_t)v, bits = 0;",
+    "    if (a) {",
+    "        int e = 31 - __builtin_clz(a);",
+    "        uint32_t mant = a << (31 - e) >> 8;  /* 24 bits */",
+    "        if (e > 23) {",
+    "            uint32_t rem = a << (31 - e) << 24, half = 0x80000000u;  /* the bits shifted out, at the top */",
+    "            if (rem > half || (rem == half && (mant & 1))) mant++;",
+    "            if (mant >> 24) { mant >>= 1; e++; }",
+    "        }",
+    "        bits = (v < 0 ? 0x80000000u : 0u) | (uint32_t)(e - frac + 127) << 23 | (mant & 0x7FFFFFu);",
+    "    }",
+    "    float f;",
+    "    memcpy(&f, &bits, sizeof f);",
+    "    return f;",
+    "}",
+    "#define SLMC_FIX_TO_FLOAT(v, frac, scale) slmc_fix_to_float(v, frac)",
+    "#else",
+    "#define SLMC_FIX_TO_FLOAT(v, frac, scale) ((float)(v) * (scale))",
+    "#endif",
+    "",
+]
+
+
 def llm_api(graphs: list[Graph], plan: MemoryPlan, m: LlmInfo, table: LayerTable) -> list[str]:
     in_table = table.states()
     states = sorted({(v.name, v.nbytes) for g in graphs for v in g.states() if v.name not in in_table})
@@ -70,7 +98,8 @@ def llm_api(graphs: list[Graph], plan: MemoryPlan, m: LlmInfo, table: LayerTable
         decode = ["    slmc_graph_decode(&t, pos, 1, (int32_t *)(void *)logits);",
                   "    for (int i = 0; i < SLMC_VOCAB_SIZE; i++) {",
                   "        int32_t v;", "        memcpy(&v, &logits[i], sizeof v);",
-                  f"        logits[i] = (float)v * 0x1p-{m.logits_frac}f;", "    }"]
+                  f"        logits[i] = SLMC_FIX_TO_FLOAT(v, {m.logits_frac}, 0x1p-{m.logits_frac}f);", "    }"]
+        out[:0] = FIX_TO_FLOAT
     # The graph indexes the embedding table with the token and the KV cache with the position, with no
     # check of its own: out of range they would read and write outside both. One compare and branch each
     # (the compiler folds `x < 0 || x >= N` into one unsigned compare); a chip with no logits takes NULL.

@@ -99,8 +99,10 @@ register(KernelSpec("attention_i", I16, "attention_i.c",
                     lambda n, c: f"slmc_attention_i({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.scratch()}, "
                                  f"{c.ref(4)}, {c.rows}, {c.attr('n_heads')}, {c.attr('n_kv_heads')}, "
                                  f"{c.attr('head_dim')}, {c.pos}, {n.inputs[1].shape[0]}, "  # type: ignore[union-attr]
-                                 f"{c.attr('c', wide=True)}, {c.attr('c_shift')}, {c.attr('t_cap', wide=True)}, "
+                                 f"{c.attr('c', wide=True)}, {c.attr('t_shift')}, {c.attr('t_cap', wide=True)}, "
+                                 f"{c.attr('q_shift')}, {c.attr('q_max')}, "
                                  f"{c.attr('f_out')}, {c.attr('f_v')}, {c.attr('window')}, {_softcap(n, c)});",
+                    # int32 per position, then two int32 per head dimension (attention_i.c)
                     scratch=lambda n: 4 * (n.inputs[1].shape[0] + 1) + 8 * n.attrs["head_dim"],  # type: ignore[union-attr]
                     macs=_attention_macs))
 register(KernelSpec("add_i32", I32, "add_i32.c",

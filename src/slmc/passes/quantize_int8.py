@@ -35,26 +35,41 @@ from slmc.quant import int8 as q
 from slmc.quant.q8 import Q8Tensor
 
 I16, I32 = DType.I16, DType.I32
-C_SHIFT = 30
 
 
 def attention_attrs(head_dim: int, f_qk: int, f_v: int, scale: float = 1.0, window: int = 0,
-                    softcap: float = 0.0) -> dict:
-    """attention_i's softmax constants: u = ((max - s) * c) >> C_SHIFT is (max - s) * log2(e) * scale /
-    sqrt(head_dim) in Q16, s having 2 * f_qk fractional bits (scale: q's attention scale, folded here);
-    beyond t_cap 2^-u is 0 (and t * c stays below 2^62). softcap: each score becomes cap * tanh(s * scale /
-    (sqrt(head_dim) * cap)), in the real scores' units at 2 * f_qk fractional bits, so c keeps log2(e) only."""
+                    softcap: float = 0.0, seq_len: int = 0) -> dict:
+    """attention_i's constants (kernels/c/attention_i.c says why each bound holds): q narrowed by q_shift
+    bits and clamped to q_max, so a score sum(q * k) over head_dim int16 products fits int32, with
+    fs = 2 * f_qk - q_shift fractional bits; u = ((t << t_shift) * c) >> 32 is t * log2(e) * scale /
+    sqrt(head_dim) in Q16 for t = max - s (scale: q's attention scale, folded here), c < 2^32; from t_cap on
+    (where u reaches 16, or 2^32 - 1) 2^-u is taken as 0. softcap: each score becomes cap * tanh(s * scale /
+    (sqrt(head_dim) * cap)), in the real scores' units at fs fractional bits, so c keeps log2(e) only."""
+    q_max = (2 ** 31 - 1) // (head_dim * 2 ** 15)
+    q_shift = max(0, 15 - int(np.floor(np.log2(q_max + 1))))
+    if head_dim * min(q_max, 2 ** (15 - q_shift)) * 2 ** 15 > 2 ** 31 - 1 or q_max < 1:  # the int32 score bound
+        raise SlmcError(f"-q int8 attention has no int32 scores for head_dim {head_dim}", "use -q q8 for this model")
+    if seq_len > 65534:  # sum(e) < 2^31 and |sum(p * v)| < 2^31 need at most 65534 positions
+        raise SlmcError(f"-q int8 attention takes at most 65534 positions (this model: {seq_len})",
+                        "compile with fewer positions or use -q q8")
+    fs = 2 * f_qk - q_shift
     real = scale / np.sqrt(head_dim)
-    factor = np.log2(np.e) * (1.0 if softcap else real) * 2.0 ** (16 - 2 * f_qk)
-    c = int(round(factor * 2.0 ** C_SHIFT))
+    factor = np.log2(np.e) * (1.0 if softcap else real) * 2.0 ** (16 - fs)
+    t_shift = 0 if factor * 2.0 ** 32 < 2 ** 32 - 1 else int(np.ceil(np.log2(factor))) + 1
+    c = int(round(factor * 2.0 ** (32 - t_shift)))
     if c < 1 << 8:
         raise SlmcError("attention scores are too large for integer-only form", "use -q q8 for this model")
-    t_cap = ((31 << 16) + (1 << 16)) * (1 << C_SHIFT) // c + 1
-    attrs = dict(head_dim=head_dim, c=c, c_shift=C_SHIFT, t_cap=t_cap, f_out=f_v, f_v=f_v, window=window)
+    t_cap = min(-(-(16 << 48) // (c << t_shift)), 2 ** 32 - 1)  # u(t_cap) >= 16 in Q16: e = 0 from there
+    if t_cap << t_shift >= 2 ** 32:
+        raise SlmcError("attention scores are too coarse for integer-only form", "use -q q8 for this model")
+    attrs = dict(head_dim=head_dim, c=c, t_shift=t_shift, t_cap=t_cap, q_shift=q_shift, q_max=q_max, f_out=f_v,
+                 f_v=f_v, window=window)
     if softcap:
-        m, shift = _multiplier(real / softcap * 2.0 ** (q.CAP_FRAC - 2 * f_qk), q.CAP_MULT_BITS)
-        attrs.update(cap_m=m, cap_shift=shift, capq=int(round(softcap * 2.0 ** (2 * f_qk))),
-                     step_log2=q.SIGMOID_STEP_LOG2, range=q.SIGMOID_RANGE)
+        m, shift = _multiplier(real / softcap * 2.0 ** (q.CAP_FRAC - fs), q.CAP_MULT_BITS)
+        capq = int(round(softcap * 2.0 ** fs))
+        if capq >= 2 ** 31:
+            raise SlmcError("the attention soft-cap is too large for integer-only form", "use -q q8 for this model")
+        attrs.update(cap_m=m, cap_shift=shift, capq=capq, step_log2=q.SIGMOID_STEP_LOG2, range=q.SIGMOID_RANGE)
     return attrs
 
 
@@ -227,7 +242,8 @@ def run(graph: Graph, fm: q.Formats, layout: str = "") -> Graph:
             cap = float(n.attrs.get("softcap", 0.0))
             attrs = dict(n_heads=n.attrs["n_heads"], n_kv_heads=n.attrs["n_kv_heads"],
                          **attention_attrs(n.attrs["head_dim"], f_in, f_out, _q_scale(n.inputs[0]),  # type: ignore[arg-type]
-                                           int(n.attrs.get("window", 0)), cap))
+                                           int(n.attrs.get("window", 0)), cap,
+                                           n.inputs[1].shape[0]))  # type: ignore[union-attr]
             tanh = [table("tanh_q15", lambda: q.TANH_LUT)] if cap else []
             node = rb.copy(n, "attention_i", [*act, table("exp2_q15", lambda: q.EXP2_LUT), *tanh], out_t, attrs)
         elif n.op == "add":

@@ -119,10 +119,11 @@ def softcap_q(z: np.ndarray, lut: np.ndarray, capq: int, step_log2: int, rng: in
 
 @reference_op("attention_i")
 def attention_i(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    """attention_i.c: q narrowed so the scores fit int32, exp2 table softmax, probabilities in Q15."""
     q, kc, vc, pos, lut = ins[:5]
     tanh = ins[5] if len(ins) > 5 else None  # soft-capping (attention_i.c's tanh_lut)
     H, G, hd = a["n_heads"], a["n_kv_heads"], a["head_dim"]
-    rep = H // G
+    rep, qs, qm = H // G, a["q_shift"], a["q_max"]
     out = np.zeros(q.shape, np.int16)
     for r in range(q.shape[0]):
         p = int(pos[0]) + r
@@ -131,14 +132,17 @@ def attention_i(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
             g = h // rep
             k = kc[p0:p + 1, g * hd:(g + 1) * hd].astype(I64)
             v = vc[p0:p + 1, g * hd:(g + 1) * hd].astype(I64)
-            s = k @ q[r, h * hd:(h + 1) * hd].astype(I64)
+            s = k @ np.clip(rshift_round(q[r, h * hd:(h + 1) * hd], qs), -qm, qm)
             if tanh is not None:
                 s = softcap_q(rshift_round(s * I64(a["cap_m"]), a["cap_shift"]), tanh, a["capq"], a["step_log2"],
                               a["range"])
-            t = np.minimum(s.max() - s, a["t_cap"])
-            e = exp2_neg((t * a["c"]) >> a["c_shift"], lut)
-            num = e @ v
-            out[r, h * hd:(h + 1) * hd] = sat(rdiv(num << I64(a["f_out"]), I64(e.sum()) << I64(a["f_v"])), np.int16)
+            t = s.max() - s
+            e = exp2_neg(((np.minimum(t, a["t_cap"]) << I64(a["t_shift"])) * I64(a["c"])) >> I64(32), lut)
+            e[t >= a["t_cap"]] = 0  # from t_cap on (where attention_attrs clipped it too)
+            inv = ((1 << 47) - 1) // int(e.sum())
+            pr = (e * I64(inv) + I64(1 << 31)) >> I64(32)
+            num = pr @ v
+            out[r, h * hd:(h + 1) * hd] = sat(rshift_round(num, 15 + a["f_v"] - a["f_out"]), np.int16)
     return [out]
 
 

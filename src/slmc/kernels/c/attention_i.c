@@ -1,56 +1,96 @@
 #include "slmc_kernels.h"
+#if defined(__riscv) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-schedule-insns") /* gcc's first scheduling pass spills q and the sums */
+#endif
 
 /* -q int8 attention over positions 0..pos+i for row i, per head (grouped-query: head h reads KV head
- * h / (n_heads / n_kv_heads)). Scores are exact int64 dot products of int16 q and k; the softmax is
- * 2^(-u) with u = ((max - s) * c) >> c_shift in Q16 (c folds log2(e) / sqrt(head_dim) and the formats),
- * taken from a 257-entry Q15 table of 2^(-i/256) with linear interpolation and a right shift by the
- * integer part; out = sum(e * v) / sum(e) in the output format (f_out; v has f_v). scratch: int32 per
- * position, then int64 per head dimension. window > 0: row i sees only its last `window` positions.
- * tanh_lut (soft-capping, Gemma 2; NULL: none): each score s becomes cap * tanh(s / cap) in its own format,
- * s / cap in Q16 being (s * cap_m) >> cap_shift (slmc_softcap_q); c then holds log2(e) and the formats only. */
+ * h / (n_heads / n_kv_heads)), in int32 arithmetic (RV32 has no cheap int64; numpy twin:
+ * reference/int_llm_ops.py attention_i, constants from passes/quantize_int8.py attention_attrs).
+ * - q is narrowed once per head: qn = clamp(rshift_round(q, q_shift), -q_max, q_max), q_max =
+ *   floor((2^31 - 1) / (head_dim * 2^15)). Proof that the score s = sum qn * k fits int32: |k| <= 2^15
+ *   (int16), so |s| <= head_dim * q_max * 2^15 <= 2^31 - 1 (attention_attrs checks it at compile time).
+ * - softmax: e = 2^(-u) for t = max - s below t_cap (else 0; max - s < 2^32 as both are int32), u =
+ *   ((t << t_shift) * c) >> 32 in Q16 (one mulhu; c < 2^32 folds log2(e) / sqrt(head_dim) and the formats),
+ *   from a 257-entry Q15 table of 2^(-i/256) with linear interpolation and a right shift by the integer part.
+ * - normalised once: p = (e * inv + 2^31) >> 32 with inv = floor((2^47 - 1) / sum(e)), so sum(p) <=
+ *   2^15 + npos/2; the max's e is 2^15, so 2^15 <= sum(e) <= 2^15 * npos < 2^31 and inv < 2^32.
+ * - out = sum(p * v) >> (15 + f_v - f_out), rounded: |sum(p * v)| <= 2^15 (2^15 + npos/2) < 2^31 for
+ *   npos <= 65534 (attention_attrs checks seq_len).
+ * scratch: int32 per position (scores, then e), then int32 per head dimension. window > 0: row i sees only
+ * its last `window` positions. tanh_lut (soft-capping, Gemma 2; NULL: none): each score s becomes
+ * cap * tanh(s / cap) in its own format, s / cap in Q16 being (s * cap_m) >> cap_shift (slmc_softcap_q). */
+static inline __attribute__((always_inline)) void att_head(
+    int16_t *o, const int16_t *qh, const int16_t *kc, const int16_t *vc, int32_t *sc, int32_t *qn, int32_t *num,
+    const int32_t *lut, int kv_dim, int first, int last, uint32_t c, int t_shift, uint32_t t_cap, int q_shift,
+    int32_t q_max, int o_shift, const int32_t *tanh_lut, int64_t cap_m, int cap_shift, int64_t capq,
+    int step_log2, int range, const int hd) {
+#pragma GCC unroll 16
+    for (int d = 0; d < hd; d++) {
+        int32_t v = q_shift ? (qh[d] + (1 << q_shift >> 1)) >> q_shift : qh[d];
+        qn[d] = v > q_max ? q_max : v < -q_max ? -q_max : v;
+    }
+    int32_t mx = INT32_MIN;
+    const int16_t *k = kc + (size_t)first * kv_dim;
+    for (int t = first; t <= last; t++, k += kv_dim) {
+        int32_t s = 0;
+#pragma GCC unroll 16
+        for (int d = 0; d < hd; d++) s += qn[d] * k[d];
+        if (tanh_lut) s = (int32_t)slmc_softcap_q(slmc_rshift_round((int64_t)s * cap_m, cap_shift), tanh_lut, capq,
+                                                  step_log2, range);
+        sc[t] = s;
+        if (s > mx) mx = s;
+    }
+    uint32_t sum = 0;
+    for (int t = first; t <= last; t++) {
+        uint32_t tt = (uint32_t)mx - (uint32_t)sc[t];
+        if (tt >= t_cap) { /* e = 0 from t_cap on (there u >= 16 in Q16 unless attention_attrs clipped t_cap) */
+            sc[t] = 0;
+            continue;
+        }
+        uint32_t u = (uint32_t)(((uint64_t)(tt << t_shift) * c) >> 32);
+        /* tt < t_cap, the first tt whose u reaches 16 in Q16 (or, where attention_attrs clipped t_cap to
+         * 2^32 - 1, c < 2^20 and u < c): the integer part is at most 15 */
+        uint32_t nint = u >> 16, r = u & 0xFFFF;
+        int32_t e = slmc_lut_interp(lut, (int32_t)(r >> 8), (int32_t)(r & 0xFF)) >> nint;
+        sc[t] = e;
+        sum += (uint32_t)e;
+    }
+    uint32_t inv = (uint32_t)((((uint64_t)1 << 47) - 1) / sum);
+#pragma GCC unroll 16
+    for (int d = 0; d < hd; d++) num[d] = 0;
+    const int16_t *v = vc + (size_t)first * kv_dim;
+    for (int t = first; t <= last; t++, v += kv_dim) {
+        uint32_t e = (uint32_t)sc[t], lo = e * inv; /* p = (e * inv + 2^31) >> 32: the carry is lo's top bit */
+        int32_t p = (int32_t)((uint32_t)(((uint64_t)e * inv) >> 32) + (lo >> 31));
+        if (p == 0) continue; /* far from the max (2^-16 and less): nothing to add, common in long contexts */
+#pragma GCC unroll 16
+        for (int d = 0; d < hd; d++) num[d] += p * v[d];
+    }
+#pragma GCC unroll 16
+    for (int d = 0; d < hd; d++) o[d] = slmc_sat16(slmc_rshift_round(num[d], o_shift));
+}
+
 void slmc_attention_i(int16_t *out, const int16_t *q, const int16_t *kc, const int16_t *vc, void *scratch,
                       const int32_t *lut, int n, int n_heads, int n_kv_heads, int head_dim, int pos, int seq_len,
-                      int64_t c, int c_shift, int64_t t_cap, int f_out, int f_v, int window, const int32_t *tanh_lut,
-                      int64_t cap_m, int cap_shift, int64_t capq, int step_log2, int range) {
-    int32_t *e = (int32_t *)scratch;
-    int64_t *num = (int64_t *)(e + seq_len + (seq_len & 1));
-    int kv_dim = n_kv_heads * head_dim, rep = n_heads / n_kv_heads;
+                      int64_t c, int t_shift, int64_t t_cap, int q_shift, int q_max, int f_out, int f_v, int window,
+                      const int32_t *tanh_lut, int64_t cap_m, int cap_shift, int64_t capq, int step_log2, int range) {
+    int32_t *sc = (int32_t *)scratch, *num = sc + seq_len + (seq_len & 1), *qn = num + head_dim;
+    int32_t qa[16], na[16]; /* unrolled sizes: locals, which gcc keeps in registers */
+    int kv_dim = n_kv_heads * head_dim, rep = n_heads / n_kv_heads, o_shift = 15 + f_v - f_out;
     for (int i = 0; i < n; i++) {
         int last = pos + i, first = window > 0 && last >= window ? last - window + 1 : 0;
         for (int h = 0; h < n_heads; h++) {
             const int16_t *qh = q + (size_t)i * n_heads * head_dim + (size_t)h * head_dim;
-            int off = (h / rep) * head_dim;
-            int64_t mx = INT64_MIN;
-            for (int t = first; t <= last; t++) {
-                const int16_t *k = kc + (size_t)t * kv_dim + off;
-                int64_t s = 0;
-                for (int d = 0; d < head_dim; d++) s += (int64_t)qh[d] * k[d];
-                if (tanh_lut) s = slmc_softcap_q(slmc_rshift_round(s * cap_m, cap_shift), tanh_lut, capq, step_log2, range);
-                if (s > mx) mx = s;
-            }
-            /* second pass: the scores again (cheaper in RAM than an int64 per position), then 2^(-u) */
-            int64_t sum = 0;
-            for (int t = first; t <= last; t++) {
-                const int16_t *k = kc + (size_t)t * kv_dim + off;
-                int64_t s = 0;
-                for (int d = 0; d < head_dim; d++) s += (int64_t)qh[d] * k[d];
-                if (tanh_lut) s = slmc_softcap_q(slmc_rshift_round(s * cap_m, cap_shift), tanh_lut, capq, step_log2, range);
-                int64_t tt = mx - s;
-                if (tt > t_cap) tt = t_cap;
-                int64_t u = (tt * c) >> c_shift;
-                int32_t nint = (int32_t)(u >> 16), r = (int32_t)(u & 0xFFFF);
-                int32_t v = slmc_lut_interp(lut, r >> 8, r & 0xFF);
-                e[t] = nint > 30 ? 0 : v >> nint;
-                sum += e[t];
-            }
-            for (int d = 0; d < head_dim; d++) num[d] = 0;
-            for (int t = first; t <= last; t++) {
-                const int16_t *v = vc + (size_t)t * kv_dim + off;
-                for (int d = 0; d < head_dim; d++) num[d] += (int64_t)e[t] * v[d];
-            }
-            int64_t den = sum * ((int64_t)1 << f_v);
+            const int16_t *kh = kc + (h / rep) * head_dim, *vh = vc + (h / rep) * head_dim;
             int16_t *o = out + (size_t)i * n_heads * head_dim + (size_t)h * head_dim;
-            for (int d = 0; d < head_dim; d++) o[d] = slmc_sat16(slmc_rdiv(num[d] * ((int64_t)1 << f_out), den));
+#define SLMC_ATT_HEAD(Q, N, HD) att_head(o, qh, kh, vh, sc, Q, N, lut, kv_dim, first, last, (uint32_t)c, t_shift, \
+                                   (uint32_t)t_cap, q_shift, q_max, o_shift, tanh_lut, cap_m, cap_shift, capq, \
+                                   step_log2, range, HD)
+            /* the common head sizes with their loops unrolled (q and the sums in registers) */
+            if (head_dim == 8) SLMC_ATT_HEAD(qa, na, 8);
+            else if (head_dim == 16) SLMC_ATT_HEAD(qa, na, 16);
+            else SLMC_ATT_HEAD(qn, num, head_dim);
+#undef SLMC_ATT_HEAD
         }
     }
 }

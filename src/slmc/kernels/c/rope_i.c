@@ -13,6 +13,12 @@ void slmc_rope_i(int16_t *out, const int16_t *x, const int16_t *cos_t, const int
             for (int j = 0; j < half; j++) {
                 int a = interleaved ? h + 2 * j : h + j, b = interleaved ? a + 1 : a + half;
                 int32_t u = x[(size_t)i * cols + a], v = x[(size_t)i * cols + b];
+                if (frac <= 14) { /* |cos|, |sin| <= 2^frac: each sum of two int16 products fits int32 */
+                    int32_t rnd = frac > 0 ? 1 << (frac - 1) : 0;
+                    out[(size_t)i * cols + a] = slmc_sat16((u * c[j] - v * s[j] + rnd) >> frac);
+                    out[(size_t)i * cols + b] = slmc_sat16((u * s[j] + v * c[j] + rnd) >> frac);
+                    continue;
+                }
                 out[(size_t)i * cols + a] = slmc_sat16(slmc_rshift_round((int64_t)u * c[j] - (int64_t)v * s[j], frac));
                 out[(size_t)i * cols + b] = slmc_sat16(slmc_rshift_round((int64_t)u * s[j] + (int64_t)v * c[j], frac));
             }
