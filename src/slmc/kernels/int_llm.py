@@ -57,6 +57,8 @@ register(KernelSpec("narrow_i", I32, "narrow_i.c",
 register(KernelSpec("pos_embedding_i8", I8, "pos_embedding_i8.c",
                     lambda n, c: f"slmc_pos_embedding_i8({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.pos}, {c.rows}, "
                                  f"{n.outputs[0].shape[-1]}, {c.attr('group')}, {c.attr('shift')});"))
+
+
 def _linear(fn: str, isa: str, layout: str, scratch: bool = False) -> KernelSpec:
     return KernelSpec("linear_i8", I16, f"{fn}.c",
                       lambda n, c: f"slmc_{fn}({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, "

@@ -50,7 +50,7 @@ def kv_write(cache: np.ndarray, x: np.ndarray, pos: int, hd: int) -> np.ndarray:
 
 
 def exp2(x: np.ndarray) -> np.ndarray:
-    """i8kv_exp2: 2^x for x <= 0 as 2^n * p(f), x clamped at -125 (fmaxf), n = trunc(x), f = x - n."""
+    """slmc_i8kv_exp2 (slmc_kernels.h): 2^x for x <= 0 as 2^n * p(f), x clamped at -125 (fmaxf), n = trunc(x), f = x - n."""
     x = np.fmax(x.astype(f32), f32(-125.0)).astype(f32)
     n = x.astype(np.int32)                                     # C's (int)x: toward zero
     f = (x - n.astype(f32)).astype(f32)
@@ -62,7 +62,7 @@ def exp2(x: np.ndarray) -> np.ndarray:
 
 
 def softcap(score: np.ndarray, cap: float) -> np.ndarray:
-    """cap * tanh(score / cap), tanh(y) = sign(y) (1 - e) / (1 + e), e = 2^((-2|y|) log2(e)) (i8kv_softcap)."""
+    """cap * tanh(score / cap), tanh(y) = sign(y) (1 - e) / (1 + e), e = 2^((-2|y|) log2(e)) (slmc_i8kv_softcap)."""
     c = f32(cap)
     y = (score / c).astype(f32)
     e = exp2(((f32(-2.0) * np.abs(y)).astype(f32) * LOG2E).astype(f32))

@@ -4,9 +4,9 @@
  * a float32 scale per position and KV head), integer dot products on both sides of the softmax:
  *   q.k  each query head quantized to int8 like a cache record (scale sq), an exact int32 dot product with
  *        each key; the score in units of log2(e): (float)dot * (sk * c2), c2 = (sq / sqrt(head_dim)) * log2(e)
- *        (with a soft-cap: i8kv_softcap((float)dot * (sk * c)) * log2(e), c = sq / sqrt(head_dim));
- *   softmax  e = 2^(score - max) by i8kv_exp2 (a polynomial, no libm: the same bits on every target), summed
- *        in position order, and w = e * sv (sv: the value record's scale), kept over the score;
+ *        (with a soft-cap: slmc_i8kv_softcap((float)dot * (sk * c)) * log2(e), c = sq / sqrt(head_dim);
+ *   softmax  e = 2^(score - max) by slmc_i8kv_exp2 (slmc_kernels.h: a polynomial, no libm, the same bits on every
+ *        target), summed in position order, and w = e * sv (sv: the value record's scale), kept over the score;
  *   p.v  each w as an integer weight wq = (int)(w * (QM / max w) + 0.5), QM = 32767 (less where
  *        positions * 127 * QM would pass int32), an exact int32 sum of wq * v per output, then
  *        out = (float)acc * ((max w / QM) / sum).
@@ -17,34 +17,6 @@
  * head_dim sums (kernels/llm.py _i8kv_scratch). */
 void slmc_i8kv_quantize(int8_t *q, float *scale, const float *x, int hd);
 
-#define I8KV_LOG2E 1.44269504f
-#define I8KV_C1 0.6930635571479797f
-#define I8KV_C2 0.23945681750774384f
-#define I8KV_C3 0.05322372913360596f
-#define I8KV_C4 0.006831980310380459f
-
-/* 2^x for x <= 0: x clamped at -125, n = trunc(x), f = x - n in (-1, 0]; 2^f by a degree-4 polynomial with
- * 2^0 = 1 exactly (relative error under 4e-6, below the weights' 15 bits), times 2^n built from its bits. */
-static inline float i8kv_exp2(float x) {
-    x = fmaxf(x, -125.0f);
-    int32_t n = (int32_t)x;
-    float f = x - (float)n;
-    float p = I8KV_C4;
-    p = p * f + I8KV_C3;
-    p = p * f + I8KV_C2;
-    p = p * f + I8KV_C1;
-    p = p * f + 1.0f;
-    uint32_t bits = (uint32_t)(n + 127) << 23;
-    float two;
-    memcpy(&two, &bits, 4);
-    return p * two;
-}
-
-/* cap * tanh(score / cap), tanh(y) = sign(y) (1 - e) / (1 + e) with e = 2^((-2|y|) * log2(e)) */
-static inline float i8kv_softcap(float score, float cap) {
-    float y = score / cap, e = i8kv_exp2((-2.0f * fabsf(y)) * I8KV_LOG2E), r = (1.0f - e) / (1.0f + e);
-    return (y < 0.0f ? -r : r) * cap;
-}
 
 void slmc_attention_i8kv(float *out, const float *q, const int8_t *kc, const int8_t *vc, float *scratch, int n,
                          int n_heads, int n_kv_heads, int hd, int pos, int window, float softcap) {
@@ -65,7 +37,7 @@ void slmc_attention_i8kv(float *out, const float *q, const int8_t *kc, const int
                 float sq;
                 slmc_i8kv_quantize(qq + (size_t)j * hd, &sq, q0 + (size_t)j * hd, hd);
                 cq[j] = sq / sqrt_hd;
-                c2[j] = cq[j] * I8KV_LOG2E;
+                c2[j] = cq[j] * SLMC_I8KV_LOG2E;
             }
             for (int t = t0; t < len; t++) {
                 const int8_t *k = kc + (size_t)t * row + (size_t)kh * rec;
@@ -76,7 +48,7 @@ void slmc_attention_i8kv(float *out, const float *q, const int8_t *kc, const int
                     int32_t dot = 0;
                     for (int i = 0; i < hd; i++) dot += (int32_t)qj[i] * k[i];
                     att[(size_t)j * stride + t] = softcap > 0.0f
-                        ? i8kv_softcap((float)dot * (sk * cq[j]), softcap) * I8KV_LOG2E : (float)dot * (sk * c2[j]);
+                        ? slmc_i8kv_softcap((float)dot * (sk * cq[j]), softcap) * SLMC_I8KV_LOG2E : (float)dot * (sk * c2[j]);
                 }
             }
             const int8_t *v0 = vc + (size_t)kh * rec;
@@ -85,7 +57,7 @@ void slmc_attention_i8kv(float *out, const float *q, const int8_t *kc, const int
                 for (int t = t0; t < len; t++)
                     if (a[t] > mx) mx = a[t];
                 for (int t = t0; t < len; t++) {
-                    float e = i8kv_exp2(a[t] - mx), sv;
+                    float e = slmc_i8kv_exp2(a[t] - mx), sv;
                     sum += e;
                     memcpy(&sv, v0 + (size_t)t * row + hd, 4);
                     a[t] = e * sv;

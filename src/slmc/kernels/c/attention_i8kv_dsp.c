@@ -3,7 +3,7 @@
 
 /* attention_i8kv.c for the Cortex-M33 (Armv8-M DSP extension), bit-identical to it: its integer sums are
  * exact in any order, and its float steps are attention_i8kv.c's single operations in the same order
- * (i8kv_exp2 and i8kv_softcap below are copies of its own). head_dim is a multiple of 4, so a record is
+ * (slmc_i8kv_exp2 and slmc_i8kv_softcap are slmc_kernels.h's, shared). head_dim is a multiple of 4, so a record is
  * whole words and its scale word-aligned (arena buffers are 16-byte aligned):
  *   q.k  the query head quantized once and kept as sign-extended halfword pairs (q0,q2), (q1,q3), what
  *        SXTB16 and SXTB16 ROR #8 make of a key word: two SMLADs add a word's 4 products; the scores'
@@ -17,38 +17,12 @@
  *        loop), a head left over alone (i8kv_values). */
 void slmc_i8kv_quantize(int8_t *q, float *scale, const float *x, int hd);
 
-#define I8KV_LOG2E 1.44269504f
-#define I8KV_C1 0.6930635571479797f
-#define I8KV_C2 0.23945681750774384f
-#define I8KV_C3 0.05322372913360596f
-#define I8KV_C4 0.006831980310380459f
 
 #if defined(__GNUC__)
 #define I8KV_INLINE static inline __attribute__((always_inline))
 #else
 #define I8KV_INLINE static inline
 #endif
-
-I8KV_INLINE float i8kv_exp2(float x) {
-    x = fmaxf(x, -125.0f);
-    int32_t n = (int32_t)x;
-    float f = x - (float)n;
-    float p = I8KV_C4;
-    p = p * f + I8KV_C3;
-    p = p * f + I8KV_C2;
-    p = p * f + I8KV_C1;
-    p = p * f + 1.0f;
-    uint32_t bits; /* p * 2^n, exact (a normal result): n added to p's exponent */
-    memcpy(&bits, &p, 4);
-    bits += (uint32_t)n << 23;
-    memcpy(&p, &bits, 4);
-    return p;
-}
-
-static float i8kv_softcap(float score, float cap) {
-    float y = score / cap, e = i8kv_exp2((-2.0f * fabsf(y)) * I8KV_LOG2E), r = (1.0f - e) / (1.0f + e);
-    return (y < 0.0f ? -r : r) * cap;
-}
 
 /* (lo of a, lo of b) and (hi of a, hi of b) as halfword pairs: PKHBT, PKHTB (not in gcc 12's arm_acle.h) */
 static inline uint32_t i8kv_lo(uint32_t a, uint32_t b) {
@@ -90,7 +64,7 @@ I8KV_INLINE float i8kv_scores(float *att, const uint32_t *qp, const int8_t *k, s
                 dot = __smlad(qp[2 * w], __sxtb16(kw), dot);
                 dot = __smlad(qp[2 * w + 1], i8kv_odd(kw), dot);
             }
-            float score = i8kv_softcap((float)dot * (i8kv_f(k + hd) * c), softcap) * I8KV_LOG2E;
+            float score = slmc_i8kv_softcap((float)dot * (i8kv_f(k + hd) * c), softcap) * SLMC_I8KV_LOG2E;
             att[t] = score;
             mx = fmaxf(mx, score); /* VMAXNM; attention_i8kv.c's compare for every non-NaN score */
         }
@@ -195,7 +169,7 @@ void slmc_attention_i8kv_dsp(float *out, const float *q, const int8_t *kc, const
                 uint32_t pairs[2 * 64];
                 float sq, *a = att + (size_t)j * stride;
                 slmc_i8kv_quantize(qq, &sq, q0 + (size_t)j * hd, hd);
-                float c = sq / sqrt_hd, c2 = c * I8KV_LOG2E, mx;
+                float c = sq / sqrt_hd, c2 = c * SLMC_I8KV_LOG2E, mx;
                 for (int w = 0; w < words && w < 64; w++) {
                     uint32_t x = i8kv_w(qq + 4 * w);
                     pairs[2 * w] = __sxtb16(x), pairs[2 * w + 1] = i8kv_odd(x);
@@ -206,7 +180,7 @@ void slmc_attention_i8kv_dsp(float *out, const float *q, const int8_t *kc, const
                 float sum = 0.0f, wmax = 0.0f;
                 const int8_t *sv = v0 + (size_t)t0 * row + hd;
                 for (int t = t0; t < len; t++, sv += row) {
-                    float e = i8kv_exp2(a[t] - mx), w;
+                    float e = slmc_i8kv_exp2(a[t] - mx), w;
                     sum += e;
                     w = e * i8kv_f(sv);
                     a[t] = w;

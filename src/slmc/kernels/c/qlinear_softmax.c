@@ -9,7 +9,6 @@
 void slmc_qlinear_softmax(void *y, const void *x, int t, const float *table, const float *yscale, const void *yz,
                           size_t rows, size_t d) {
     int32_t z = (int32_t)slmc_ldt(yz, t, 0);
-    int32_t lo = t == 2 ? -128 : 0, hi = t == 2 ? 127 : 255;
     float ys = yscale[0];
     for (size_t r = 0; r < rows; r++) {
         size_t at = r * d;
@@ -23,17 +22,7 @@ void slmc_qlinear_softmax(void *y, const void *x, int t, const float *table, con
         for (size_t i = 0; i < d; i++) sum += table[((int32_t)slmc_ldt(x, t, at + i) + shift) & 255];
         for (size_t i = 0; i < d; i++) {
             float e = table[((int32_t)slmc_ldt(x, t, at + i) + shift) & 255];
-            float v = (e * ys) / sum;
-            int64_t q;
-            if (fabsf(v) < 8388608.0f) {
-                float big = v < 0.0f ? -8388608.0f : 8388608.0f;
-                q = (int64_t)((v + big) - big);
-            } else q = (int64_t)v;
-            q += z;
-            if (q < lo) q = lo;
-            if (q > hi) q = hi;
-            if (t == 2) ((int8_t *)y)[at + i] = (int8_t)q;
-            else ((uint8_t *)y)[at + i] = (uint8_t)q;
+            slmc_store_q8(y, t, at + i, slmc_round_even((e * ys) / sum) + z);  /* (e * ys) / sum: at most ys */
         }
     }
 }

@@ -102,6 +102,55 @@ static inline int32_t slmc_quant_round(float v, int32_t zp, int32_t lo, int32_t 
     return (int32_t)((v + 12582912.0f) - 12582912.0f) + zp;
 }
 
+/* nearbyintf of v, ties to even, as x86's conversion gives it (onnxruntime's scalar loops: QLinearMul,
+ * QLinearSoftmax, QLinearAveragePool): |v| >= 2^31 or NaN gives INT32_MIN; no libm call. */
+static inline int64_t slmc_round_even(float v) {
+    if (!(fabsf(v) < 2147483648.0f)) return INT32_MIN;
+    if (fabsf(v) < 8388608.0f) {
+        float big = v < 0.0f ? -8388608.0f : 8388608.0f;
+        return (int64_t)((v + big) - big);
+    }
+    return (int64_t)v;
+}
+
+/* q saturated to 8 bits and stored: t 2 int8, 3 uint8 */
+static inline void slmc_store_q8(void *y, int t, size_t i, int64_t q) {
+    int64_t lo = t == 2 ? -128 : 0, hi = t == 2 ? 127 : 255;
+    q = q < lo ? lo : q > hi ? hi : q;
+    if (t == 2) ((int8_t *)y)[i] = (int8_t)q;
+    else ((uint8_t *)y)[i] = (uint8_t)q;
+}
+
+/* --kv-cache int8's float steps (attention_i8kv.c and attention_i8kv_dsp.c, reference/kv_int8.py): 2^x for
+ * x <= 0, x clamped at -125, n = trunc(x), f = x - n in (-1, 0], 2^f by a degree-4 polynomial with 2^0 = 1
+ * exactly (relative error under 4e-6), then n added to its exponent (exact: the result is normal); no libm, so
+ * every target computes the same bits. */
+#define SLMC_I8KV_LOG2E 1.44269504f
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline float slmc_i8kv_exp2(float x) {
+    x = fmaxf(x, -125.0f);
+    int32_t n = (int32_t)x;
+    float f = x - (float)n;
+    float p = 0.006831980310380459f;
+    p = p * f + 0.05322372913360596f;
+    p = p * f + 0.23945681750774384f;
+    p = p * f + 0.6930635571479797f;
+    p = p * f + 1.0f;
+    uint32_t bits;
+    memcpy(&bits, &p, 4);
+    bits += (uint32_t)n << 23;
+    memcpy(&p, &bits, 4);
+    return p;
+}
+
+/* cap * tanh(score / cap), tanh(y) = sign(y) (1 - e) / (1 + e) with e = 2^((-2|y|) * log2(e)) */
+static inline float slmc_i8kv_softcap(float score, float cap) {
+    float y = score / cap, e = slmc_i8kv_exp2((-2.0f * fabsf(y)) * SLMC_I8KV_LOG2E), r = (1.0f - e) / (1.0f + e);
+    return (y < 0.0f ? -r : r) * cap;
+}
+
 /* the value fits the output type: the importer proved its range */
 static inline void slmc_stt(void *p, int t, size_t i, int64_t v) {
     switch (t) {
