@@ -18,6 +18,7 @@ import networks
 import systems
 import sweep
 import fidelity
+import kv_int8
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
@@ -361,7 +362,7 @@ def standing(res: dict) -> list[str]:
 
 def render(res: dict) -> str:
     lines = [*intro(res), *decode_table(res), *llama2c_table(res), *ort_table(res), *compile_table(res),
-             *checks_table(res), *profile_table(res), *mcu.render(res), *fidelity.render_roofline(res.get("fidelity")),
+             *checks_table(res), *profile_table(res), *mcu.render(res), *fidelity.render_roofline(res.get("fidelity")), *kv_int8.render(res.get("kv_int8")),
              *systems.render(res.get("systems")),
              *levels.render(res.get("levels")),
              *(["## 11. Heterogeneous execution: cluster and NPU (issue 10; siracusa-like, ESTIMATED time)", "",
