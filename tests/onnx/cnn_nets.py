@@ -245,3 +245,20 @@ def macs(model: nn.Module, x: np.ndarray) -> int:
     for h in hooks:
         h.remove()
     return total
+
+
+def ort_output(path, x: np.ndarray) -> np.ndarray:
+    """onnxruntime's output of the model at `path` for input x (the one input "x")."""
+    import onnxruntime as rt
+
+    return rt.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+def compile_run(path, x: np.ndarray, target: str = "host"):
+    """slmc's compiled C for `target` run on input x (driver.run_graph): (its output, the project folder)."""
+    from slmc.driver import CompileOptions, compile_model, run_graph
+
+    out = path.parent / f"out_{path.stem}_{target}"
+    compile_model(CompileOptions(model=path, out=out, target=target))
+    got, _ = run_graph(out, {"x": x})
+    return got["output_0"], out

@@ -24,7 +24,6 @@ import numpy as np
 import onnx
 import pytest
 
-from slmc.driver import CompileOptions, compile_model, run_graph
 from slmc.frontend.onnx_import import load
 
 torch = pytest.importorskip("torch")
@@ -33,7 +32,8 @@ nn = torch.nn
 
 
 sys.path.append(str(Path(__file__).parent))
-from cnn_nets import NETWORKS, Autoencoder1d, ds_cnn  # noqa: E402,F401  (the builders live beside the tests)
+from cnn_nets import NETWORKS  # noqa: E402  (the builders live beside the tests)
+from cnn_nets import compile_run as _compile_run, ort_output as _ort  # noqa: E402
 
 NETS = ["ds_cnn", "autoencoder_1d", "mobilenet_v2", "cct_2"]
 # BatchNormalization nodes left after folding (those after a ConvTranspose run as their own kernel)
@@ -52,15 +52,6 @@ def export(name: str, folder: Path) -> tuple[Path, np.ndarray]:
     return path, x.numpy()
 
 
-def _ort(path: Path, x: np.ndarray) -> np.ndarray:
-    return rt.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-
-
-def _compile_run(path: Path, x: np.ndarray, target: str = "host") -> tuple[np.ndarray, Path]:
-    out = path.parent / f"out_{target}"
-    compile_model(CompileOptions(model=path, out=out, target=target))
-    got, _ = run_graph(out, {"x": x})
-    return got["output_0"], out
 
 
 @pytest.mark.parametrize("name", NETS)

@@ -37,10 +37,7 @@ torch = pytest.importorskip("torch")
 rt = pytest.importorskip("onnxruntime")
 quantization = pytest.importorskip("onnxruntime.quantization")
 
-try:
-    from cnn_nets import NETWORKS  # noqa: E402
-except ImportError:  # (before cnn_nets.py existed the builders lived in test_cnn_networks.py)
-    NETWORKS = {}
+from cnn_nets import NETWORKS, compile_run as _compile_run, ort_output as _ort  # noqa: E402
 
 # cct_2 is left out here (test_qlinear_ext.py runs it): its LayerNormalization and Erf stay in float between
 # QuantizeLinear/DequantizeLinear pairs, where slmc's float kernels may differ from MLAS's in the last bit
@@ -85,15 +82,6 @@ def quantized(name: str, fmt: str, folder: Path, activations: str = "QUInt8") ->
     return path, x
 
 
-def _ort(path: Path, x: np.ndarray) -> np.ndarray:
-    return rt.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-
-
-def _compile_run(path: Path, x: np.ndarray, target: str = "host") -> tuple[np.ndarray, Path]:
-    out = path.parent / f"out_{path.stem}_{target}"
-    compile_model(CompileOptions(model=path, out=out, target=target))
-    got, _ = run_graph(out, {"x": x})
-    return got["output_0"], out
 
 
 def _check(name: str, fmt: str, got: np.ndarray, want: np.ndarray) -> None:
