@@ -56,6 +56,17 @@ def test_the_flagged_if_becomes_its_then_branch() -> None:
     assert not np.array_equal(want, _ort(m, {"x": x, "flag": np.array([False])}))
 
 
+def test_a_branch_output_named_as_the_ifs_own_output_is_inlined_without_an_identity() -> None:
+    m = _model()
+    then = next(a.g for a in m.graph.node[1].attribute if a.name == "then_branch")
+    then.node[-1].output[0] = "y"           # as the exporters name a branch's outputs: like the If's
+    then.output[0].name = "y"
+    inlined = inline_cache_branch(m)
+    assert [n.op_type for n in inlined.graph.node] == ["Neg", "Mul", "Add", "Add"]
+    x = np.array([1.0, -2.0, 3.0, 0.25], np.float32)
+    assert np.array_equal(_ort(inlined, {"x": x}), _ort(_model(), {"x": x, "flag": np.array([True])}))
+
+
 def test_an_if_on_a_computed_condition_stays_and_is_refused(tmp_path: Path) -> None:
     m = _model(cond_from_input=False)
     assert inline_cache_branch(m) is m

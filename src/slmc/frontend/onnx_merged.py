@@ -28,9 +28,12 @@ def inline_cache_branch(model: onnx.ModelProto) -> onnx.ModelProto:
     if branch is None or len(branch.output) != len(node.output) or any(
             cond in n.input for n in g.node if n is not node):
         return model
+    # the branch may name its outputs as the If names its own (the exporters do): those become the graph's values;
+    # any other name the branch shares with the main graph, or defines twice, leaves the model as it is
+    same = {b.name for b, o in zip(branch.output, node.output) if b.name == o}
     outer = {i.name for i in g.input} | {t.name for t in g.initializer} | {o for n in g.node for o in n.output}
     inner = [t.name for t in branch.initializer] + [o for n in branch.node for o in n.output]
-    if outer & set(inner) or len(set(inner)) != len(inner):  # not single assignment: not a valid model
+    if (outer & set(inner)) - same or len(set(inner)) != len(inner):
         return model
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -40,7 +43,7 @@ def inline_cache_branch(model: onnx.ModelProto) -> onnx.ModelProto:
     nodes = list(g.node[:at])
     nodes += list(branch.node)
     nodes += [onnx.helper.make_node("Identity", [b.name], [o], name=f"{node.name or 'If'}/{o}")
-              for b, o in zip(branch.output, node.output)]
+              for b, o in zip(branch.output, node.output) if b.name != o]
     nodes += list(g.node[at + 1:])
     og.node.extend(nodes)
     og.initializer.extend(branch.initializer)
