@@ -28,27 +28,17 @@ TARGET = "cortex-m33"
 
 def measure_one(name: str, folder: Path, log=print) -> dict:
     import numpy as np
-    import onnxruntime as rt
     import torch
 
     sys.path.insert(0, str(HERE.parent / "tests" / "onnx"))
     from cnn_nets import NETWORKS, macs
-
-    from slmc.driver import CompileOptions, compile_model, run_graph
-    from slmc.toolchain.graph_count import count_graph
 
     model, x = NETWORKS[name]()
     path = folder / name / "model.onnx"
     path.parent.mkdir(parents=True)
     torch.onnx.export(model, (torch.from_numpy(x),), str(path), input_names=["x"], output_names=["y"], dynamo=False,
                       opset_version=17, do_constant_folding=False)
-    want = rt.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    out = path.parent / TARGET
-    compile_model(CompileOptions(model=path, out=out, target=TARGET))
-    got, _ = run_graph(out, {"x": x})
-    t0 = time.perf_counter()
-    c = count_graph(out, {"x": x})
-    log(f"{name}: {c.instructions:,} instructions, {c.macs:,} MACs ({time.perf_counter() - t0:.0f} s in Unicorn)")
+    c, got, want = _run_and_count(path, x, name, log)
     params = sum(p.numel() for p in model.parameters())
     return dict(name=name, input=list(x.shape), params=params, macs=c.macs, macs_torch=macs(model, x),
                 instructions=c.instructions, instructions_per_mac=c.instructions_per_mac,
@@ -58,6 +48,23 @@ def measure_one(name: str, folder: Path, log=print) -> dict:
                          for k in c.kernels])
 
 
+def _run_and_count(path: Path, x, label: str, log):
+    """The model at `path` compiled for TARGET and run on x: (its instruction count, its outputs, onnxruntime's)."""
+    import onnxruntime as rt
+
+    from slmc.driver import CompileOptions, compile_model, run_graph
+    from slmc.toolchain.graph_count import count_graph
+
+    want = rt.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    out = path.parent / TARGET
+    compile_model(CompileOptions(model=path, out=out, target=TARGET))
+    got, _ = run_graph(out, {"x": x})
+    t0 = time.perf_counter()
+    c = count_graph(out, {"x": x})
+    log(f"{label}: {c.instructions:,} instructions, {c.macs:,} MACs ({time.perf_counter() - t0:.0f} s in Unicorn)")
+    return c, got, want
+
+
 QNETS = ("ds_cnn", "mobilenet_v2")
 
 
@@ -65,22 +72,12 @@ def measure_quantized(name: str, folder: Path, log=print) -> dict:
     """The network quantized by onnxruntime's static quantizer (QDQ, uint8 activations, per-channel int8 weights:
     tests/onnx/test_qdq.py's `quantized`), compiled for the M33: outputs equal to onnxruntime's bit for bit."""
     import numpy as np
-    import onnxruntime as rt
 
     sys.path.insert(0, str(HERE.parent / "tests" / "onnx"))
     from test_qdq import quantized
 
-    from slmc.driver import CompileOptions, compile_model, run_graph
-    from slmc.toolchain.graph_count import count_graph
-
     path, x = quantized(name, "QDQ", folder / f"{name}_int8")
-    want = rt.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    out = path.parent / TARGET
-    compile_model(CompileOptions(model=path, out=out, target=TARGET))
-    got, _ = run_graph(out, {"x": x})
-    t0 = time.perf_counter()
-    c = count_graph(out, {"x": x})
-    log(f"{name} int8: {c.instructions:,} instructions, {c.macs:,} MACs ({time.perf_counter() - t0:.0f} s in Unicorn)")
+    c, got, want = _run_and_count(path, x, f"{name} int8", log)
     return dict(name=f"{name}_int8", input=list(x.shape), macs=c.macs, instructions=c.instructions,
                 instructions_per_mac=c.instructions_per_mac, estimated_cycles=c.estimated_cycles, counter=c.counter,
                 target=c.target, bit_exact=bool(np.array_equal(got["output_0"], want)),
