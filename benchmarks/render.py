@@ -15,6 +15,7 @@ import codesize
 import sharing
 import mcu
 import networks
+import cnn_tiling
 import systems
 import sweep
 import fidelity
@@ -374,6 +375,7 @@ def render(res: dict) -> str:
              *sweep.render_power(res.get("sweep_power")),
              *moe.render(res.get("moe")),
              *networks.render(res.get("networks")),
+             *cnn_tiling.render(res.get("cnn_tiling")),
              *fidelity.render(res.get("fidelity")),
              *standing(res)]
     return "\n".join(lines).rstrip() + "\n"

@@ -19,7 +19,7 @@ from slmc.cquote import c_comment, comment
 from slmc.ir import Graph, Node
 from slmc.kernels.registry import CallContext, KernelSpec
 from slmc.kernels.llm import attention_extras
-from slmc.kernels.tiles import HeadTiles, Q8MatmulTiles, RowTiles
+from slmc.kernels.tiles import ConvTiles, HeadTiles, Q8MatmulTiles, RowTiles
 from slmc.plan.levels import LevelPlan, TiledOp
 from slmc.plan.lifetimes import ALIGN
 
@@ -259,6 +259,9 @@ def tile_binding(graphs: list[Graph], binding: dict[int, KernelSpec], lp: LevelP
                 emit = lambda n, c, t=t, spec=spec: row_loops(t, n, c, spec)  # noqa: E731
             elif isinstance(t.rule, HeadTiles):
                 emit = lambda n, c, t=t: head_loops(t, n, c)  # noqa: E731
+            elif isinstance(t.rule, ConvTiles):
+                from slmc.codegen.tiled_conv import conv_loops
+                emit = lambda n, c, t=t, spec=spec: conv_loops(t, n, c, spec)  # noqa: E731
             else:
                 emit = lambda n, c, t=t: matmul_loops(t, n, c)  # noqa: E731
             out[id(node)] = dataclasses.replace(spec, emit=emit, deps=(*spec.deps, DMA_FILE))

@@ -383,7 +383,7 @@ def _layer_norm(n: Node, c: GraphCallContext) -> str:
 # element-wise kernels walk their operands in memory order (an operand of the output's shape: contiguous, no
 # broadcast), so an output may lie over such an operand at or below it (kernels/overlap.py)
 _reg(tuple(UNARY), (F32,), "unary_f32.c", _unary, deps=(), overlap=elementwise(0))
-_reg(("Clip",), (F32,), "unary_f32.c", _clip, deps=())
+_reg(("Clip",), (F32,), "unary_f32.c", _clip, deps=(), overlap=elementwise(0))   # scalar bounds, read before the walk
 _reg(("Not",), (BOOL,), "compare.c", lambda n, c: f"slmc_not_bool({c.out()}, {c.ref(0)}, {_numel(n.outputs[0])});")
 _reg(tuple(BINARY), (F32,), "binary_f32.c", _binary, overlap=elementwise(0, 1))
 _reg(("Add", "Sub", "Mul", "Div", "Max", "Min", "Mod"), INTEGER, "binary_int.c", _binary, overlap=elementwise(0, 1))

@@ -8,9 +8,13 @@ import math
 
 from slmc.ir import DType, Node
 from slmc.kernels.onnx import CAST_CODES, GraphCallContext, _need
-from slmc.kernels.onnx_spatial import _spatial
+from slmc.kernels.onnx_spatial import _by_groups, _spatial
 from slmc.kernels.overlap import elementwise
 from slmc.kernels.registry import KernelSpec, register
+from slmc.kernels.tiles import ConvTiles
+
+# ConvInteger's tiles: int8 activations and weights, int32 sums, per-channel weight zero points sliced
+CONV_INT_TILES = ConvTiles(x_elem=1, w_elem=1, out_elem=4, sliced=(3,))
 
 EIGHT = (DType.I8, DType.U8)
 QTYPES = (DType.I8, DType.U8, DType.I16, DType.U16)
@@ -118,7 +122,8 @@ register(KernelSpec("QuantizeLinear", DType.F32, "quantize_linear.c", _guard(_qu
 for _dt in (*QTYPES, DType.I32):
     register(KernelSpec("DequantizeLinear", _dt, "dequantize_linear.c", _guard(_dequantize), overlap=elementwise(0)))
 for _dt in EIGHT:
-    register(KernelSpec("ConvInteger", _dt, "conv_integer.c", _guard(_conv_integer),
+    register(KernelSpec("ConvInteger", _dt, "conv_integer.c", _guard(_conv_integer), tiling=CONV_INT_TILES,
+                        overlap=_by_groups,  # batch, then output channel (group) outermost; pointwise: batch
                         macs=lambda n: n.outputs[0].type.numel * math.prod(n.inputs[1].shape[1:])))  # type: ignore
     register(KernelSpec("MatMulInteger", _dt, "matmul_integer.c", _guard(_matmul_integer),
                         macs=lambda n: n.outputs[0].type.numel * n.inputs[0].shape[-1]))  # type: ignore[union-attr]
@@ -162,6 +167,7 @@ def _w_i8(n: Node) -> bool:
 
 for _dt in EIGHT:
     register(KernelSpec("ConvInteger", _dt, "conv_integer_dsp.c", _with_scratch(_guard(_conv_integer)), isa="dsp",
+                        tiling=CONV_INT_TILES, overlap=_by_groups,  # batch, then group: each group widened, then used
                         scratch=_conv_dsp_scratch, where=_w_i8,
                         macs=lambda n: n.outputs[0].type.numel * math.prod(n.inputs[1].shape[1:])))  # type: ignore
     register(KernelSpec("MatMulInteger", _dt, "matmul_integer_dsp.c", _with_scratch(_guard(_matmul_integer)), isa="dsp",

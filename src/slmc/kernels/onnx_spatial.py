@@ -13,8 +13,9 @@ from slmc.cquote import c_float
 from slmc.ir import DType, Node
 from slmc.ir.shapes import conv_transpose_geometry, pool_geometry
 from slmc.kernels.onnx import GraphCallContext, _need
-from slmc.kernels.overlap import elementwise
+from slmc.kernels.overlap import by_chunks, elementwise
 from slmc.kernels.registry import KernelSpec, register
+from slmc.kernels.tiles import ConvTiles
 
 F32 = DType.F32
 
@@ -77,20 +78,42 @@ def _conv_macs(n: Node) -> int:
     return n.outputs[0].type.numel * math.prod(n.inputs[1].shape[1:])  # type: ignore[union-attr]
 
 
+def _by_groups(n: Node) -> tuple:
+    """Conv and ConvTranspose (conv_f32.c, conv_transpose_f32.c): batch, then group outermost, each group's
+    output channels written while its input channels are read (again per output channel): output group g
+    may lie over the input of groups before g. conv_f32.c's dense4 pass runs over every group before its
+    leftover channels (a group of 4 + 1 to 3 channels): then the walk is not by groups, and none holds."""
+    groups, mg = int(n.attrs.get("group", 1)), n.outputs[0].shape[1] // int(n.attrs.get("group", 1))
+    if n.op == "Conv" and n.inputs[0].dtype == F32 and mg > 4 and mg % 4:  # type: ignore[union-attr]
+        return ()
+    steps = n.inputs[0].shape[0] * groups  # type: ignore[union-attr]
+    return by_chunks(0, lambda _: steps, "batch, then group outermost; a group's input read while its output "
+                     "is written", reread=True)(n)
+
+
+def _by_planes(n: Node) -> tuple:
+    """pool_f32.c: plane (n * c) outermost, each plane's input read while its output is written."""
+    planes = n.inputs[0].shape[0] * n.inputs[0].shape[1]  # type: ignore[union-attr]
+    return by_chunks(0, lambda _: planes, "plane outermost; a plane's input read while its output is written",
+                     reread=True)(n)
+
+
 def _guard(emit):  # type: ignore[no-untyped-def]
     def guarded(n: Node, c: GraphCallContext) -> str:
         return "/* empty output: nothing to compute */" if n.outputs[0].type.numel == 0 else emit(n, c)
     return guarded
 
 
-register(KernelSpec("Conv", F32, "conv_f32.c", _guard(_conv), macs=_conv_macs, deps=("mm_f32.c",)))
+register(KernelSpec("Conv", F32, "conv_f32.c", _guard(_conv), macs=_conv_macs, deps=("mm_f32.c",), tiling=ConvTiles(),
+                    overlap=_by_groups))
 # ConvTranspose: each input element meets every weight of its group once
-register(KernelSpec("ConvTranspose", F32, "conv_transpose_f32.c", _guard(_conv),
+register(KernelSpec("ConvTranspose", F32, "conv_transpose_f32.c", _guard(_conv), overlap=_by_groups,
                     macs=lambda n: n.inputs[0].type.numel * math.prod(n.inputs[1].shape[1:])))  # type: ignore[union-attr]
 register(KernelSpec("InstanceNormalization", F32, "group_norm_f32.c", _guard(_group_norm), overlap=elementwise(0)))
 register(KernelSpec("GroupNormalization", F32, "group_norm_f32.c", _guard(_group_norm), overlap=elementwise(0)))
-register(KernelSpec("MaxPool", F32, "pool_f32.c", _guard(_pool)))
-register(KernelSpec("AveragePool", F32, "pool_f32.c", _guard(_pool)))
+register(KernelSpec("MaxPool", F32, "pool_f32.c", _guard(_pool), tiling=ConvTiles("pool"), overlap=_by_planes))
+register(KernelSpec("AveragePool", F32, "pool_f32.c", _guard(_pool), tiling=ConvTiles("pool"),
+                    overlap=_by_planes))
 register(KernelSpec("BatchNormalization", F32, "batch_norm_f32.c", _guard(_batch_norm), overlap=elementwise(0)))
 
 

@@ -64,3 +64,21 @@ class HeadTiles:
     q: int = 0
     k: int = 1
     v: int = 2
+
+
+@dataclass(frozen=True)
+class ConvTiles:
+    """A 1-D or 2-D convolution or pooling (NC + spatial axes, run as 3-D with leading axes of size 1;
+    the geometry is the array of 22 ints its registry emitter passes), cut into tiles of
+    output channels (whole groups, or a divisor of one group's channels) and output rows. A tile of
+    `rows` output rows reads `(rows - 1) * stride + (k - 1) * dilation + 1` input rows (the halo), clipped to
+    the input; the tile runs the kernel itself on a geometry with its own channel counts, rows and top pad,
+    so every output sums the same terms in the same order as untiled (taps outside the input are skipped
+    in both). `kind` "conv": input 1 holds the weights [M, C / group, kh, kw], one output channel per row;
+    "pool": no weights, every plane (n * c) its own channel. `sliced`: inputs read in place with one value
+    per output channel (a bias, per-channel weight zero points), offset by the tile's first channel."""
+    kind: str = "conv"
+    x_elem: int = 4             # bytes of an input element
+    w_elem: int = 4             # of a weight
+    out_elem: int = 4           # of an output element
+    sliced: tuple[int, ...] = (2,)

@@ -10,8 +10,9 @@ Placement rule (the software-managed hierarchy of Deeploy's targets):
   constraints (kernels/tiles.py) compute there on tiles moved by DMA (plan/tiling.py); their tile
   buffers are planned as buffers of their own, one operator at a time, with the same planners and
   checked by the same checker. Operators without tiling constraints read the arena in place, and
-  so do row-wise operators and attentions whose smallest tiles do not fit L1 (`in_place`: slower,
-  not impossible); a matrix product whose smallest tiles do not fit is an error, explained.
+  so do row-wise operators, attentions, convolutions and pools (plan/conv_tiling.py) whose smallest
+  tiles do not fit L1 (`in_place`: slower, not impossible); a matrix product whose smallest tiles do
+  not fit is an error, explained.
 
 Each level's plan reports its size against the live-bytes lower bound and whether it is optimal.
 """
@@ -24,8 +25,9 @@ from dataclasses import dataclass
 from slmc.errors import SlmcError
 from slmc.ir import Graph, Node, ValueKind
 from slmc.kernels.registry import KernelSpec
-from slmc.kernels.tiles import HeadTiles, MatmulTiles, Q8MatmulTiles, RowTiles
+from slmc.kernels.tiles import ConvTiles, HeadTiles, MatmulTiles, Q8MatmulTiles, RowTiles
 from slmc.plan.check import check
+from slmc.plan.conv_tiling import ConvShape, best_conv_tiles, conv_shape
 from slmc.plan.cpsat import cpsat_plan
 from slmc.plan.lifetimes import Buffer, live_peak
 from slmc.plan.plan import MemoryPlan
@@ -68,7 +70,9 @@ class TiledOp:
 
     def as_dict(self, levels: tuple[Level, ...]) -> dict:
         s, c = self.shape, self.choice
-        if isinstance(s, HeadShape):
+        if isinstance(s, ConvShape):
+            shapes = s.tile_dict(c)
+        elif isinstance(s, HeadShape):
             shapes = dict(rows=s.rows, w_tile=[], x_tile=[s.rows, s.group * s.head_dim], out_tile=[s.rows, s.group * s.head_dim],
                           kv_tile=[s.positions, s.head_dim])
         elif isinstance(s, RowShape):
@@ -165,6 +169,11 @@ def choose_tiles(node: Node, spec: KernelSpec | None, levels: tuple[Level, ...])
     if isinstance(rule, HeadTiles):
         head = _head_shape(node, spec, levels, arena_level)  # type: ignore[arg-type]
         return head, best_head_tiles(head, size)
+    if isinstance(rule, ConvTiles):   # weights (conv) from where they live, activations from the arena
+        w = node.inputs[1] if rule.kind == "conv" else None
+        w_level = weights_level if w is not None and w.kind == ValueKind.CONST else arena_level
+        conv = conv_shape(node, rule, spec.emit, arena_level, w_level, arena_level)  # type: ignore[union-attr]
+        return None if conv is None else (conv, best_conv_tiles(conv, size))
     return None
 
 
@@ -193,7 +202,7 @@ def plan_levels(graphs: list[Graph], binding: dict[int, KernelSpec], plan: Memor
                 continue
             shape, choice = chosen
             rule = spec.tiling  # type: ignore[union-attr]
-            if choice is None and isinstance(shape, (RowShape, HeadShape)):
+            if choice is None and isinstance(shape, (RowShape, HeadShape, ConvShape)):
                 in_place.append(f"{g.name}/{node.name}")   # the cores read L2 in place: slower, not impossible
                 continue
             if choice is None:
@@ -223,7 +232,9 @@ def plan_levels(graphs: list[Graph], binding: dict[int, KernelSpec], plan: Memor
         bound = live_peak(bufs, len(steps))
         n_mm = sum(1 for t in tiles if isinstance(t.shape, MatmulShape))
         n_att = sum(1 for t in tiles if isinstance(t.shape, HeadShape))
-        what = (f"{n_mm} matrix products, {n_att} attentions, {len(tiles) - n_mm - n_att} row-wise operators"
+        n_conv = sum(1 for t in tiles if isinstance(t.shape, ConvShape))
+        what = (f"{n_mm} matrix products, {n_att} attentions, {len(tiles) - n_mm - n_att - n_conv} row-wise operators"
+                + (f", {n_conv} convolutions and pools" if n_conv else "")
                 if tiles else "nothing")
         l1_use = LevelUse(l1, "tiles of " + what, placement.size,
                           bound, max(bound, info.lower_bound), info.optimal, placement.planner,

@@ -11,6 +11,8 @@ tiles move between the arena and L1 decides instead:
   every w tile: none;
 - attention by KV head: a group's queries (all rows) are loaded before its outputs are stored,
   group after group: only the exact overlay of out on q, in that order;
+- a convolution or pool (plan/conv_tiling.py `tiled_contract`): by channel tiles where they hold whole
+  groups, exactly over its input for a pointwise conv cut by rows, consumed first in one tile;
 - an operator whose smallest tiles do not fit L1 reads the arena in place: its untiled contract.
 """
 
@@ -21,7 +23,7 @@ import numpy as np
 from slmc.ir import Graph, Node
 from slmc.kernels.overlap import Share, by_chunks, consumed_first, in_place
 from slmc.kernels.registry import KernelSpec
-from slmc.kernels.tiles import HeadTiles, MatmulTiles, Q8MatmulTiles, RowTiles
+from slmc.kernels.tiles import ConvTiles, HeadTiles, MatmulTiles, Q8MatmulTiles, RowTiles
 from slmc.targets.levels import Level
 
 
@@ -50,6 +52,9 @@ def _tiled(node: Node, spec: KernelSpec, shape, choice) -> tuple[Share, ...]:
     if isinstance(rule, HeadTiles):
         return in_place(rule.q, _group_order, "tiled by KV head: a group's queries, all rows, are loaded before "
                         "its outputs are stored")(node)
+    if isinstance(rule, ConvTiles):
+        from slmc.plan.conv_tiling import tiled_contract
+        return tiled_contract(node, shape, choice)
     assert isinstance(rule, (MatmulTiles, Q8MatmulTiles))
     xs = (rule.x, rule.x + 1) if isinstance(rule, Q8MatmulTiles) else (rule.x,)
     rows, n_out = shape.rows, shape.n_out

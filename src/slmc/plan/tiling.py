@@ -154,6 +154,8 @@ def compulsory_bytes(s: "MatmulShape | RowShape") -> int:
     """Every operand moved exactly once: the floor any tiling's traffic is measured against."""
     if isinstance(s, RowShape):
         return row_compulsory(s)
+    if hasattr(s, "compulsory"):   # plan/conv_tiling.py's ConvShape
+        return s.compulsory()
     if isinstance(s, HeadShape):
         return sum(b for _, _, b in head_choice(s).moved)   # one pass over queries, cache and outputs
     return (s.rows + s.n_out) * s.row + s.rows * s.n_out * s.elem
