@@ -20,6 +20,7 @@ import systems
 import sweep
 import fidelity
 import kv_int8
+import rp2350_cores
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
@@ -368,6 +369,7 @@ def render(res: dict) -> str:
              *levels.render(res.get("levels")),
              *(["## 11. Heterogeneous execution: cluster and NPU (issue 10; siracusa-like, ESTIMATED time)", "",
                 *cluster.render(res["cluster"])] if res.get("cluster") else []),
+             *rp2350_cores.render(res.get("rp2350_cores")),
              *sharing.render(res.get("sharing")),
              *codesize.render(res.get("codesize")),
              *batching.render(res.get("batching")),

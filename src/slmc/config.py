@@ -84,7 +84,7 @@ class CompileConfig:
     def fuse_gate(self) -> bool:
         """The FFN pair writes its gate product over the gate input: a memory-sharing rewrite that the tiled
         and the engine-assigned builds, which bind those operators to other kernels, do not take."""
-        return self.sharing and self.levels is None and not self.engine
+        return self.sharing and self.levels is None and not self.engine and not self.target.cores  # --cores: wrappers
 
 
 def resolve_config(opts: CompileOptions) -> CompileConfig:

@@ -5,7 +5,9 @@ blocks of output rows, attention and RoPE by heads, SwiGLU and RMSNorm's scaling
 squares, on core 0) by blocks of elements, the q8 activation quantizer by groups: never inside a
 dot product or a reduction, so the outputs are bit-identical to the serial build. Attention over an
 fp16 KV cache splits by KV heads (parallel_attention_f16kv.c), so each cached row is still
-converted once for the query heads that share it.
+converted once for the query heads that share it. The RP2350's products (q8 on the M33, int8 on
+Hazard3) have theirs in parallel_mcu.c; their int8 attention and the int8 KV cache's kernels take all
+heads in one call, so attention stays on core 0 there.
 
 `parallelize` is a pass over the kernel binding (it returns a new binding; the graph is not
 touched). Each wrapped call gets a site number: the runtime counts each core's instructions per
@@ -44,6 +46,10 @@ WRAPPERS: dict[str, Wrapper] = {
     "quantize_q8.c": Wrapper("slmc_par_quantize_q8", True, "groups"),
     "rope_f32.c": Wrapper("slmc_par_rope_f32", True, "heads"),
     "attention_f16kv.c": Wrapper("slmc_par_attention_f16kv", False, "kv_heads", "parallel_attention_f16kv.c"),
+    # the RP2350's matrix products (parallel_mcu.c): q8 on the M33, int8 on Hazard3 and the portable int8
+    "linear_q8_dsp.c": Wrapper("slmc_par_linear_q8w", True, "rows", "parallel_mcu.c"),
+    "linear_i8_rv32.c": Wrapper("slmc_par_linear_i8", True, "rows", "parallel_mcu.c"),
+    "linear_i8.c": Wrapper("slmc_par_linear_i8", True, "rows", "parallel_mcu.c"),
 }
 PAR_FILES = frozenset(w.c_file for w in WRAPPERS.values())
 
@@ -70,8 +76,21 @@ def _wrapped(base: KernelSpec, w: Wrapper, cores: int, sites: dict[int, int]) ->
         return f"{w.c_name}({fn}{_stride(base, n)}, {sites[id(n)]}, {args}"
 
     # deps[0] is the serial kernel (sites_of reads it back; parallel_attention_f16kv.c calls into it)
+    # a matrix product split by rows: another core may still read the input while this one writes its
+    # rows, so no output lies over a consumed input (the serial kernel's overlap contract no longer holds)
+    overlap = (lambda n: ()) if w.split == "rows" else base.overlap
     return replace(base, c_file=w.c_file, emit=emit, scratch=lambda n: cores * _stride(base, n),
-                   deps=(base.c_file, *base.deps, "parallel.c"), tiling=None)
+                   deps=(base.c_file, *base.deps, "parallel.c"), tiling=None, overlap=overlap)
+
+
+# the products a row split slices right: one call per token row, weights row-major or in blocks of 4 rows
+# (parallel_mcu.c slices at multiples of 8 rows); other ops bound to the same file (the fused FFN pair of
+# kernels/ffn_pair.py, a loop over rows) and other weight orders stay on core 0
+_ROW_OPS, _ROW_LAYOUTS = ("linear", "linear_q8", "linear_i8"), ("", "rows4")
+
+
+def _splits(n: Node, w: Wrapper) -> bool:
+    return w.split != "rows" or (n.op in _ROW_OPS and n.attrs.get("layout", "") in _ROW_LAYOUTS)
 
 
 def parallelize(graphs: list[Graph], binding: dict[int, KernelSpec], cores: int) -> tuple[dict[int, KernelSpec], list[Site]]:
@@ -81,7 +100,7 @@ def parallelize(graphs: list[Graph], binding: dict[int, KernelSpec], cores: int)
     for g in graphs:
         for n in g.nodes:
             spec = binding.get(id(n))
-            if spec is None or spec.c_file not in WRAPPERS:
+            if spec is None or spec.c_file not in WRAPPERS or not _splits(n, WRAPPERS[spec.c_file]):
                 continue
             w = WRAPPERS[spec.c_file]
             index[id(n)] = len(sites)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import platform
 
 from slmc.targets import Emulator, Level, MemoryLevel, Target
+from slmc.targets.engines import Cluster, Engines
 
 KB, MB = 1024, 1024 * 1024
 
@@ -45,6 +46,38 @@ _RP2350_CLOCK = 150_000_000
 # latency (command + address + dummy cycles on QSPI at SCK = 75 MHz, about 20 SCK) is ASSUMED.
 _RP2350_LEVELS = (Level("SRAM", _RP2350_SRAM, 4.0, 1, memory="sram"),
                   Level("FLASH", 4 * MB, _RP2350_XIP_BYTES_PER_S / _RP2350_CLOCK, 40, memory="flash"))
+
+# The RP2350's two cores as a cluster (`slmc compile --cores 2`; codegen/parallel.py splits the matrix products by
+# rows over them). Both are the same ISA at a time (two M33s, or two Hazard3s). On rp2350-riscv QEMU runs two
+# harts; on rp2350-arm Unicorn has one core, so every run there is the counting run (parallel.c runs each core's
+# share in turn and counts each exactly).
+def _rp2350_cluster(isa: str, macs_per_cycle: float) -> Cluster:
+    return Cluster(
+        cores=2,                    # source: RP2350 datasheet ("dual Cortex-M33 or Hazard3 processors")
+        isa=isa,
+        macs_per_cycle_per_core=macs_per_cycle,
+        # ASSUMED: a fork is one word pushed through an SIO inter-core FIFO (single-cycle SIO access, datasheet) and
+        # an SEV that ends core 1's WFE; the join the same back; with the call through the job's function pointer
+        # and the waits, tens of cycles each way (nothing measured on silicon)
+        fork_join_cycles=60,
+        # source: RP2350 datasheet, bus fabric and SRAM: each core has its own AHB5 port, SRAM0-7 are striped
+        # over 8 banks (word by word, as recalled - verify) that answer in parallel, so the two cores rarely
+        # contend: 2 x one word a cycle
+        l1_bytes_per_cycle=2 * 4.0,
+        # ASSUMED: ~25 mW for the chip at 150 MHz running both cores (order of the datasheet's active current
+        # figures at 1.1 V, as recalled - verify), over 2 cores x macs_per_cycle MACs a cycle
+        pj_per_mac=25e-3 / (_RP2350_CLOCK * 2 * macs_per_cycle) * 1e12,
+        # source: the datasheet's SRAM8/SRAM9 (4 KB each, the "scratch" banks the SDK gives each core's stack);
+        # parallel_harts.c gives each further core a 4 KB stack, counted in the SRAM fit (toolchain/harts.py)
+        core_stack_bytes=4 * KB,
+    )
+
+
+# derived from exact counts (stories260K's 1-core builds, `slmc run --json`: linear_instructions_per_mac and the
+# products' estimated cycles): q8 on the M33 takes 1.67 instructions a MAC (SXTB16 + SMLAD, linear_q8_dsp.c) at
+# 1.30 cycles each in the M33 cycle model; int8 on Hazard3 4.03 instructions a MAC (linear_i8_rv32.c) at 1.16
+_RP2350_M33_CLUSTER = _rp2350_cluster("armv8m", 0.46)
+_RP2350_HAZARD3_CLUSTER = _rp2350_cluster("rv32", 0.21)
 
 _MCU = dict(prefill_chunk=0,  # a prompt chunk multiplies the activations; RAM is what an MCU lacks
             stack_bytes=8 * KB,
@@ -134,6 +167,7 @@ RP2350_ARM = Target(
     sram=MemoryLevel("sram", _AN505_RAM, _RP2350_SRAM),
     clock_hz=_RP2350_CLOCK,
     levels=_RP2350_LEVELS,
+    engines=Engines(_RP2350_M33_CLUSTER),
     **_MCU,
 )
 
@@ -147,6 +181,7 @@ RP2350_RISCV = Target(
     sram=MemoryLevel("sram", _VIRT_RAM, _RP2350_SRAM),
     clock_hz=_RP2350_CLOCK,
     levels=_RP2350_LEVELS,
+    engines=Engines(_RP2350_HAZARD3_CLUSTER),
     **_MCU,
 )
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Cluster:
-    """N identical cores sharing the L1; kernels split their work over them (slmc_parallel_for)."""
+    """N identical cores sharing the L1 (or SRAM); kernels split their work over them (slmc_parallel_for)."""
 
     cores: int
     isa: str                          # the cores' ISA ("rv32")
@@ -20,6 +20,7 @@ class Cluster:
     fork_join_cycles: int             # one slmc_parallel_for: wake the cores, wait for the last
     l1_bytes_per_cycle: float         # what all cores together load from L1 per cycle
     pj_per_mac: float                 # energy of one MAC on a core, operand loads included
+    core_stack_bytes: int = 0         # each core but the first: its own stack, counted in the SRAM fit
 
 
 @dataclass(frozen=True)

@@ -53,12 +53,43 @@ def cluster_profile(stats: dict[str, float], rep: dict, prof: dict) -> dict:
                    critical_path_with_npu=serial + overhead + span + cyc,
                    basis="ESTIMATE: the NPU's cost model (sim/engine_cost.py), one instruction per cycle on the cores assumed; "
                          "the functional model's instructions on core 0 are left out")
-    return dict(cores=cores, harts=int(stats.get("par_harts", 0)), sites=rows, npu=npu,
+    return dict(cores=cores, harts=int(stats.get("par_harts", 0)), sites=rows, npu=npu, estimate=_estimate(rep, prof, dec),
                 per_token=dict(serial_instructions=serial, core0_in_split_ops=overhead,
                                parallel_work=work, parallel_span=span, forks=forks,
                                critical_path_instructions=serial + overhead + span,
                                one_core_equivalent=serial + overhead + work,
                                efficiency=work / (cores * span) if span else None))
+
+
+def _estimate(rep: dict, prof: dict, dec: list[dict]) -> dict | None:
+    """ESTIMATED cycles and tokens/s of the critical path, where the profile has a cycle estimate (the cycle
+    model on the run's instruction mix): the build's cycles - what the shares beside the busiest one cost
+    (work - span, at the split kernel's cycles per instruction in this run) + one fork/join per split call
+    (the target's Cluster.fork_join_cycles) + the flash term as the profile has it (after the compute)."""
+    from slmc.targets import get_target
+
+    if prof.get("estimated_cycles_per_token") is None:
+        return None
+    t = get_target(rep["target"])
+    if t.engines is None or not t.clock_hz:
+        return None
+    op_of = {o["name"]: o for o in prof["ops"]}
+    saved = forks = 0.0
+    for r in dec:
+        if not r["calls"]:
+            continue
+        o = op_of.get(r["node"])
+        cpi = (o["estimated_cycles"] / o["instructions"] if o and o["estimated_cycles"] and o["instructions"]
+               else prof["estimated_cycles_per_token"] / prof["instructions_per_token"])
+        saved += (r["work"] - r["span"]) / r["calls"] * cpi
+        forks += 1 if sum(r["core_instructions"][1:]) > 0 else 0
+    fj = t.engines.cluster.fork_join_cycles
+    cycles = prof["estimated_cycles_per_token"] - saved + forks * fj
+    flash = prof.get("estimated_flash_seconds_per_token", 0.0)
+    return dict(critical_path_cycles_per_token=cycles, fork_join_cycles=fj, forks_per_token=forks,
+                flash_seconds_per_token=flash, estimated_tokens_per_s=1.0 / (cycles / t.clock_hz + flash),
+                basis="ESTIMATE: the profile's cycles less the shares beside the busiest (at their kernel's cycles per "
+                      f"instruction), plus {fj} cycles a fork/join (ASSUMED), plus the flash term after the compute")
 
 
 def cluster_lines(cl: dict, engines: dict | None = None) -> list[str]:
@@ -81,6 +112,11 @@ def cluster_lines(cl: dict, engines: dict | None = None) -> list[str]:
                f"RMSNorm's sum) {pt['core0_in_split_ops']:,.0f} "
                f"+ span {pt['parallel_span']:,.0f} = critical path {pt['critical_path_instructions']:,.0f} "
                f"(one core: {pt['one_core_equivalent']:,.0f}; {pt['one_core_equivalent'] / pt['critical_path_instructions']:.2f}x)")
+    if cl.get("estimate"):
+        e = cl["estimate"]
+        out.append(f"ESTIMATED: critical path {e['critical_path_cycles_per_token']:,.0f} cycles/token "
+                   f"({e['forks_per_token']:.0f} fork/joins of {e['fork_join_cycles']} cycles) + flash "
+                   f"{1e3 * e['flash_seconds_per_token']:.2f} ms = {e['estimated_tokens_per_s']:.1f} tokens/s")
     if cl.get("npu"):
         n = cl["npu"]
         out.append(f"NPU: {n['operators']} operators per token, {n['cycles_per_token']:,.0f} cycles and "

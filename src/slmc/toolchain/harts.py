@@ -2,7 +2,9 @@
 the Target a build for N cores is compiled and run with.
 
 - host: POSIX threads (-pthread).
-- an emulated RV32 cluster: QEMU virt with one hart per core (`-smp N`). Every hart starts at the
+- the RP2350's M33 pair (rp2350-arm): Unicorn has one core, so parallel.c runs each core's share in
+  turn and the runner counts each (toolchain/unicorn_run.py); the build itself is the same C.
+- an emulated RV32 cluster (siracusa-like, rp2350-riscv): QEMU virt with one hart per core (`-smp N`). Every hart starts at the
   first instruction of flash, so the program is linked with -nostartfiles and picolibc's
   semihosting crt0 added explicitly after the objects: parallel_harts.c's reset stub, in the same
   input section, then comes first and sends hart 0 to crt0's _start and parks the others.
@@ -25,7 +27,9 @@ def max_cores(target: Target) -> int | None:
     """The most cores a build for `target` may use: its cluster's; None where any number goes (host threads)."""
     if target.emulator is None:
         return None
-    if target.engines is None or target.engines.cluster.isa != target.isa or target.isa != "rv32":
+    if target.engines is None or target.engines.cluster.isa != target.isa:
+        return 1
+    if target.isa != "rv32" and target.emulator.counter != "unicorn":  # Arm: counted share by share in Unicorn
         return 1
     return target.engines.cluster.cores
 
@@ -45,6 +49,11 @@ def with_cores(target: Target, cores: int) -> Target:
     if target.emulator is None:
         return dataclasses.replace(target, cores=cores, ldflags=(*target.ldflags, "-pthread"),
                                    cflags=(*target.cflags, "-pthread"))
+    # each further core's stack (parallel_harts.c), where the cluster counts it in the SRAM fit
+    stacks = (cores - 1) * (target.engines.cluster.core_stack_bytes if target.engines else 0)
+    target = dataclasses.replace(target, runtime_sram_bytes=target.runtime_sram_bytes + stacks)
+    if target.isa != "rv32":  # the M33 pair: one core in Unicorn runs each core's share in turn (parallel.c)
+        return dataclasses.replace(target, cores=cores)
     emu = dataclasses.replace(target.emulator, qemu=(*target.emulator.qemu, "-smp", str(cores)))
     return dataclasses.replace(target, cores=cores, emulator=emu, ldflags=(*target.ldflags, "-nostartfiles", _CRT0))
 
@@ -58,7 +67,7 @@ def run_target(target: Target, rep: dict, counting: bool = False) -> Target:
     if not cores:
         return target
     t = with_cores(target, int(cores))
-    if counting and t.emulator is not None:
+    if counting and t.emulator is not None and "-smp" in t.emulator.qemu:
         q = list(t.emulator.qemu)
         q[q.index("-smp") + 1] = "1"
         t = dataclasses.replace(t, emulator=dataclasses.replace(t.emulator, qemu=tuple(q)))

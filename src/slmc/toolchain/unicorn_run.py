@@ -72,6 +72,22 @@ def _machine(target: Target):
     return m, regs
 
 
+def _par_marker(elf: Path, target: Target) -> tuple[int, int] | None:
+    """The addresses of parallel.c's slmc_par_mark and slmc_par_instret on Arm: a write to the first asks for
+    the instructions executed so far (every block counted as it starts), stored in the second."""
+    import subprocess
+
+    try:
+        out = subprocess.run([target.tool_prefix + "nm", "--defined-only", str(elf)], capture_output=True, text=True,
+                             check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    at = {p[2]: int(p[0], 16) for p in (ln.split() for ln in out.splitlines()) if len(p) == 3}
+    if "slmc_par_mark" not in at or "slmc_par_instret" not in at:
+        return None
+    return at["slmc_par_mark"], at["slmc_par_instret"]
+
+
 def run_unicorn(target: Target, elf: Path, code: CodeMap, args: list[str], on_token: Callable[[int], None],
                 max_decode_calls: int | None = None) -> tuple[RunResult, Counts]:
     """Runs to the program's exit (or after `max_decode_calls` decode steps); returns its events and counts."""
@@ -104,6 +120,9 @@ def run_unicorn(target: Target, elf: Path, code: CodeMap, args: list[str], on_to
     bounds = Boundaries(code)
     watch = set(code.watch)
     state = dict(exit=None, fault=None, decode_done=0)
+    # a multi-core Arm build (parallel.c): its count of executed instructions, answered at each marker write
+    marks = _par_marker(elf, target) if arm and target.cores else None
+    executed = [0]
     startup: dict[int, int] = {}
     gaps: list[dict[int, int]] = []
     segs: list[tuple[Call, list[tuple[str, dict[int, int]]]]] = []
@@ -133,6 +152,11 @@ def run_unicorn(target: Target, elf: Path, code: CodeMap, args: list[str], on_to
         h = cur[0]
         k = (addr << 16) | size
         h[k] = h.get(k, 0) + 1
+        if marks:
+            executed[0] += table.cost(k)[0]
+
+    def on_mark(_m, _access, _addr, _size, _value, _u):
+        m.mem_write(marks[1], struct.pack("<I", executed[0] & 0xFFFFFFFF))
 
     def serve(pc: int) -> None:
         try:
@@ -160,6 +184,8 @@ def run_unicorn(target: Target, elf: Path, code: CodeMap, args: list[str], on_to
 
     m.hook_add(uc.UC_HOOK_BLOCK, on_block)
     m.hook_add(uc.UC_HOOK_INTR, on_intr)
+    if marks:
+        m.hook_add(uc.UC_HOOK_MEM_WRITE, on_mark, None, marks[0], marks[0] + 3)
     if not arm:  # RISC-V semihosting: EBREAK between `slli zero,zero,0x1f` and `srai zero,zero,7`
         for prev, ins in zip(insns, insns[1:]):
             if ins.mnemonic == "ebreak" and prev.mnemonic in ("slli", "sll") and prev.operands == "zero,zero,0x1f":

@@ -14,6 +14,13 @@
  *   instructions each core retires on its range (same code, same data) exactly. They are printed at exit as
  *   `S par_site<i>_core<c> <n>` event lines (plus `_span`, the sum over calls of the busiest
  *   core, and `_calls`), and `S par_harts <n>` says which way the run went.
+ * - bare-metal Arm (rp2350-arm, the RP2350's two M33s, emulated by Unicorn with one core): every call
+ *   is the counting run: core 0 runs each core's share in turn. Arm has no instruction counter a
+ *   program may read, so par_instret writes slmc_par_mark; the Unicorn runner (toolchain/unicorn_run.py)
+ *   traps that write and stores the instructions executed so far in slmc_par_instret, which it then
+ *   reads. The same `S par_site...` lines as on RV32 follow at exit (all 0 under plain QEMU, which
+ *   does not trap the write). The counts start and end at the same place in each share, so the
+ *   instructions between the marker and the end of its block are in every share alike.
  * - anything else: SLMC_CORES must be 1 and the items run in the caller. */
 #if !defined(__riscv) && !defined(__arm__)
 #define _POSIX_C_SOURCE 200809L
@@ -27,7 +34,63 @@ static void run_range(slmc_task_fn fn, void *ctx, int n, int core) {
     if (a < b) fn(ctx, a, b, core);
 }
 
-#if defined(__riscv)
+#if defined(__riscv) || defined(__arm__)
+static uint32_t st_calls[SLMC_PAR_SITES], st_span[SLMC_PAR_SITES], st_core[SLMC_PAR_SITES][SLMC_CORES];
+static volatile uint32_t par_core_instr[SLMC_CORES];
+static int par_harts = 1;   /* harts taking work: SLMC_CORES, or 1 (every range on core 0) */
+
+static void par_report(void) {
+    printf("S par_cores %d\nS par_harts %d\n", SLMC_CORES, par_harts);
+    if (par_harts > 1) return;  /* several harts ran: minstret was the shared clock, not a count per core */
+    for (int s = 0; s < SLMC_PAR_SITES; s++) {
+        if (!st_calls[s]) continue;
+        printf("S par_site%d_calls %lu\nS par_site%d_span %lu\n", s, (unsigned long)st_calls[s], s, (unsigned long)st_span[s]);
+        for (int c = 0; c < SLMC_CORES; c++) printf("S par_site%d_core%d %lu\n", s, c, (unsigned long)st_core[s][c]);
+    }
+}
+
+static void par_record(int site) {
+    if (site < 0 || site >= SLMC_PAR_SITES) return;
+    uint32_t mx = 0;
+    for (int c = 0; c < SLMC_CORES; c++) {
+        st_core[site][c] += par_core_instr[c];
+        if (par_core_instr[c] > mx) mx = par_core_instr[c];
+    }
+    st_calls[site] += 1;
+    st_span[site] += mx;
+}
+#endif
+
+#if defined(__arm__)
+/* written by the program, trapped by the Unicorn runner, which answers in slmc_par_instret */
+volatile uint32_t slmc_par_mark, slmc_par_instret;
+
+static inline uint32_t par_instret(void) {
+    slmc_par_mark = 1;
+    return slmc_par_instret;
+}
+
+static void timed_range(slmc_task_fn fn, void *ctx, int n, int core) {
+    uint32_t t0 = par_instret();
+    run_range(fn, ctx, n, core);
+    par_core_instr[core] = par_instret() - t0;
+}
+
+__attribute__((constructor)) static void par_init(void) { atexit(par_report); }
+
+void slmc_parallel_for(slmc_task_fn fn, void *ctx, int n_items, int site) {
+    for (int c = 0; c < SLMC_CORES; c++) par_core_instr[c] = 0;
+    if (n_items > 1) {  /* each core's range in turn, on the one core */
+        for (int c = 0; c < SLMC_CORES; c++) timed_range(fn, ctx, n_items, c);
+    } else {  /* one item (a norm over one token): no fork */
+        uint32_t t0 = par_instret();
+        if (n_items > 0) fn(ctx, 0, n_items, 0);
+        par_core_instr[0] = par_instret() - t0;
+    }
+    par_record(site);
+}
+
+#elif defined(__riscv)
 static inline uint32_t par_instret(void) {
     uint32_t v;
     __asm__ volatile(".option push\n.option arch,+zicsr\ncsrr %0, minstret\n.option pop" : "=r"(v));
@@ -41,13 +104,9 @@ static inline uint32_t par_instret(void) {
 volatile uint32_t slmc_harts_go;
 static volatile uint32_t par_gen;
 static volatile int32_t par_done;
-static int par_harts = 1;   /* harts taking work: SLMC_CORES, or 1 (every range on hart 0) */
 static slmc_task_fn volatile par_fn;
 static void *volatile par_ctx;
 static volatile int par_n;
-static volatile uint32_t par_core_instr[SLMC_CORES];
-
-static uint32_t st_calls[SLMC_PAR_SITES], st_span[SLMC_PAR_SITES], st_core[SLMC_PAR_SITES][SLMC_CORES];
 
 static inline void par_wfi(void) { __asm__ volatile("wfi" ::: "memory"); }
 
@@ -70,16 +129,6 @@ void slmc_hart_main(int hart) {
         timed_range(par_fn, par_ctx, par_n, hart);
         __atomic_fetch_add(&par_done, 1, __ATOMIC_SEQ_CST);
         SLMC_CLINT_MSIP[0] = 1;
-    }
-}
-
-static void par_report(void) {
-    printf("S par_cores %d\nS par_harts %d\n", SLMC_CORES, par_harts);
-    if (par_harts > 1) return;  /* several harts ran: minstret was the shared clock, not a count per core */
-    for (int s = 0; s < SLMC_PAR_SITES; s++) {
-        if (!st_calls[s]) continue;
-        printf("S par_site%d_calls %lu\nS par_site%d_span %lu\n", s, (unsigned long)st_calls[s], s, (unsigned long)st_span[s]);
-        for (int c = 0; c < SLMC_CORES; c++) printf("S par_site%d_core%d %lu\n", s, c, (unsigned long)st_core[s][c]);
     }
 }
 
@@ -124,14 +173,7 @@ void slmc_parallel_for(slmc_task_fn fn, void *ctx, int n_items, int site) {
         if (n_items > 0) fn(ctx, 0, n_items, 0);
         par_core_instr[0] = par_instret() - t0;
     }
-    if (site < 0 || site >= SLMC_PAR_SITES) return;
-    uint32_t mx = 0;
-    for (int c = 0; c < SLMC_CORES; c++) {
-        st_core[site][c] += par_core_instr[c];
-        if (par_core_instr[c] > mx) mx = par_core_instr[c];
-    }
-    st_calls[site] += 1;
-    st_span[site] += mx;
+    par_record(site);
 }
 
 #elif !defined(__arm__) && SLMC_CORES > 1

@@ -13,7 +13,9 @@
 #endif
 #define SLMC_HART_STACK 4096
 
-uint8_t slmc_hart_stacks[SLMC_CORES][SLMC_HART_STACK] __attribute__((aligned(16)));
+/* harts 1..N-1 (hart 0 keeps crt0's stack): what toolchain/harts.py counts in the SRAM fit where the
+ * cluster gives a core_stack_bytes */
+uint8_t slmc_hart_stacks[SLMC_CORES > 1 ? SLMC_CORES - 1 : 1][SLMC_HART_STACK] __attribute__((aligned(16)));
 
 #define SLMC_STR2(x) #x
 #define SLMC_STR(x) SLMC_STR2(x)
@@ -43,10 +45,9 @@ __asm__(
     "    wfi\n"
     "    sw zero, 0(t3)\n"
     "    j 2b\n"
-    "3:  la sp, slmc_hart_stacks\n"
-    "    addi t1, t0, 1\n"
+    "3:  la sp, slmc_hart_stacks\n"          /* the top of hart t0's stack, slot t0 - 1 */
     "    li t2, " SLMC_STR(SLMC_HART_STACK) "\n"
-    "    mul t1, t1, t2\n"
+    "    mul t1, t0, t2\n"
     "    add sp, sp, t1\n"
     "    mv a0, t0\n"
     "    call slmc_hart_main\n"

@@ -22,6 +22,10 @@ void slmc_parallel_for(slmc_task_fn fn, void *ctx, int n_items, int site);
 /* The serial kernels the parallel wrappers of parallel_llm.c call on a slice of their outputs. */
 typedef void (*slmc_linear_q8s_fn)(float *, const int8_t *, const float *, const int8_t *, const float *,
                                    const float *, int16_t *, int, int, int, int);
+typedef void (*slmc_linear_q8w_fn)(float *, const int8_t *, const float *, const int8_t *, const float *,
+                                   const float *, uint32_t *, int, int, int, int);  /* linear_q8_dsp.c */
+typedef void (*slmc_linear_i8_fn)(void *, const int16_t *, const int8_t *, const int32_t *, int, int, int, int, int,
+                                  int);  /* linear_i8.c, linear_i8_rv32.c */
 typedef void (*slmc_linear_q8_fn)(float *, const int8_t *, const float *, const int8_t *, const float *,
                                   const float *, int, int, int, int);
 typedef void (*slmc_linear_f32_fn)(float *, const float *, const float *, const float *, int, int, int);

@@ -1,0 +1,241 @@
+"""The RP2350's second core for the matrix rows (issue 21): stories260K built for one core and for both
+(`slmc compile --cores 2`), -q q8 --kv-cache int8 on rp2350-arm (two Cortex-M33s; Unicorn has one core, so the
+counting run runs each core's share in turn and counts it exactly) and -q int8 on rp2350-riscv (two Hazard3s;
+QEMU -smp 2 runs the harts, -smp 1 counts each hart's share).
+
+    .venv/bin/python benchmarks/rp2350_cores.py   # measures, stores results.json["rp2350_cores"], rewrites BENCHMARKS.md
+
+Per build, two runs (`slmc run DIR --steps 256 --json`): *greedy* (`--temperature 0`, from BOS, which stops at
+BOS) for the per-operator counts, and *forced* (226 of llama2.c's greedy ids as the prompt, then decoded to
+position 256, as benchmarks/kv_int8.py does): every position 0..255 runs the decode step, so the run's model
+instructions over its positions are the mean over 0..255 (where BOS ends it earlier, over the positions run).
+
+- instructions: exact (Unicorn on the M33, QEMU's minstret on Hazard3). Critical path of the 2-core build =
+  all its instructions - the work of every split operator's shares + their spans (the busiest core's
+  share, summed over calls): what runs on core 0 alone (attention, the wrappers, the serial parts) plus,
+  for each split, the longer of the two shares.
+- ESTIMATED cycles: section 7's cycle model (targets/cycles.py) on the instruction mix; the 2-core critical
+  path = the build's cycles - (work - span) x the split kernels' cycles per instruction + one fork/join per
+  split call (the target's Cluster.fork_join_cycles, ASSUMED). Hazard3's 2-core run has no mix of its own
+  (Unicorn has no harts): its cycles per instruction are the 1-core build's, per operator type.
+- flash: weights not copied to SRAM are read from flash once per token at 37.5 MB/s, after the compute
+  (serial sum, as section 7); the 2-core build reserves core 1's stack and its scratch, so fewer weights fit
+  in SRAM. Neither build overlaps that read with compute (the RP2350 builds read flash in place through
+  XIP; the DMA double-buffering of the tiled targets needs --mem, which --cores does not take yet): the
+  *overlapped* column is what 1 / max(compute, flash) would give, not a build.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "models" / "stories260K"
+SLMC = [sys.executable, "-m", "slmc.cli"]
+CLOCK_HZ = 150e6
+FLASH_BYTES_PER_S = 37.5e6
+BUILDS = (("rp2350-arm", "q8", ("--kv-cache", "int8")), ("rp2350-riscv", "int8", ()))
+
+
+def _json(out: str) -> dict:
+    return json.loads(out[:out.rindex("}") + 1])
+
+
+def _prompt(limit: int = 900) -> str:
+    s = "1"
+    for i in (SHARED / "greedy_ids_from_bos.txt").read_text().split():
+        if len(s) + len(i) + 1 > limit:
+            break
+        s += f",{i}"
+    return s
+
+
+def _run(proj: Path, *args: str) -> dict:
+    r = subprocess.run([*SLMC, "run", str(proj), "--steps", "256", *args, "--json"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"slmc run {proj}: {r.stderr.strip()[-400:]}")
+    return _json(r.stdout)
+
+
+def _cpi(prof: dict) -> tuple[float, dict[str, float]]:
+    """Cycles per instruction of a decode step, and per operator type (the cycle model on the run's mix)."""
+    by: dict[str, list[float]] = {}
+    for o in prof["ops"]:
+        if o["estimated_cycles"] is not None and o["instructions"]:
+            c = by.setdefault(o["op"], [0.0, 0.0])
+            c[0] += o["estimated_cycles"]
+            c[1] += o["instructions"]
+    return prof["estimated_cycles_per_token"] / prof["instructions_per_token"], {k: c / i for k, (c, i) in by.items()}
+
+
+def _model_instructions(f: dict) -> float:
+    return f["prefill"]["instructions"] + f["decode_steps"] * f["instructions_per_token"]
+
+
+def _build(tmp: Path, target: str, numerics: str, extra: tuple[str, ...], cores: int) -> tuple[Path, dict]:
+    out = tmp / f"{target}-{cores}{'-'.join(extra)}"
+    more = ("--cores", str(cores)) if cores > 1 else ()
+    r = subprocess.run([*SLMC, "compile", str(SHARED / "stories260K.bin"), "-t", target, "-q", numerics, *extra, *more,
+                        "-o", str(out)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"slmc compile {target} --cores {cores}: {r.stderr.strip()[-400:]}")
+    return out, json.loads((out / "report.json").read_text())
+
+
+def _sites(prof: dict, rep: dict) -> list[dict]:
+    return [s for s in prof["cluster"]["sites"] if s["graph"] == "decode" and s["calls"]]
+
+
+def measure_target(tmp: Path, target: str, numerics: str, extra: tuple[str, ...]) -> dict:
+    from slmc.targets import get_target
+
+    fork_join = get_target(target).engines.cluster.fork_join_cycles
+    (p1, rep1), (p2, rep2) = _build(tmp, target, numerics, extra, 1), _build(tmp, target, numerics, extra, 2)
+    base = ""
+    try:
+        g1 = _run(p1, "--temperature", "0")
+    except RuntimeError as e:  # a 1-core build the counter cannot attribute (the fused FFN pair, in progress):
+        if "attributed" not in str(e):  # the same graph as the --cores build, which does not fuse it
+            raise
+        base = "--memory-sharing off"
+        (p1, rep1) = _build(tmp, target, numerics, (*extra, *base.split()), 1)
+        g1 = _run(p1, "--temperature", "0")
+    g2 = _run(p2, "--temperature", "0")
+    f1, f2 = _run(p1, "--prompt-ids", _prompt()), _run(p2, "--prompt-ids", _prompt())
+    cpi1, cpi1_op = _cpi(f1)
+    own = f2.get("estimated_cycles_per_token") is not None
+    cpi2, cpi2_op = _cpi(f2) if own else (cpi1, cpi1_op)
+    n = f2["positions"]
+    t1, t2 = _model_instructions(f1) / f1["positions"], _model_instructions(f2) / n
+    ops_of = {o["name"]: o["op"] for o in rep2["ops"]}
+    sites = _sites(f2, rep2)
+    work = sum(sum(s["core_instructions"]) for s in sites) / n
+    span = sum(s["span"] for s in sites) / n
+    saved_cycles = sum((sum(s["core_instructions"]) - s["span"]) * cpi2_op.get(ops_of.get(s["node"], ""), cpi2)
+                       for s in sites) / n
+    forks = sum(s["calls"] for s in sites if sum(s["core_instructions"][1:]) > 0) / n
+    crit = t2 - work + span
+    cyc1, cyc2 = t1 * cpi1, t2 * cpi2 - saved_cycles + forks * fork_join
+
+    def flash(rep: dict) -> float:
+        return (rep["weights_bytes"] - (rep.get("weights_sram_bytes") or 0)) / FLASH_BYTES_PER_S
+
+    fl1, fl2 = flash(rep1), flash(rep2)
+    # per operator type, greedy runs: the 1-core build's instructions against the 2-core build's critical path
+    # through the operator (its instructions on core 0 outside the shares: the wrapper, and model.c's code
+    # counted with it, + the busiest share)
+    per: dict[str, list[float]] = {}
+
+    def by_name(prof: dict) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for o in prof["ops"]:
+            out[o["name"]] = out.get(o["name"], 0.0) + o["instructions"]
+        return out
+
+    ops1, ops2, gsites = by_name(g1), by_name(g2), _sites(g2, rep2)
+    for s in gsites:
+        if s["node"] not in ops1:
+            continue
+        share = 1 / sum(1 for x in gsites if x["node"] == s["node"])  # a name several sites share (quantize_q8)
+        work_s = sum(s["core_instructions"]) / s["calls"]
+        c = per.setdefault(s["node"].split(".")[-1], [0.0, 0.0, 0.0, 0.0])
+        c[0] += ops1[s["node"]] * share
+        c[1] += ops2[s["node"]] * share - work_s + s["span"] / s["calls"]
+        c[2] += work_s
+        c[3] += s["span"] / s["calls"]
+    # attention stays on core 0 (its M33 and Hazard3 kernels take all KV heads in one call); its count grows
+    # linearly with the position: the greedy run's mean and the forced run's decode tail give it at 127.5
+    def att(prof: dict) -> float:
+        return sum(o["instructions"] for o in prof["ops"] if o["op"] in ("attention", "attention_i"))
+
+    p_g, p_f = (g2["positions"] - 1) / 2, (f2["prefill"]["calls"] + n - 1) / 2
+    att_mean = att(g2) + (att(f2) - att(g2)) * (127.5 - p_g) / (p_f - p_g) if p_f != p_g else att(f2)
+    att_op = next(o["op"] for o in rep2["ops"] if o["op"] in ("attention", "attention_i"))
+    layers = sum(1 for o in rep2["ops"] if o["op"] == att_op)
+    # the projection: half of attention off the critical path, one more fork/join per layer
+    cyc_att = cyc2 - att_mean / 2 * cpi2_op.get(att_op, cpi2) + layers * fork_join
+    return dict(target=target, numerics=numerics + (" " + " ".join(extra) if extra else ""),
+                one_core_flags=base, same_ids=g1["ids"] == g2["ids"] and f1["ids"] == f2["ids"],
+                greedy_positions=g1["positions"],
+                positions=n, cycles_per_instruction_from="own run" if own else "the 1-core build",
+                fork_join_cycles=fork_join, forks_per_token=forks,
+                one_core=dict(instructions_per_token=t1, cycles_per_token=cyc1, flash_ms_per_token=1e3 * fl1,
+                              weights_sram_bytes=rep1.get("weights_sram_bytes"),
+                              ESTIMATED_tokens_per_s=1 / (cyc1 / CLOCK_HZ + fl1),
+                              overlapped_tokens_per_s=1 / max(cyc1 / CLOCK_HZ, fl1)),
+                two_cores=dict(instructions_per_token=t2, critical_path_instructions=crit, split_work=work,
+                               split_span=span, cycles_per_token=cyc2, flash_ms_per_token=1e3 * fl2,
+                               weights_sram_bytes=rep2.get("weights_sram_bytes"),
+                               ESTIMATED_tokens_per_s=1 / (cyc2 / CLOCK_HZ + fl2),
+                               overlapped_tokens_per_s=1 / max(cyc2 / CLOCK_HZ, fl2)),
+                attention_mean_instructions=att_mean,
+                critical_path_if_attention_split=crit - att_mean / 2,
+                if_attention_split=dict(cycles_per_token=cyc_att, ESTIMATED_tokens_per_s=1 / (cyc_att / CLOCK_HZ + fl2),
+                                        overlapped_tokens_per_s=1 / max(cyc_att / CLOCK_HZ, fl2)),
+                sites={k: dict(one_core=v[0], critical=v[1], work=v[2], span=v[3], speedup=v[0] / v[1] if v[1] else None)
+                       for k, v in per.items()})
+
+
+def render(res: dict | None) -> list[str]:
+    if not res:
+        return []
+    out = ["### 11b. The RP2350's second core for the matrix rows (issue 21; `--cores 2`, stories260K)", "",
+           "Exact instruction counts (Unicorn on the M33, QEMU on Hazard3), per token, mean over positions 0..255 "
+           "(226 of llama2.c's greedy ids as the prompt, decoded to 256; every position runs the decode step). "
+           "2 cores: the critical path = what core 0 runs alone + the busiest core's share of every split operator "
+           "(matrix products by rows, RMSNorm/SwiGLU by elements, RoPE by heads; attention stays on core 0). "
+           "ESTIMATED tokens/s at 150 MHz: section 7's cycle model on the critical path, plus a fork/join of "
+           f"{res['rows'][0]['fork_join_cycles']} cycles (ASSUMED) per split call, plus the flash term (weights not "
+           "in SRAM, read once per token at 37.5 MB/s) after the compute; *if overlapped*: 1 / max(compute, flash), "
+           "which no build does yet (no DMA ahead of the compute in these builds). Same ids on 1 and 2 cores: "
+           + ", ".join(f"{r['target']} {'yes' if r['same_ids'] else 'NO'}" for r in res["rows"])
+           + ". " + "".join(f"The 1-core {r['target']} build is compiled with `{r['one_core_flags']}` (the counter could not "
+                            "attribute the plain build's fused FFN pair when this ran; the 2-core build does not fuse it). "
+                            for r in res["rows"] if r.get("one_core_flags"))
+           + "Reproduce: `python benchmarks/rp2350_cores.py`.", "",
+           "| target, numerics | cores | instr / token | critical path | speedup (instr) | ESTIMATED cycles / token "
+           "| flash ms / token | ESTIMATED tok/s | tok/s if flash overlapped |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        a, b = r["one_core"], r["two_cores"]
+        name = f"{r['target']} {r['numerics']}"
+        out.append(f"| {name} | 1 | {a['instructions_per_token']:,.0f} | {a['instructions_per_token']:,.0f} | 1.00x | "
+                   f"{a['cycles_per_token']:,.0f} | {a['flash_ms_per_token']:.2f} | **{a['ESTIMATED_tokens_per_s']:.1f}** | "
+                   f"{a['overlapped_tokens_per_s']:.1f} |")
+        out.append(f"| {name} | 2 | {b['instructions_per_token']:,.0f} | **{b['critical_path_instructions']:,.0f}** | "
+                   f"{a['instructions_per_token'] / b['critical_path_instructions']:.2f}x | {b['cycles_per_token']:,.0f} | "
+                   f"{b['flash_ms_per_token']:.2f} | **{b['ESTIMATED_tokens_per_s']:.1f}** | {b['overlapped_tokens_per_s']:.1f} |")
+    out += [""] + [f"{r['target']}: attention (on core 0) is {r['attention_mean_instructions']:,.0f} instructions a "
+                   f"token over 0..255; split over the KV heads too (its kernels take all heads in one call today) the "
+                   f"critical path would be about {r['critical_path_if_attention_split']:,.0f} instructions, "
+                   f"{r['if_attention_split']['cycles_per_token']:,.0f} ESTIMATED cycles: "
+                   f"{r['if_attention_split']['ESTIMATED_tokens_per_s']:.1f} tokens/s with the flash term after the "
+                   f"compute, {r['if_attention_split']['overlapped_tokens_per_s']:.1f} overlapped (a projection, not a build)."
+                   for r in res["rows"]]
+    out += ["", "Per split operator type (greedy run, per token, all layers): the 1-core build's instructions against "
+            "the 2-core build's critical path through it (core 0's instructions outside the shares + the busiest "
+            "share); work = both shares, span = the busiest.", "",
+            "| target | operator | 1 core | 2 cores: work | span | critical path | speedup |",
+            "|---|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        for k, v in r["sites"].items():
+            sp = f"{v['speedup']:.2f}x" if v["speedup"] else "-"
+            out.append(f"| {r['target']} | {k} | {v['one_core']:,.0f} | {v['work']:,.0f} | {v['span']:,.0f} | "
+                       f"{v['critical']:,.0f} | {sp} |")
+    return out + [""]
+
+
+def main() -> None:
+    import render as page
+
+    with tempfile.TemporaryDirectory() as d:
+        res = dict(rows=[measure_target(Path(d), t, q, e) for t, q, e in BUILDS])
+    print("\n".join(render(res)))
+    print(page.store("rp2350_cores", res))
+
+
+if __name__ == "__main__":
+    main()
