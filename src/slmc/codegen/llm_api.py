@@ -63,13 +63,15 @@ FIX_TO_FLOAT = [
     "static float slmc_fix_to_float(int32_t v, int frac) {",
     "    uint32_t a = v < 0 ? 0u - (uint32_t)v : (uint32_t)v, bits = 0;",
     "    if (a) {",
-    "        int e = 31 - __builtin_clz(a);",
-    "        uint32_t mant = a << (31 - e) >> 8;  /* 24 bits */",
-    "        if (e > 23) {",
-    "            uint32_t rem = a << (31 - e) << 24, half = 0x80000000u;  /* the bits shifted out, at the top */",
-    "            if (rem > half || (rem == half && (mant & 1))) mant++;",
-    "            if (mant >> 24) { mant >>= 1; e++; }",
-    "        }",
+    "        int e = 31;  /* a shifted up to bit 31 in five steps (no libgcc __clzsi2 call without Zbb) */",
+    "        if (!(a >> 16)) { a <<= 16; e -= 16; }",
+    "        if (!(a >> 24)) { a <<= 8; e -= 8; }",
+    "        if (!(a >> 28)) { a <<= 4; e -= 4; }",
+    "        if (!(a >> 30)) { a <<= 2; e -= 2; }",
+    "        if (!(a >> 31)) { a <<= 1; e -= 1; }",
+    "        uint32_t mant = a >> 8, rem = a << 24, half = 0x80000000u;  /* 24 bits; the bits shifted out */",
+    "        if (rem > half || (rem == half && (mant & 1))) mant++;  /* rem = 0 where e <= 23 */",
+    "        if (mant >> 24) { mant >>= 1; e++; }",
     "        bits = (v < 0 ? 0x80000000u : 0u) | (uint32_t)(e - frac + 127) << 23 | (mant & 0x7FFFFFu);",
     "    }",
     "    float f;",
@@ -97,7 +99,7 @@ def llm_api(graphs: list[Graph], plan: MemoryPlan, m: LlmInfo, table: LayerTable
     if m.logits_frac >= 0 and lg:  # integer logits, written into the caller's buffer, turned into floats in place
         decode = ["    slmc_graph_decode(&t, pos, 1, (int32_t *)(void *)logits);",
                   "    for (int i = 0; i < SLMC_VOCAB_SIZE; i++) {",
-                  "        int32_t v;", "        memcpy(&v, &logits[i], sizeof v);",
+                  "        int32_t v = ((const int32_t *)(void *)logits)[i];  /* as the graph wrote it */",
                   f"        logits[i] = SLMC_FIX_TO_FLOAT(v, {m.logits_frac}, 0x1p-{m.logits_frac}f);", "    }"]
         out[:0] = FIX_TO_FLOAT
     # The graph indexes the embedding table with the token and the KV cache with the position, with no

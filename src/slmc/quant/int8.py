@@ -105,6 +105,8 @@ def pack_rows4(q: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     blocks of four, [block][k/4][row][4 bytes], multipliers [block][group][row]; leftover rows row-major."""
     n, k = q.shape
     ng, b = m.shape[1], n // 4 * 4
+    if m.size and (m.min() < 0 or m.max() >= 2 ** MULT_BITS):  # linear_i8_rv32.c's group-4 path relies on it
+        raise SlmcError(f"an int8 multiplier lies outside [0, 2^{MULT_BITS})", "re-quantize the model with -q int8")
     qb = q[:b].reshape(b // 4, 4, k // 4, 4).transpose(0, 2, 1, 3).reshape(b, k)
     mb = m[:b].reshape(b // 4, 4, ng).transpose(0, 2, 1).reshape(b, ng)
     return np.concatenate([qb, q[b:]]), np.concatenate([mb, m[b:]])

@@ -8,6 +8,19 @@ void slmc_rope_i(int16_t *out, const int16_t *x, const int16_t *cos_t, const int
     int half = rot_dim / 2;
     for (int i = 0; i < n; i++) {
         const int16_t *c = cos_t + (size_t)(pos + i) * half, *s = sin_t + (size_t)(pos + i) * half;
+        if (interleaved && rot_dim == head_dim && frac <= 14) { /* llama2.c's whole-head pairs, in int32 */
+            const int16_t *xp = x + (size_t)i * cols;
+            int16_t *op = out + (size_t)i * cols;
+            int32_t rnd = frac > 0 ? 1 << (frac - 1) : 0;
+            for (int h = 0; h < cols; h += head_dim)
+                for (int j = 0; j < half; j++, xp += 2, op += 2) {
+                    int32_t u = xp[0], v = xp[1], cj = c[j], sj = s[j];
+                    int32_t y0 = (u * cj - v * sj + rnd) >> frac, y1 = (u * sj + v * cj + rnd) >> frac;
+                    op[0] = (int16_t)(y0 < -32768 ? -32768 : y0 > 32767 ? 32767 : y0);
+                    op[1] = (int16_t)(y1 < -32768 ? -32768 : y1 > 32767 ? 32767 : y1);
+                }
+            continue;
+        }
         for (int h = 0; h < cols; h += head_dim) {
             for (int j = rot_dim; j < head_dim; j++) out[(size_t)i * cols + h + j] = x[(size_t)i * cols + h + j];
             for (int j = 0; j < half; j++) {
