@@ -2,7 +2,9 @@
 on the Cortex-M33, bit for bit against their twin (reference/kv_int8.py) on the same inputs, built for the host
 and run under QEMU on the M33 and RV32: grouped and plain heads, head_dim 6 (portable only), 8 and 16, a prompt
 chunk at a position, a window, a soft-cap, a zero query, zero keys and an all-zero value head, scores far apart (the exp's
-clamp), and 600 positions (integer weights under 32767 so the int32 sums cannot overflow)."""
+clamp), and 600 positions (integer weights under 32767 so the int32 sums cannot overflow); the DSP kernel's
+paired-head path (head_dim 8, two query heads per KV head) from position 0, and four heads per KV head (its
+other path)."""
 
 from __future__ import annotations
 
@@ -50,7 +52,10 @@ class Case:
 
 CASES = [Case(8, 4, 8, 40, 17, 1), Case(6, 2, 8, 48, 5, 7), Case(4, 4, 16, 32, 9, 3, window=4),
          Case(6, 2, 8, 24, 3, 2, softcap=5.0), Case(3, 3, 6, 20, 4, 2), Case(2, 1, 12, 16, 6, 1, q_scale=300.0),
-         Case(4, 2, 8, 16, 4, 2, zero=True), Case(2, 1, 4, 600, 599, 1)]
+         Case(4, 2, 8, 16, 4, 2, zero=True), Case(2, 1, 4, 600, 599, 1),
+         # attention_i8kv_dsp.c's head_dim-8 pair of query heads per KV head from position 0 (1, 2, 3 positions
+         # seen); four query heads per KV head
+         Case(8, 4, 8, 8, 0, 3), Case(8, 2, 8, 24, 10, 3)]
 
 
 def twin(c: Case, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,7 +126,7 @@ def check(lines: list[str], dsp: bool) -> None:
 def _files(tmp: Path, dsp: bool) -> list[str]:
     (tmp / "h.c").write_text(harness(dsp))
     return [str(tmp / "h.c"), str(C_DIR / "kv_write_i8.c"), str(C_DIR / "attention_i8kv.c")] + \
-        ([str(C_DIR / "attention_i8kv_dsp.c")] if dsp else [])
+        ([str(C_DIR / "attention_i8kv_dsp.c"), str(C_DIR / "attention_i8kv_dsp_pair.c")] if dsp else [])
 
 
 def test_the_twin_is_the_host_build(tmp_path):

@@ -83,6 +83,9 @@ register(KernelSpec("linear_swiglu", F32, "linear_swiglu_f32.c",
 register(KernelSpec("quantize_q8", F32, "quantize_q8.c",
                     lambda n, c: f"slmc_quantize_q8({c.out(0)}, {c.out(1)}, {c.ref(0)}, {c.rows}, {_last(n)}, "
                                  f"{n.attrs['group']});", overlap=elementwise(0), batch="rows"))  # x -> xq; the scales xs: none
+register(KernelSpec("quantize_q8", F32, "quantize_q8_dsp.c",  # the same bits on the Cortex-M33, about half the instructions
+                    lambda n, c: f"slmc_quantize_q8_dsp({c.out(0)}, {c.out(1)}, {c.ref(0)}, {c.rows}, {_last(n)}, "
+                                 f"{n.attrs['group']});", isa="dsp", overlap=elementwise(0), batch="rows"))
 register(KernelSpec("linear_q8", I8, "linear_q8.c",
                     lambda n, c: f"slmc_linear_q8({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.ref(3)}, "
                                  f"{c.ref(4)}, {c.rows}, {_last(n)}, {n.outputs[0].shape[-1]}, {n.attrs['group']});",
@@ -127,6 +130,11 @@ register(KernelSpec("rope", F32, "rope_f32.c",
                     lambda n, c: f"slmc_rope_f32({c.out()}, {c.ref(0)}, {c.ref(2)}, {c.ref(3)}, {c.rows}, "
                                  f"{_last(n)}, {n.attrs['head_dim']}, {n.attrs.get('rot_dim', n.attrs['head_dim'])}, "
                                  f"{c.pos}, {n.attrs['interleaved']});",
+                    overlap=in_place(0, _rope_order, "pairs (i, i + head_dim/2) or (2i, 2i + 1) of each head")))
+register(KernelSpec("rope", F32, "rope_f32_dsp.c",  # the same bits on the Cortex-M33: interleaved heads of 8 whole
+                    lambda n, c: f"slmc_rope_f32_dsp({c.out()}, {c.ref(0)}, {c.ref(2)}, {c.ref(3)}, {c.rows}, "
+                                 f"{_last(n)}, {n.attrs['head_dim']}, {n.attrs.get('rot_dim', n.attrs['head_dim'])}, "
+                                 f"{c.pos}, {n.attrs['interleaved']});", isa="dsp",
                     overlap=in_place(0, _rope_order, "pairs (i, i + head_dim/2) or (2i, 2i + 1) of each head")))
 register(KernelSpec("kv_write", F32, "kv_write_f32.c",
                     lambda n, c: f"slmc_kv_write_f32({c.ref(0)}, {c.ref(1)}, {c.pos}, {c.rows}, {_last(n)});"))
@@ -178,13 +186,16 @@ def _i8kv_scratch(n: Node) -> int:
 register(KernelSpec("kv_write", I8, "kv_write_i8.c",
                     lambda n, c: f"slmc_kv_write_i8({c.ref(0)}, {c.ref(1)}, {c.pos}, {c.rows}, "
                                  f"{_i8kv_heads(n)[0]}, {_i8kv_heads(n)[1]});"))
+register(KernelSpec("kv_write", I8, "kv_write_i8_dsp.c",  # the same records on the Cortex-M33, head_dim 8 in asm
+                    lambda n, c: f"slmc_kv_write_i8_dsp({c.ref(0)}, {c.ref(1)}, {c.pos}, {c.rows}, "
+                                 f"{_i8kv_heads(n)[0]}, {_i8kv_heads(n)[1]});", isa="dsp"))
 for _isa, _fn in (("any", "attention_i8kv"), ("dsp", "attention_i8kv_dsp")):
     register(KernelSpec("attention", F32, f"{_fn}.c",
                         lambda n, c, fn=_fn: f"slmc_{fn}({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.scratch()}, "
                                              f"{c.rows}, {n.attrs['n_heads']}, {n.attrs['n_kv_heads']}, "
                                              f"{n.attrs['head_dim']}, {c.pos}{attention_extras(n)});",
                         isa=_isa, scratch=_i8kv_scratch, macs=_attention_macs,
-                        deps=("kv_write_i8.c",),
+                        deps=("kv_write_i8.c",) + (("attention_i8kv_dsp_pair.c",) if _isa == "dsp" else ()),
                         overlap=by_chunks(0, lambda n: _rows(n) * n.attrs["n_kv_heads"], "token rows, then n_kv_heads: "
                                           "a query part is read whole before its output part is written"),
                         where=lambda n, isa=_isa: n.inputs[1].dtype == I8 and (isa == "any" or n.attrs["head_dim"] % 4 == 0 and n.attrs["head_dim"] <= 256)))  # type: ignore[union-attr]
@@ -194,6 +205,9 @@ register(KernelSpec("add", F32, "add_f32.c",
 register(KernelSpec("swiglu", F32, "swiglu_f32.c",
                     lambda n, c: f"slmc_swiglu_f32({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows} * {_numel_per_row(n)});",
                     tiling=RowTiles((0, 1)), overlap=elementwise(0, 1), batch="rows"))
+register(KernelSpec("swiglu", F32, "swiglu_f32_dsp.c",  # the same bits on the Cortex-M33: picolibc's expf inlined
+                    lambda n, c: f"slmc_swiglu_f32_dsp({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.rows} * {_numel_per_row(n)});",
+                    isa="dsp", tiling=RowTiles((0, 1)), overlap=elementwise(0, 1), batch="rows"))
 register(KernelSpec("gelu", F32, "gelu_f32.c",
                     lambda n, c: f"slmc_gelu_f32({c.out()}, {c.ref(0)}, {c.rows} * {_numel_per_row(n)}, "
                                  f"{n.attrs.get('approximate', 0)});", tiling=RowTiles((0,)), overlap=elementwise(0), batch="rows"))

@@ -14,7 +14,9 @@
  *        word and pair of positions SXTB16 unpacks both words, PKHBT/PKHTB pair each output's two values and
  *        one SMLAD per output adds both products; two query heads that share the KV head go together, so each
  *        value pair is made once for both (i8kv_values2: 8 MACs in 15 instructions with the loads and the
- *        loop), a head left over alone (i8kv_values). */
+ *        loop), a head left over alone (i8kv_values).
+ * head_dim 8 with two query heads per KV head and no soft-cap (stories260K) goes to attention_i8kv_dsp_pair.c:
+ * the same operations with the two heads' scores and softmax in one asm pass each. */
 void slmc_i8kv_quantize(int8_t *q, float *scale, const float *x, int hd);
 
 
@@ -148,6 +150,15 @@ __attribute__((noinline)) static void i8kv_values2(float *oa, float *ob, const u
     }
 }
 
+
+/* head_dim 8, two query heads per KV head, no soft-cap: attention_i8kv_dsp_pair.c (asm scores and softmax of both
+ * heads in one pass each; built where this guard holds) */
+#if defined(__ARM_FEATURE_DSP) && defined(__thumb2__) && defined(__ARM_FP) && defined(__GNUC__)
+#define I8KV_PAIRS 1
+void slmc_i8kv_dsp_pairs(float *o, const float *q, const int8_t *kc, const int8_t *vc, float *att, uint32_t *wq,
+                         int n_kv_heads, int stride, int t0, int count, int qm, float sqrt_hd);
+#endif
+
 void slmc_attention_i8kv_dsp(float *out, const float *q, const int8_t *kc, const int8_t *vc, float *scratch, int n,
                              int n_heads, int n_kv_heads, int hd, int pos, int window, float softcap) {
     int kv_mul = n_heads / n_kv_heads, stride = pos + n, rec = hd + 4, words = hd / 4;
@@ -161,6 +172,13 @@ void slmc_attention_i8kv_dsp(float *out, const float *q, const int8_t *kc, const
     for (int s = 0; s < n; s++) {
         int len = pos + s + 1, t0 = window > 0 && len > window ? len - window : 0, count = len - t0;
         int qm = count <= 516 ? 32767 : (int)(2147483647 / (127 * (int64_t)count));
+#ifdef I8KV_PAIRS
+        if (hd == 8 && kv_mul == 2 && !(softcap > 0.0f)) { /* every KV head of token row s */
+            slmc_i8kv_dsp_pairs(out + (size_t)s * n_heads * hd, q + (size_t)s * n_heads * hd, kc, vc, att, wq,
+                                n_kv_heads, stride, t0, count, qm, sqrt_hd);
+            continue;
+        }
+#endif
         for (int kh = 0; kh < n_kv_heads; kh++) {
             const float *q0 = q + (size_t)s * n_heads * hd + (size_t)kh * kv_mul * hd;
             float *o0 = out + (size_t)s * n_heads * hd + (size_t)kh * kv_mul * hd;

@@ -141,7 +141,172 @@ Q8_BLOCKS_FOR(64)
 Q8_BLOCKS_FOR(32)
 Q8_BLOCKS_FOR(16)
 Q8_BLOCKS_FOR(8)
-Q8_BLOCKS_FOR(4)
+
+/* Groups of 4 (k = 172 in stories260K's w2): one group is one step, so the rescale dominates and the group loop is
+ * in the asm too, every group's VLDR of the activation scale and the loop test with it (gcc spills the scale and end
+ * pointers around a per-group asm: 44 instructions per 16 MACs there, 40 here). Each row's sum starts in a fresh
+ * register (SXTB16 ROR #8 into it, SMUAD) and the next row's sum reuses the weight register just consumed, so the
+ * loop needs 12 registers. */
+static __attribute__((noinline)) void q8_dsp_blocks_4(float *o, const uint32_t *xr, const float *xsr,
+                                                      const int8_t *pw, const float *sw, const float *b, int nb,
+                                                      int ng) {
+    register float v0 __asm__("s8"), v1 __asm__("s9"), v2 __asm__("s10"), v3 __asm__("s11");
+    const float zero = 0.0f;
+    const uint32_t *xe_end = xr + 2 * (size_t)ng;
+    for (int blk = 0; blk < nb; blk++) {
+        v0 = zero, v1 = zero, v2 = zero, v3 = zero;
+        if (ng > 0) {
+            const uint32_t *xp = xr;
+            const float *xsp = xsr;
+            register uint32_t w0 __asm__("r2"), w1 __asm__("r3"), w2 __asm__("r4"), w3 __asm__("r5");
+            uint32_t xe, xo, a0;
+            __asm__("1:\n\t"
+                    "ldrd   %[xe], %[xo], [%[xp]], #8\n\t"
+                    "ldmia  %[pw]!, {%[w0], %[w1], %[w2], %[w3]}\n\t"
+                    "sxtb16 %[a0], %[w0], ror #8\n\t"
+                    "smuad  %[a0], %[xo], %[a0]\n\t"
+                    "sxtb16 %[w0], %[w0]\n\t"
+                    "smlad  %[a0], %[xe], %[w0], %[a0]\n\t"
+                    "sxtb16 %[w0], %[w1], ror #8\n\t"
+                    "smuad  %[w0], %[xo], %[w0]\n\t"
+                    "sxtb16 %[w1], %[w1]\n\t"
+                    "smlad  %[w0], %[xe], %[w1], %[w0]\n\t"
+                    "sxtb16 %[w1], %[w2], ror #8\n\t"
+                    "smuad  %[w1], %[xo], %[w1]\n\t"
+                    "sxtb16 %[w2], %[w2]\n\t"
+                    "smlad  %[w1], %[xe], %[w2], %[w1]\n\t"
+                    "sxtb16 %[w2], %[w3], ror #8\n\t"
+                    "smuad  %[w2], %[xo], %[w2]\n\t"
+                    "sxtb16 %[w3], %[w3]\n\t"
+                    "smlad  %[w2], %[xe], %[w3], %[w2]\n\t"
+                    "vmov   s0, s1, %[a0], %[w0]\n\t"
+                    "vmov   s2, s3, %[w1], %[w2]\n\t"
+                    "vldmia %[sw]!, {s4, s5, s6, s7}\n\t"
+                    "vldmia %[xsp]!, {s12}\n\t"
+                    "vcvt.f32.s32 s0, s0\n\t"
+                    "vcvt.f32.s32 s1, s1\n\t"
+                    "vcvt.f32.s32 s2, s2\n\t"
+                    "vcvt.f32.s32 s3, s3\n\t"
+                    "vmul.f32 s0, s0, s4\n\t"
+                    "vmul.f32 s1, s1, s5\n\t"
+                    "vmul.f32 s2, s2, s6\n\t"
+                    "vmul.f32 s3, s3, s7\n\t"
+                    "vmul.f32 s0, s0, s12\n\t"
+                    "vmul.f32 s1, s1, s12\n\t"
+                    "vmul.f32 s2, s2, s12\n\t"
+                    "vmul.f32 s3, s3, s12\n\t"
+                    "vadd.f32 %[v0], %[v0], s0\n\t"
+                    "vadd.f32 %[v1], %[v1], s1\n\t"
+                    "vadd.f32 %[v2], %[v2], s2\n\t"
+                    "vadd.f32 %[v3], %[v3], s3\n\t"
+                    "cmp    %[xp], %[end]\n\t"
+                    "bne    1b"
+                    : [xe] "=&r"(xe), [xo] "=&r"(xo), [a0] "=&r"(a0), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2),
+                      [w3] "=&r"(w3), [v0] "+t"(v0), [v1] "+t"(v1),
+                      [v2] "+t"(v2), [v3] "+t"(v3), [pw] "+r"(pw), [sw] "+r"(sw), [xp] "+r"(xp), [xsp] "+r"(xsp)
+                    : [end] "r"(xe_end)
+                    : "memory", "cc", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s12");
+        }
+        if (b) {
+            register float c0 __asm__("s4"), c1 __asm__("s5"), c2 __asm__("s6"), c3 __asm__("s7");
+            __asm__("vldmia %[b]!, {%[c0], %[c1], %[c2], %[c3]}\n\t"
+                    "vadd.f32 %[v0], %[v0], %[c0]\n\t"
+                    "vadd.f32 %[v1], %[v1], %[c1]\n\t"
+                    "vadd.f32 %[v2], %[v2], %[c2]\n\t"
+                    "vadd.f32 %[v3], %[v3], %[c3]\n\t"
+                    "vstmia %[o]!, {%[v0], %[v1], %[v2], %[v3]}"
+                    : [c0] "=&t"(c0), [c1] "=&t"(c1), [c2] "=&t"(c2), [c3] "=&t"(c3), [v0] "+t"(v0),
+                      [v1] "+t"(v1), [v2] "+t"(v2), [v3] "+t"(v3), [o] "+r"(o), [b] "+r"(b)
+                    :
+                    : "memory");
+        } else {
+            __asm__("vadd.f32 %[v0], %[v0], %[z]\n\t" /* + 0.0f as linear_q8.c adds it: -0 becomes +0 */
+                    "vadd.f32 %[v1], %[v1], %[z]\n\t"
+                    "vadd.f32 %[v2], %[v2], %[z]\n\t"
+                    "vadd.f32 %[v3], %[v3], %[z]\n\t"
+                    "vstmia %[o]!, {%[v0], %[v1], %[v2], %[v3]}"
+                    : [v0] "+t"(v0), [v1] "+t"(v1), [v2] "+t"(v2), [v3] "+t"(v3), [o] "+r"(o)
+                    : [z] "t"(zero)
+                    : "memory");
+        }
+    }
+}
+
+/* One group per row (k == group: every k = 64 product of stories260K), the blocks' loop without a group loop: the
+ * activation scale is the same for every block (kept in s12), and per block the sums' rescale, the 0.0f they start
+ * from, the bias (or + 0.0f) and the store are one asm, v = (0.0f + ((float)a * ws) * xs) + b in linear_q8.c's order:
+ * about 20 instructions a block fewer than q8_dsp_blocks' general loop. */
+SLMC_ALWAYS_INLINE void q8_dsp_one_group(float *o, const uint32_t *xr, float xs, const int8_t *pw, const float *sw,
+                                         const float *b, int nb, const int group) {
+    register float xsg __asm__("s12") = xs;
+    const float zero = 0.0f;
+    for (int blk = 0; blk < nb; blk++) {
+        register uint32_t w0 __asm__("r2"), w1 __asm__("r3"), w2 __asm__("r4"), w3 __asm__("r5");
+        int32_t a0, a1, a2, a3;
+        uint32_t xe, xo, t;
+        const uint32_t *xp = xr;
+#define Q8_OUTS1 [xe] "=&r"(xe), [xo] "=&r"(xo), [t] "=&r"(t), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), \
+                 [w3] "=&r"(w3), [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [pw] "+r"(pw), [xp] "+r"(xp)
+        switch (group) {
+        case 64: __asm__(Q8_FIRST Q8_NEXT15 : Q8_OUTS1 : : "memory"); break;
+        case 32: __asm__(Q8_FIRST Q8_NEXT7 : Q8_OUTS1 : : "memory"); break;
+        default: __asm__(Q8_FIRST Q8_NEXT3 : Q8_OUTS1 : : "memory"); break; /* 16 */
+        }
+#undef Q8_OUTS1
+#define Q8_RESCALE1                                                                                                  \
+    "vmov   s0, s1, %[a0], %[a1]\n\t"                                                                                \
+    "vmov   s2, s3, %[a2], %[a3]\n\t"                                                                                \
+    "vldmia %[sw]!, {s4, s5, s6, s7}\n\t"                                                                            \
+    "vcvt.f32.s32 s0, s0\n\t"                                                                                        \
+    "vcvt.f32.s32 s1, s1\n\t"                                                                                        \
+    "vcvt.f32.s32 s2, s2\n\t"                                                                                        \
+    "vcvt.f32.s32 s3, s3\n\t"                                                                                        \
+    "vmul.f32 s0, s0, s4\n\t"                                                                                        \
+    "vmul.f32 s1, s1, s5\n\t"                                                                                        \
+    "vmul.f32 s2, s2, s6\n\t"                                                                                        \
+    "vmul.f32 s3, s3, s7\n\t"                                                                                        \
+    "vmul.f32 s0, s0, %[xs]\n\t"                                                                                     \
+    "vmul.f32 s1, s1, %[xs]\n\t"                                                                                     \
+    "vmul.f32 s2, s2, %[xs]\n\t"                                                                                     \
+    "vmul.f32 s3, s3, %[xs]\n\t"                                                                                     \
+    "vadd.f32 s0, %[z], s0\n\t"                                                                                      \
+    "vadd.f32 s1, %[z], s1\n\t"                                                                                      \
+    "vadd.f32 s2, %[z], s2\n\t"                                                                                      \
+    "vadd.f32 s3, %[z], s3\n\t"
+        if (b) {
+            __asm__ volatile(Q8_RESCALE1
+                    "vldmia %[b]!, {s4, s5, s6, s7}\n\t"
+                    "vadd.f32 s0, s0, s4\n\t"
+                    "vadd.f32 s1, s1, s5\n\t"
+                    "vadd.f32 s2, s2, s6\n\t"
+                    "vadd.f32 s3, s3, s7\n\t"
+                    "vstmia %[o]!, {s0, s1, s2, s3}"
+                    : [sw] "+r"(sw), [o] "+r"(o), [b] "+r"(b)
+                    : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [xs] "t"(xsg), [z] "t"(zero)
+                    : "memory", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7");
+        } else {
+            __asm__ volatile(Q8_RESCALE1
+                    "vadd.f32 s0, s0, %[z]\n\t" /* + 0.0f as linear_q8.c adds it */
+                    "vadd.f32 s1, s1, %[z]\n\t"
+                    "vadd.f32 s2, s2, %[z]\n\t"
+                    "vadd.f32 s3, s3, %[z]\n\t"
+                    "vstmia %[o]!, {s0, s1, s2, s3}"
+                    : [sw] "+r"(sw), [o] "+r"(o)
+                    : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [xs] "t"(xsg), [z] "t"(zero)
+                    : "memory", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7");
+        }
+#undef Q8_RESCALE1
+    }
+}
+
+#define Q8_ONE_FOR(G)                                                                                          \
+    static __attribute__((noinline)) void q8_dsp_one_##G(float *o, const uint32_t *xr, float xs, const int8_t *pw, \
+                                                         const float *sw, const float *b, int nb) {              \
+        q8_dsp_one_group(o, xr, xs, pw, sw, b, nb, G);                                                          \
+    }
+Q8_ONE_FOR(64)
+Q8_ONE_FOR(32)
+Q8_ONE_FOR(16)
 
 static __attribute__((noinline)) void q8_dsp_blocks_any(float *o, const uint32_t *xr, const float *xsr,
                                                         const int8_t *pw, const float *sw, const float *b, int nb,
@@ -177,7 +342,11 @@ void slmc_linear_q8_dsp(float *out, const int8_t *xq, const float *xs, const int
         const uint32_t *xr = xw + (size_t)s * (k / 2);
         const float *xsr = xs + (size_t)s * ng;
         float *o = out + (size_t)s * m;
-        switch (group) {
+        if (ng == 1 && (group == 64 || group == 32 || group == 16)) {
+            if (group == 64) q8_dsp_one_64(o, xr, xsr[0], wq, ws, b, nb);
+            else if (group == 32) q8_dsp_one_32(o, xr, xsr[0], wq, ws, b, nb);
+            else q8_dsp_one_16(o, xr, xsr[0], wq, ws, b, nb);
+        } else switch (group) {
         case 64: q8_dsp_blocks_64(o, xr, xsr, wq, ws, b, nb, ng); break;
         case 32: q8_dsp_blocks_32(o, xr, xsr, wq, ws, b, nb, ng); break;
         case 16: q8_dsp_blocks_16(o, xr, xsr, wq, ws, b, nb, ng); break;
