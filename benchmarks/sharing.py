@@ -1,5 +1,6 @@
 """Memory sharing figures (issue 9): prompt mode (S = 256 tokens) of stories260K and a TinyLlama-42M-shaped
-model, fp32, planned with and without the overlap contracts (kernels/overlap.py).
+model, fp32, planned with and without the overlap contracts (kernels/overlap.py); issue 21: stories260K in q8
+and int8 on the host, the M33 and RV32 (their kernels, their contracts), with and without the FFN pair fused.
 
     python benchmarks/sharing.py      # measures, stores results.json["sharing"], rewrites docs/BENCHMARKS.md
 
@@ -22,7 +23,10 @@ from pathlib import Path
 from slmc.driver import bind, load_model
 from slmc.frontend.build import build_step_graph
 from slmc.frontend.random_model import SHAPES, random_decoder
-from slmc.passes import fuse_gate
+from slmc.frontend.calibrate import formats_for
+from slmc.kernels.int_llm import int8_layout
+from slmc.kernels.llm import q8_layout
+from slmc.passes import fuse_gate, quantize_int8, quantize_q8, stream_rows
 from slmc.plan.lifetimes import step_saving, storage_root
 from slmc.plan.memory import greedy_by_size
 from slmc.plan.plan import MemoryPlan, plan_memory
@@ -37,12 +41,27 @@ SEQ = 256
 VMCU = (12.0, 49.5)
 
 
-def _plan(model, fused: bool, sharing: bool, tiled: bool = False) -> tuple[list, MemoryPlan, float]:
-    """tiled: on siracusa-like (L1 256 KiB above the L2 arena), where the contracts follow the tile order."""
-    graphs = [build_step_graph(model, SEQ, "fp32")]
+def _quantized(model, numerics: str, features: frozenset[str]):
+    """The prompt step's graph at `numerics`, its weights in the order the target's kernels read (as
+    stages/program.py quantizes it)."""
+    g = build_step_graph(model, SEQ, "fp32")
+    if numerics == "q8":
+        return quantize_q8.run(g, q8_layout(features))
+    if numerics == "int8":
+        return quantize_int8.run(g, formats_for(model), int8_layout(features))
+    return g
+
+
+def _plan(model, fused: bool, sharing: bool, tiled: bool = False, numerics: str = "fp32",
+          target_name: str = "host") -> tuple[list, MemoryPlan, float]:
+    """tiled: on siracusa-like (L1 256 KiB above the L2 arena), where the contracts follow the tile order.
+    q8 and int8: the FFN pair fused for `target_name`'s kernels (kernels/ffn_pair.py) as `slmc compile` fuses it."""
+    target = get_target("siracusa-like" if tiled else target_name)
+    graphs = [_quantized(model, numerics, target.features)]
     if fused:
-        graphs = [fuse_gate.run(g) for g in graphs]
-    target = get_target("siracusa-like" if tiled else "host")
+        graphs = [fuse_gate.run(g, target.features) for g in graphs]
+        if numerics != "fp32":   # as `slmc compile` does (stages/program.py)
+            graphs = [stream_rows.run(g, target.features) for g in graphs]
     binding = bind(graphs, target)
     scratch = {id(n): binding[id(n)].scratch(n) for g in graphs for n in g.nodes if id(n) in binding}
     t0 = time.perf_counter()
@@ -87,6 +106,39 @@ def _per_op(graphs, plan: MemoryPlan) -> list[dict]:
     return rows
 
 
+# the quantized builds (issue 21): (numerics, target) -> their graphs as built and fused, untiled
+QUANTIZED = (("q8", "host"), ("q8", "cortex-m33"), ("q8", "rv32imac"), ("int8", "host"), ("int8", "cortex-m33"),
+             ("int8", "rv32imac"))
+
+
+def _figures(model, fused: bool, tiled: bool, numerics: str = "fp32", target: str = "host") -> tuple[list, dict]:
+    graphs, off, off_s = _plan(model, fused, False, tiled, numerics, target)
+    _, on, on_s = _plan(model, fused, True, tiled, numerics, target)
+    kv = on.kv_cache_bytes
+    tflm = greedy_by_size(list(off.buffers)).size - kv
+    return graphs, dict(conventional_bound=off.activation_lower_bound_bytes, tflm_greedy=tflm,
+                        slmc_conventional=off.activation_arena_bytes, shared_bound=on.shared_lower_bound_bytes - kv,
+                        slmc_shared=on.activation_arena_bytes, kv_cache=kv, planner=on.planner, optimal=on.optimal,
+                        seconds_off=round(off_s, 2), seconds_on=round(on_s, 2), buffers=len(on.buffers),
+                        live_conventional=_live(off, len(graphs[0].nodes)),
+                        shared_by_step=[_shared_at(on).get(t, 0) for t in range(len(graphs[0].nodes))],
+                        ops=_per_op(graphs, on))
+
+
+def measure_quantized(name: str, model, log=print) -> list[dict]:
+    """The q8 and int8 prompt steps on the host and the ISA targets, as built and with the FFN pair fused."""
+    rows = []
+    for numerics, target in QUANTIZED:
+        row: dict = dict(model=name, seq=SEQ, numerics=numerics, target=target)
+        for key in ("unfused", "fused"):
+            log(f"sharing: {name} {numerics} on {target} S={SEQ} {key}: planning with and without the contracts")
+            _, fig = _figures(model, key == "fused", False, numerics, target)
+            del fig["live_conventional"], fig["shared_by_step"], fig["ops"]   # the per-operator table is fp32's
+            row[key] = fig
+        rows.append(row)
+    return rows
+
+
 def measure_model(name: str, model, log=print) -> dict:
     res: dict = dict(model=name, seq=SEQ)
     for key in ("unfused", "fused", "tiled"):
@@ -114,7 +166,8 @@ def measure(log=print) -> dict:
     for m in out:   # the per-step series are the picture's; results.json keeps the figures
         for key in ("unfused", "fused", "tiled"):
             del m[key]["live_conventional"], m[key]["shared_by_step"]
-    return dict(models=out, seconds=round(time.perf_counter() - t0, 1))
+    quantized = measure_quantized(*models[0], log=log)
+    return dict(models=out, quantized=quantized, seconds=round(time.perf_counter() - t0, 1))
 
 
 def _pct(a: int, b: int) -> str:
@@ -149,7 +202,7 @@ def draw(models: list[dict], path: Path = PICTURE) -> None:
 
 
 def render(res: dict | None) -> list[str]:
-    head = "## 12. Memory sharing: outputs over consumed inputs (issue 9; prompt mode S = 256, fp32)"
+    head = "## 12. Memory sharing: outputs over consumed inputs (issues 9 and 21; prompt mode S = 256)"
     if not res:
         return [head, "", "Not measured in this run.", ""]
     out = [head, "", "Activation bytes only (the KV cache is live throughout and weights are constants: neither can "
@@ -183,11 +236,44 @@ def render(res: dict | None) -> list[str]:
             out.append(f"| {m['model']} | {r['name']} | {r['op']} | {r['io_bytes']:,} | {r['allowed_bytes']:,} | "
                        f"{_pct(r['io_bytes'] - r['allowed_bytes'], r['io_bytes'])} | {r['shared_bytes']:,} | "
                        f"{r['order'] or '-'} |")
+    out += _render_quantized(res.get("quantized") or [])
     red = [100 * r["allowed_bytes"] / r["io_bytes"] for m in res["models"] for r in m["fused"]["ops"] if r["allowed_bytes"]]
     if red:
         out += ["", f"Per layer, where a contract applies: {min(red):.1f} to {max(red):.1f}% less than whole tensors "
                 f"(vMCU: {VMCU[0]:g} to {VMCU[1]:g}%); whole prompt step: see the table above."]
     return out + ["", f"(sharing section: {res['seconds']:.0f} s)", ""]
+
+
+def _render_quantized(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    out = ["", "q8 and int8 (issue 21), the same prompt step. \"as built\": the graph before issue 21's rewrites (what "
+           "`--memory-sharing on` compiled for q8 and int8 until then: their products had no fused form). \"fused\": "
+           "what `on` compiles now for a prompt step (kernels/ffn_pair.py; each form calls the target's own kernels, "
+           "portable, SSE2, M33 DSP or RV32, one token row at a time, so the outputs are bit-identical to the unfused "
+           "build's): w3's product with the SwiGLU gate after it (passes/fuse_gate.py; the up projection's output "
+           "never exists and the gate product lies over the consumed gate), and in q8 (passes/stream_rows.py) the "
+           "quantizer that feeds one product only (wo, w2, the classifier) run row by row before that product, so "
+           "w2's activation scales (group 4: a quarter of the FFN activation) never exist whole, and the gate product "
+           "(w1) row by row, so the ISA kernels widen one row of activations into scratch, not all of them. The "
+           "ratio: the arena over the conventional bound of the same graph (what the fp32 rows' bold column gives as "
+           "a reduction) and over the as-built graph's. The q8 floor left is the FFN's: the residual, the gate and "
+           "w3's activations (x_att + w1_out + xq + xs). int8 compiles decode steps only (prompts run token by "
+           "token): its rows are the planner's on the same S = 256 graph; in a decode step (one row) the rewrites "
+           "are not made, as they save nothing there (the decode arena's peak lies elsewhere). Outputs identical: "
+           "tests/passes/test_fuse_gate_quantized.py (kernels against the unfused kernels and the numpy twins), "
+           "tests/e2e/test_sharing.py (programs on the host, the M33 and RV32); plans: tests/plan/test_sharing.py.", "",
+           "| model | numerics | target (kernels) | graph | conventional bound B | slmc, no sharing B | bound with sharing B | "
+           "slmc with sharing B | arena / graph's bound | arena / as-built bound |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for m in rows:
+        base = m["unfused"]["conventional_bound"]
+        for key, label in (("unfused", "as built"), ("fused", "fused")):
+            r = m[key]
+            out.append(f"| {m['model']} | {m['numerics']} | {m['target']} | {label} | {r['conventional_bound']:,} | "
+                       f"{r['slmc_conventional']:,} | {r['shared_bound']:,} | {r['slmc_shared']:,} | "
+                       f"**{r['slmc_shared'] / r['conventional_bound']:.3f}** | {r['slmc_shared'] / base:.3f} |")
+    return out
 
 
 def main() -> None:

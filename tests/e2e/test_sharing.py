@@ -82,6 +82,12 @@ def _compare(tmp_path_factory, target: str, cfg, numerics: str, seq: int, tiles,
     fused = cfg.ffn == "swiglu" and numerics == "fp32" and not tiles   # the FFN pair: w3 with the gate in its epilogue
     assert ("slmc_linear_swiglu_f32(" in (tmp / "on" / "model.c").read_text()) == fused
     assert "slmc_linear_swiglu_f32(" not in (tmp / "off" / "model.c").read_text()
+    pair = cfg.ffn == "swiglu" and numerics == "q8" and not tiles   # the q8 pair (kernels/ffn_pair.py)
+    assert (PAIR_LOOP in (tmp / "on" / "model.c").read_text()) == pair
+    assert PAIR_LOOP not in (tmp / "off" / "model.c").read_text()
+
+
+PAIR_LOOP = "/* w3's row into scratch, then the gate over it */"   # kernels/ffn_pair.py's loop in model.c
 
 
 PINNED_TILED = (DecoderConfig(dim=16, hidden_dim=40, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=48, seq_len=40,
@@ -111,8 +117,8 @@ def test_sharing_gives_the_same_outputs_on_the_m33(tmp_path_factory, case):
 RV32 = ("rv32imac", ("riscv64-unknown-elf-gcc", "qemu-system-riscv32"))
 
 
-@pytest.mark.parametrize("base,tools,seq,numerics", [(*HOST, 64, "fp32"), (*M33, 16, "fp32"), (*M33, 16, "q8"),
-                                                     (*RV32, 16, "q8")])
+@pytest.mark.parametrize("base,tools,seq,numerics", [(*HOST, 64, "fp32"), (*M33, 16, "fp32"), (*HOST, 64, "q8"),
+                                                     (*M33, 16, "q8"), (*RV32, 16, "q8")])
 def test_stories260k_prompt_mode_same_logits_with_less_activation_memory(tmp_path, base, tools, seq, numerics):
     """The real checkpoint in prompt mode: identical ids and logits with and without sharing; in fp32 the
     activation arena is at least 30% below the conventional bound of the compiled graph (and below the
@@ -132,6 +138,7 @@ def test_stories260k_prompt_mode_same_logits_with_less_activation_memory(tmp_pat
     on, off = got["on"][2], got["off"][2]
     assert on["memory_sharing"] and on["activation_arena_bytes"] < off["activation_arena_bytes"]
     assert off["activation_arena_bytes"] == off["activation_lower_bound_bytes"]
-    if numerics == "fp32":
-        assert on["activation_arena_bytes"] <= 0.7 * on["activation_lower_bound_bytes"]
+    # fp32 and (issue 21: the FFN pair fused) q8
+    assert on["activation_arena_bytes"] <= 0.7 * on["activation_lower_bound_bytes"]
+    assert (PAIR_LOOP in (tmp_path / "on" / "model.c").read_text()) == (numerics == "q8")
     assert len(got["on"][1]) == 4 * 512 * (len(prompt) + 4) and got["on"][:2] == got["off"][:2]

@@ -52,6 +52,9 @@ class _Ctx:
     def pos(self) -> str:
         return "0"
 
+    def attr(self, key: str, wide: bool = False) -> str:   # the int8 kernels' attributes, as literals
+        return f"{int(self.node.attrs[key])}{'LL' if wide else ''}"
+
     def ints(self, values: list[int]) -> str:
         name = f"ints{len(self.ints_decls)}"
         self.ints_decls.append(f"static const int32_t {name}[] = {{{', '.join(map(str, values)) or '0'}}};")
@@ -127,6 +130,15 @@ def _nodes():
     for numerics, kw in (("fp32", {}), ("q8", {}), ("fp32", dict(kv_cache="fp16")), ("fp32", dict(kv_cache="int8"))):
         graphs.append(build_step_graph(random_decoder(SMALL, seed=1), ROWS, numerics, **kw))
     graphs[0] = fuse_gate.run(graphs[0])
+    # the q8 and int8 FFN pairs and the row-streamed q8 products (kernels/ffn_pair.py), as the host binds them
+    from slmc.frontend.build import build_float_graph
+    from slmc.frontend.calibrate import formats_for
+    from slmc.passes import quantize_int8, stream_rows
+
+    host = get_target("host").features
+    graphs.append(stream_rows.run(fuse_gate.run(build_step_graph(random_decoder(SMALL, seed=1), ROWS, "q8"), host), host))
+    m8 = random_decoder(SMALL, seed=1)
+    graphs.append(fuse_gate.run(quantize_int8.run(build_float_graph(m8, ROWS, "fp32"), formats_for(m8), ""), host))
     hf = replace(SMALL, rope_interleaved=False)
     graphs.append(build_step_graph(random_decoder(hf, seed=2), ROWS, "fp32"))
     gpt = replace(SMALL, norm="layer", ffn="gelu", pos="learned")

@@ -91,6 +91,7 @@ def _load_all() -> None:
     from slmc.kernels import batch  # noqa: F401  (the per-row kernels of a batched step)
     from slmc.kernels import batch_linear  # noqa: F401  (the multi-row matrix products of a batched step)
     from slmc.kernels import native  # noqa: F401  (host-native: the build machine's vector ISA)
+    from slmc.kernels import ffn_pair  # noqa: F401  (q8/int8 FFN pair, row-streamed products: wrap the kernels above)
 
 
 _load_all()

@@ -169,6 +169,13 @@ def swiglu_i(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     return [sat(rshift_round(silu * u.astype(I64), 2 * f - a["f_out"]), np.int16)]
 
 
+@reference_op("linear_swiglu_i8")
+def linear_swiglu_i8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    """The int8 FFN pair (kernels/ffn_pair.py): swiglu_i(gate, linear_i8(x, q, m), lut); inputs [x, q, m, gate, lut]."""
+    x, q, m, gate, lut = ins
+    return swiglu_i([gate, linear_i8([x, q, m], a)[0], lut], a)
+
+
 @reference_op("linear_i8_partial")
 def linear_i8_partial(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     """Columns [offset, offset + k) of linear_i8 without the final shift; m: the groups they touch."""

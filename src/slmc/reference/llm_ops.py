@@ -178,6 +178,27 @@ def linear_swiglu(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     return swiglu([gate, linear([x, w, b], a)[0]], a)
 
 
+@reference_op("linear_swiglu_q8")
+def linear_swiglu_q8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    """The q8 FFN pair (kernels/ffn_pair.py): swiglu(gate, linear_q8(xq, xs, wq, ws, b)); inputs [xq, xs, wq, ws,
+    b or None, gate]."""
+    xq, xs, wq, ws, b, gate = ins
+    return swiglu([gate, linear_q8([xq, xs, wq, ws, b], a)[0]], a)
+
+
+@reference_op("linear_q8_by_row")
+def linear_q8_by_row(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    """linear_q8 run one token row at a time (kernels/ffn_pair.py): the same values."""
+    return linear_q8(ins, a)
+
+
+@reference_op("quantize_linear_q8")
+def quantize_linear_q8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
+    """quantize_q8 then linear_q8, row by row (kernels/ffn_pair.py); inputs [x, wq, ws[, b]]."""
+    xq, xs = quantize_q8([ins[0]], a)
+    return linear_q8([xq, xs, *ins[1:]], a)
+
+
 @reference_op("gelu")
 def gelu(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     return [_gelu64(ins[0], bool(a.get("approximate"))).astype(f32)]

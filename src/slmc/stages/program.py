@@ -116,7 +116,12 @@ def _step_graphs(model: DecoderModel, config: CompileConfig, llm: LlmInfo,
     if config.fuse_gate:
         from slmc.passes import fuse_gate   # the FFN pair: its gate product is written over the gate input
 
-        graphs = [fuse_gate.run(g) for g in graphs]
+        # q8/int8 too (kernels/ffn_pair.py), but not in a batched step, whose products are multi-row kernels
+        graphs = [fuse_gate.run(g, None if llm.batch else config.target.features) for g in graphs]
+        if not llm.batch:  # q8 prompt steps: the products that stream rows (passes/stream_rows.py)
+            from slmc.passes import stream_rows
+
+            graphs = [stream_rows.run(g, config.target.features) for g in graphs]
     if llm.batch:  # rows of different sequences: per-row position and KV slot where a node reads them
         from slmc.passes import batch
 
