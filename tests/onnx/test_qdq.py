@@ -39,8 +39,7 @@ quantization = pytest.importorskip("onnxruntime.quantization")
 
 from cnn_nets import NETWORKS, compile_run as _compile_run, ort_output as _ort  # noqa: E402
 
-# cct_2 is left out here (test_qlinear_ext.py runs it): its LayerNormalization and Erf stay in float between
-# QuantizeLinear/DequantizeLinear pairs, where slmc's float kernels may differ from MLAS's in the last bit
+# cct_2 is left out here (test_qlinear_ext.py runs it, with its float LayerNormalization and Erf islands)
 QNETS = [n for n in ("ds_cnn", "autoencoder_1d", "mobilenet_v2") if n in NETWORKS]
 FORMATS = ["QDQ", "QOperator"]
 # the quantizer has no QOperator form of ConvTranspose: the autoencoder's decoder stays float after a

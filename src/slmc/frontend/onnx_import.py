@@ -26,6 +26,7 @@ from slmc.frontend import onnx_convention, onnx_deeploy, onnx_fold, onnx_merged,
 from slmc.frontend.onnx_canon import SUPPORTED, NodeIn, canonicalize
 from slmc.frontend.onnx_read import check_model, dtype_of, node_order, normalise_attributes, read_model, tensor_array
 from slmc.ir import DType, Graph, TensorType, Value, ValueKind
+from slmc.ir import numerics
 from slmc.ir.op_rules import infer, quote
 from slmc.ir.verify import check_shape, check_type, verify
 from slmc.reference.registry import REFERENCE
@@ -234,6 +235,7 @@ class _Importer:
         attrs = self._attrs(node, name)
         if custom is not None:
             op, attrs = custom, onnx_deeploy.normalise(custom, attrs, name)
+        attrs = numerics.mark(op, attrs)  # onnxruntime's float arithmetic where it may differ (ir/numerics.py)
         if op == "Constant":
             self.values[node.output[0]] = self.g.add_const(node.output[0], self._constant(attrs, name))
             return

@@ -31,14 +31,15 @@ __all__ = ["handles", "lower", "refuse_quantized", "canonical_quantize"]
 MS = "com.microsoft"
 LOWERED = {("", "QLinearConv"), ("", "QLinearMatMul"), (MS, "QGemm"), (MS, "QLinearGlobalAveragePool"),
            (MS, "QLinearAdd"), (MS, "QLinearConcat"), (MS, "QLinearMul"), (MS, "QLinearSigmoid"),
-           (MS, "QLinearLeakyRelu"), (MS, "QLinearSoftmax"), (MS, "QLinearAveragePool")}  # (5 last: *_ext.py)
+           (MS, "QLinearLeakyRelu"), (MS, "QLinearSoftmax"), (MS, "QLinearAveragePool"),
+           (MS, "QLinearWhere"), (MS, "MatMulIntegerToFloat")}  # (7 last: *_ext.py)
 # the quantized operators of onnxruntime's quantizer and contrib domain that slmc does not lower
-OTHER_QUANTIZED = frozenset("""QLinearWhere QLinearReduceMean QLinearLookupTable QAttention QEmbedLayerNormalization
-QOrderedMatMul DynamicQuantizeMatMul MatMulIntegerToFloat DynamicQuantizeLSTM QLinearConvTranspose QuantizeBFP
+OTHER_QUANTIZED = frozenset("""QLinearReduceMean QLinearLookupTable QAttention QEmbedLayerNormalization
+QOrderedMatMul DynamicQuantizeMatMul DynamicQuantizeLSTM QLinearConvTranspose QuantizeBFP
 DequantizeBFP MatMulNBits QMoE GatherBlockQuantized""".split())
 FIX = ("slmc lowers QuantizeLinear, DequantizeLinear, QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger, "
        "QGemm, QLinearGlobalAveragePool, QLinearAdd, QLinearConcat, QLinearMul, QLinearSigmoid, QLinearLeakyRelu, "
-       "QLinearSoftmax and QLinearAveragePool to integer kernels: quantize the model with "
+       "QLinearSoftmax, QLinearAveragePool, QLinearWhere and MatMulIntegerToFloat to integer kernels: quantize the model with "
        "quantize_static(..., "
        "op_types_to_quantize=['Conv', 'MatMul', 'Gemm', 'GlobalAveragePool']) or leave that operator in float")
 

@@ -12,7 +12,13 @@ kernels/onnx_quant_lut.py), each computing what onnxruntime 1.32's CPU kernel co
   broadcasting give the same values);
 - QLinearAveragePool(x, xs, xz, ys, yz) -> DequantizeLinear -> AveragePool (fp32, in window order) ->
   QuantizeAfterZp (qlinear_pool.cc), or, for a window over the whole plane without pads, onnxruntime's
-  QLinearGlobalAveragePool (its own fallback)."""
+  QLinearGlobalAveragePool (its own fallback);
+- QLinearWhere(c, x, xs, xz, y, ys, yz, zs, zz) -> Where(c, table_x[x], table_y[y]) (qlinear_where.cc): each input
+  whose scale and zero point are not the output's goes through onnxruntime's requantization table (each code
+  dequantized in fp32, MlasQuantizeLinear); onnxruntime's merge of the two selections (a zero code from one
+  side gives the other side's, itself zero there) is the plain select;
+- MatMulIntegerToFloat(A, B, a_scale, b_scale, a_zp, b_zp, bias) -> float(MatMulInteger(A, B, a_zp, b_zp)) *
+  (a_scale * b_scale) (+ bias): MLAS's scale-bias output processor, each step rounded in fp32 (no fusion)."""
 
 from __future__ import annotations
 
@@ -27,7 +33,8 @@ from slmc.ir.op_rules import quote
 
 __all__ = ["OPS", "lower"]
 
-OPS = frozenset({"QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax", "QLinearMul", "QLinearAveragePool"})
+OPS = frozenset({"QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax", "QLinearMul", "QLinearAveragePool",
+                 "QLinearWhere", "MatMulIntegerToFloat"})
 EIGHT = (DType.I8, DType.U8)
 
 
@@ -63,6 +70,10 @@ def lower(q: Any, attrs: dict[str, Any], value_of: Callable[[Value], "np.ndarray
     op = q.op
     if op == "QLinearMul":
         return _mul(q, out)
+    if op == "QLinearWhere":
+        return _where(q, value_of, out)
+    if op == "MatMulIntegerToFloat":
+        return _matmul_to_float(q, out)
     x = _x(q)
     if op == "QLinearAveragePool":
         return _average_pool(q, x, attrs, out)
@@ -164,3 +175,50 @@ def _average_pool(q: Any, x: Value, attrs: dict[str, Any], out: str) -> Value:
                         "supported", "onnxruntime divides a window past the end by the kernel size: use ceil_mode=0")
     f = q.add("AveragePool", [q.add("DequantizeLinear", [x, xs, xz])], pool)
     return q.add("QuantizeAfterZp", [f, ys, yz], {}, out)
+
+
+def _where(q: Any, value_of: Callable[[Value], "np.ndarray | None"], out: str) -> Value:
+    from slmc.reference.quant_lut_ops import requantize_table
+
+    c = q.ins[0]
+    if c is None or c.dtype != DType.BOOL:
+        raise SlmcError(f"QLinearWhere node {quote(q.name)}: its condition is not boolean data",
+                        "the model is malformed: export it again")
+    zs = float(_const(q, q.ins[7], "output scale", value_of))
+    zz = _zero(q, q.ins[8], "output zero point", value_of)
+    picked: list[Value] = []
+    for k, (v, s, z) in enumerate(((q.ins[1], q.ins[2], q.ins[3]), (q.ins[4], q.ins[5], q.ins[6]))):
+        if v is None or v.dtype not in EIGHT or (picked and v.dtype != picked[0].dtype):
+            raise SlmcError(f"QLinearWhere node {quote(q.name)}: X and Y must be 8-bit data of one type",
+                            "the model is malformed: export it again")
+        vs = float(_const(q, s, "XY"[k] + " scale", value_of))
+        vz = _zero(q, z, "XY"[k] + " zero point", value_of)
+        if np.float32(vs) == np.float32(zs) and vz == zz:  # onnxruntime copies such an input
+            picked.append(v)
+            continue
+        table = q.const(f"{q.name}.table{'xy'[k]}", requantize_table(vs, vz, zs, zz, v.dtype.np))
+        picked.append(q.add("QLinearLookup", [v, table]))
+    return q.add("Where", [c, *picked], {}, out)
+
+
+def _matmul_to_float(q: Any, out: str) -> Value:
+    a, b, as_, bs, az, bz, bias = q.ins[:7]
+    if a is None or b is None or a.dtype not in EIGHT or b.dtype not in EIGHT or len(b.shape) < 2:
+        raise SlmcError(f"MatMulIntegerToFloat node {quote(q.name)}: A and B must be 8-bit data, B of rank >= 2",
+                        "the model is malformed: export it again")
+    n = b.shape[-1]
+    for v, what, sizes in ((as_, "A scale", (1,)), (az, "A zero point", (1,)), (bs, "B scale", (1, n)),
+                           (bz, "B zero point", (1, n)), (bias, "bias", (n,))):
+        if v is None and "scale" in what:
+            raise SlmcError(f"MatMulIntegerToFloat node {quote(q.name)} has no {what}",
+                            "the model is malformed: export it again")
+        if v is not None and (v.type.numel not in sizes or (v.type.numel == n and v.shape[-1:] != (n,))):
+            raise SlmcError(f"MatMulIntegerToFloat node {quote(q.name)}: its {what} {list(v.shape)} is neither one "
+                            f"value nor one per column of B", "quantize A per tensor and B per tensor or per column")
+    az = az or q.const(f"{q.name}.az", np.zeros((), a.dtype.np))
+    bz = bz or q.const(f"{q.name}.bz", np.zeros((), b.dtype.np))
+    f = q.add("Cast", [q.add("MatMulInteger", [a, b, az, bz])], {"to": DType.F32})
+    scale = q.add("Mul", [as_, bs])
+    if bias is None:
+        return q.add("Mul", [f, scale], {}, out)
+    return q.add("Add", [q.add("Mul", [f, scale]), bias], {}, out)

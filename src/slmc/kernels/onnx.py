@@ -17,6 +17,7 @@ import numpy as np
 from slmc.cquote import c_float, c_int, comment
 from slmc.errors import SlmcError
 from slmc.ir import DType, Node, Value
+from slmc.ir.numerics import is_ort
 from slmc.kernels.overlap import elementwise, in_place
 from slmc.kernels.registry import CallContext, KernelSpec, register
 from slmc.ir.shapes import full_pads, reduce_axes, slice_params
@@ -113,14 +114,14 @@ def _need(cond: bool, n: Node, what: str) -> None:
 
 def _reg(ops: list[str] | tuple[str, ...], dtypes: tuple[DType, ...], c_file: str, emit: Emit,
          macs: Callable[[Node], int] = lambda n: 0, deps: tuple[str, ...] = ("nd.c",),
-         overlap: Callable[[Node], tuple] = lambda n: ()) -> None:
+         overlap: Callable[[Node], tuple] = lambda n: (), where: Callable[[Node], bool] = lambda n: True) -> None:
     def guarded(n: Node, c: GraphCallContext) -> str:
         if all(o.type.numel == 0 for o in n.outputs):
             return "/* empty output: nothing to compute */"
         return emit(n, c)
     for op in ops:
         for dt in dtypes:
-            register(KernelSpec(op, dt, c_file, guarded, macs=macs, deps=deps, overlap=overlap))  # type: ignore[arg-type]
+            register(KernelSpec(op, dt, c_file, guarded, macs=macs, deps=deps, overlap=overlap, where=where))  # type: ignore[arg-type]
 
 
 # ---- elementwise ----------------------------------------------------------------------------------
@@ -382,7 +383,8 @@ def _layer_norm(n: Node, c: GraphCallContext) -> str:
 
 # element-wise kernels walk their operands in memory order (an operand of the output's shape: contiguous, no
 # broadcast), so an output may lie over such an operand at or below it (kernels/overlap.py)
-_reg(tuple(UNARY), (F32,), "unary_f32.c", _unary, deps=(), overlap=elementwise(0))
+# a node the ONNX frontend marked for onnxruntime's numerics takes kernels/onnx_ort.py's kernel instead
+_reg(tuple(UNARY), (F32,), "unary_f32.c", _unary, deps=(), overlap=elementwise(0), where=lambda n: not is_ort(n.attrs))
 _reg(("Clip",), (F32,), "unary_f32.c", _clip, deps=(), overlap=elementwise(0))   # scalar bounds, read before the walk
 _reg(("Not",), (BOOL,), "compare.c", lambda n, c: f"slmc_not_bool({c.out()}, {c.ref(0)}, {_numel(n.outputs[0])});")
 _reg(tuple(BINARY), (F32,), "binary_f32.c", _binary, overlap=elementwise(0, 1))
@@ -406,4 +408,5 @@ _reg(("Gemm",), (F32,), "matmul_f32.c", _gemm, deps=("nd.c", "mm_f32.c"),
 _reg(tuple(REDUCE), (F32,), "reduce_f32.c", _reduce)
 _reg(("ArgMax", "ArgMin"), (F32,), "reduce_f32.c", _arg_reduce)
 _reg(("Softmax", "LogSoftmax"), (F32,), "softmax_f32.c", _softmax, deps=(), overlap=_softmax_overlap)
-_reg(("LayerNormalization",), (F32,), "layer_normalization_f32.c", _layer_norm, deps=(), overlap=elementwise(0))
+_reg(("LayerNormalization",), (F32,), "layer_normalization_f32.c", _layer_norm, deps=(), overlap=elementwise(0),
+     where=lambda n: not is_ort(n.attrs))

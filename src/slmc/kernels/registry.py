@@ -87,6 +87,7 @@ def _load_all() -> None:
     from slmc.kernels import deeploy  # noqa: F401
     from slmc.kernels import onnx_quant  # noqa: F401  (QDQ and QOperator models)
     from slmc.kernels import onnx_quant_lut  # noqa: F401  (their lookup-table and scalar-loop operators)
+    from slmc.kernels import onnx_ort  # noqa: F401  (onnxruntime-exact LayerNormalization, Erf, Gelu)
     from slmc.kernels import npu  # noqa: F401  (the NPU's functional model, layout="npu" only)
     from slmc.kernels import batch  # noqa: F401  (the per-row kernels of a batched step)
     from slmc.kernels import batch_linear  # noqa: F401  (the multi-row matrix products of a batched step)

@@ -59,6 +59,11 @@ def _table(fn: Any, xs: float, xz: int, ys: float, yz: int, dtype: Any) -> Arr:
     return quantize_linear([fn(d), np.array(ys, F32), np.array(yz, dtype)], {})[0]
 
 
+def requantize_table(xs: float, xz: int, ys: float, yz: int, dtype: Any) -> Arr:
+    """QLinearWhere's table for an input of another scale or zero point than the output's (identity function)."""
+    return _table(lambda v: v, xs, xz, ys, yz, dtype)
+
+
 def sigmoid_table(xs: float, xz: int, ys: float, yz: int, dtype: Any) -> Arr:
     return _table(mlas_logistic, xs, xz, ys, yz, dtype)
 

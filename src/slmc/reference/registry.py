@@ -28,6 +28,7 @@ def _load_all() -> None:
     from slmc.reference import onnx_spatial_ops  # noqa: F401
     from slmc.reference import quant_ops  # noqa: F401  (QDQ and QOperator models)
     from slmc.reference import quant_lut_ops  # noqa: F401  (their lookup-table and scalar-loop operators)
+    from slmc.reference import onnx_ort_ops  # noqa: F401  (onnxruntime-exact LayerNormalization, Erf, Gelu)
     from slmc.reference import batch_ops  # noqa: F401  (the per-row forms of a batched step)
 
 

@@ -9,7 +9,7 @@ void slmc_qlinear_add(void *y, const void *a, const void *b, int t, const float 
     int32_t lo = t == 2 ? -128 : 0, hi = t == 2 ? 127 : 255;
     for (size_t i = 0; i < n; i++) {
         float av = (float)slmc_ldt(a, t, i), bv = (float)slmc_ldt(b, t, i);
-        int32_t q = slmc_quant_round(fmaf(av, p[0], fmaf(bv, p[1], p[2])), 0, lo, hi);
+        int32_t q = slmc_quant_round(slmc_fmaf(av, p[0], slmc_fmaf(bv, p[1], p[2])), 0, lo, hi);
         if (t == 2) ((int8_t *)y)[i] = (int8_t)q;
         else ((uint8_t *)y)[i] = (uint8_t)q;
     }

@@ -26,6 +26,23 @@ static inline float slmc_dot_f32(const float *wr, const float *xr, int k) {
     return ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7));
 }
 
+/* fp32 a * b + c rounded once on every target: the FPU's fused multiply-add where the compiler has one
+ * (__FP_FAST_FMAF: the M33's VFMA, -march=native hosts), else the exact product in double with the sum
+ * rounded to odd there (TwoSum's error says which way), then to float; picolibc's soft-float fmaf on RV32
+ * rounds twice, and the onnxruntime-exact kernels (kernels/onnx_ort.py) need one rounding. */
+static inline float slmc_fmaf(float a, float b, float c) {
+#if defined(__FP_FAST_FMAF)
+    return fmaf(a, b, c);
+#else
+    double p = (double)a * (double)b, s = p + (double)c, bb = s - p;
+    double err = (p - (s - bb)) + ((double)c - bb);
+    union { double d; uint64_t u; } v;
+    v.d = s;
+    if (err != 0.0 && !(v.u & 1u) && s - s == 0.0) v.u += ((err > 0.0) == (s > 0.0)) ? 1u : (uint64_t)-1;
+    return (float)v.d;
+#endif
+}
+
 /* Integer helpers of the -q int8 kernels (quant/int8.py); reference/int_llm_ops.py is their twin. */
 static inline int64_t slmc_rshift_round(int64_t v, int s) { return s > 0 ? (v + ((int64_t)1 << (s - 1))) >> s : v; }
 static inline int64_t slmc_rdiv(int64_t n, int64_t d) { /* d > 0; half away from zero */
