@@ -5,16 +5,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from slmc.kernels.registry import C_DIR
 from slmc.reference import kv_int8
-from slmc.targets import get_target
+
+sys.path.append(str(Path(__file__).parent))
+from emulated_kernels import run_harness  # noqa: E402  (beside the tests)
 
 pytestmark = pytest.mark.slow
 
@@ -50,24 +50,9 @@ def harness() -> str:
 
 
 def test_the_m33_cache_write_is_the_twin(tmp_path):
-    from slmc.toolchain.qemu import qemu_command
-
-    t = get_target("cortex-m33")
-    if shutil.which(t.cc) is None or shutil.which(t.emulator.qemu[0]) is None:  # type: ignore[union-attr]
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{t.cc} or QEMU not installed")
-        pytest.skip(f"{t.cc} or QEMU not installed (`make toolchains`)")
-    mem = [f"-Wl,--defsym=__flash=0x{t.flash.origin:x}", f"-Wl,--defsym=__flash_size={t.flash.size}",  # type: ignore[union-attr]
-           f"-Wl,--defsym=__ram=0x{t.sram.origin:x}", f"-Wl,--defsym=__ram_size={t.sram.size}",  # type: ignore[union-attr]
-           f"-Wl,--defsym=__stack_size={t.stack_bytes}", "-Tpicolibc.ld"]
-    (tmp_path / "k.c").write_text(harness())
-    elf = tmp_path / "k.elf"
-    subprocess.run([t.cc, *t.cflags, *t.cflags_for("dsp"), f"-I{C_DIR}", "-o", str(elf), str(tmp_path / "k.c"),
-                    str(C_DIR / "kv_write_i8.c"), str(C_DIR / "kv_write_i8_dsp.c"), *t.ldflags, *mem], check=True)
-    r = subprocess.run(qemu_command(t, elf, []), capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
+    out = run_harness("cortex-m33", tmp_path, harness(), ["kv_write_i8.c", "kv_write_i8_dsp.c"])
     seen = set()
-    for ln in (r.stdout + r.stderr).split("\n"):
+    for ln in out.split("\n"):
         if not ln[:1].isdigit():
             continue
         c, fn, got = ln.split(" ")

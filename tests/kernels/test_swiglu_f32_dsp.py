@@ -6,14 +6,14 @@ range limits. The reference is the library's expf itself, through the portable k
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from slmc.kernels.registry import C_DIR
-from slmc.targets import get_target
+
+sys.path.append(str(Path(__file__).parent))
+from emulated_kernels import run_harness  # noqa: E402  (beside the tests)
 
 pytestmark = pytest.mark.slow
 
@@ -66,21 +66,5 @@ int main(void) {
 
 
 def test_the_inlined_expf_is_picolibcs(tmp_path):
-    from slmc.toolchain.qemu import qemu_command
-
-    t = get_target("cortex-m33")
-    if shutil.which(t.cc) is None or shutil.which(t.emulator.qemu[0]) is None:  # type: ignore[union-attr]
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{t.cc} or QEMU not installed")
-        pytest.skip(f"{t.cc} or QEMU not installed (`make toolchains`)")
-    mem = [f"-Wl,--defsym=__flash=0x{t.flash.origin:x}", f"-Wl,--defsym=__flash_size={t.flash.size}",  # type: ignore[union-attr]
-           f"-Wl,--defsym=__ram=0x{t.sram.origin:x}", f"-Wl,--defsym=__ram_size={t.sram.size}",  # type: ignore[union-attr]
-           f"-Wl,--defsym=__stack_size={t.stack_bytes}", "-Tpicolibc.ld"]
-    (tmp_path / "s.c").write_text(HARNESS)
-    elf = tmp_path / "s.elf"
-    subprocess.run([t.cc, *t.cflags, *t.cflags_for("dsp"), f"-I{C_DIR}", "-o", str(elf), str(tmp_path / "s.c"),
-                    str(C_DIR / "swiglu_f32.c"), str(C_DIR / "swiglu_f32_dsp.c"), *t.ldflags, *mem, "-lm"], check=True)
-    r = subprocess.run(qemu_command(t, elf, []), capture_output=True, text=True, timeout=300)
-    out = r.stdout + r.stderr
-    assert r.returncode == 0, out[-2000:]
+    out = run_harness("cortex-m33", tmp_path, HARNESS, ["swiglu_f32.c", "swiglu_f32_dsp.c"], ("-lm",))
     assert "bad 0 of 204800" in out, out[-2000:]
