@@ -4,8 +4,10 @@ one call over n token rows each (benchmarks/batching.py renders them in BENCHMAR
 - Cortex-M33: linear_q8_dsp.c and linear_q8_dsp_rows.c built with the target's flags, run under Unicorn; exact
   instructions and the cycles of targets/cycles.py's Cortex-M33 model, per MAC, for the stories260K and
   stories15M shapes (k x m, group).
-- Host: linear_q8_sse2.c and linear_q8_sse2_rows.c (its AVX-VNNI or AVX2 path where the CPU has one, then each path below it),
-  nanoseconds per MAC (the best of 30 timings of 20 calls; this machine is shared, so read the ratio).
+- Host: linear_q8_sse2.c, linear_q8_sse2_rows.c (row-major weights; its AVX-VNNI or AVX2 path where the CPU has one,
+  then each path below it) and linear_q8_rows16.c (weights in the rows16 order; AVX-512 VNNI, AVX-VNNI, AVX2, SSE2),
+  nanoseconds per MAC on stories15M's 768 x 288 (the best of 30 timings) and 288 x 32,000 (its classifier,
+  9.2 MB, read from memory; the best of 5), groups of 32; this machine is shared, so read the ratios.
 """
 
 from __future__ import annotations
@@ -109,45 +111,59 @@ HOST = r"""#define _POSIX_C_SOURCE 199309L
 #include <time.h>
 void slmc_linear_q8_sse2(%(args)s);
 void slmc_linear_q8_sse2_rows(%(args)s);
+void slmc_linear_q8_rows16(%(args16)s);
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
-int main(void) {
-    int k = 768, m = 288, g = 32;
-    static int8_t W[768 * 288], X[16 * 768]; static float WS[768 * 9], XS[16 * 24], O[16 * 768]; static int16_t XW[16 * 768];
-    for (int i = 0; i < k * m; i++) W[i] = (int8_t)rand();
+int main(int argc, char **argv) {
+    int k = atoi(argv[1]), m = atoi(argv[2]), g = 32, reps = atoi(argv[3]);
+    int8_t *W = malloc((size_t)k * m), *X = malloc(16 * (size_t)k);
+    float *WS = malloc(sizeof(float) * m * (k / g)), *XS = malloc(sizeof(float) * 16 * (k / g)), *O = malloc(sizeof(float) * 16 * (size_t)m);
+    int16_t *XW = malloc(sizeof(int32_t) * 16 * (size_t)k);  /* linear_q8_rows16.c: 4 * n * k bytes */
+    for (size_t i = 0; i < (size_t)k * m; i++) W[i] = (int8_t)(rand() %% 255 - 127);
     for (int i = 0; i < 16 * k; i++) X[i] = (int8_t)rand();
-    for (int i = 0; i < m * k / g; i++) WS[i] = 1e-3f;
-    for (int i = 0; i < 16 * k / g; i++) XS[i] = 1e-3f;
+    for (int i = 0; i < m * (k / g); i++) WS[i] = 1e-3f;
+    for (int i = 0; i < 16 * (k / g); i++) XS[i] = 1e-3f;
     for (int n = 1; n <= 16; n *= 2) {
-        double best[2] = {1e9, 1e9};
-        for (int rep = 0; rep < 30; rep++)
-            for (int w = 0; w < 2; w++) {
+        double best[3] = {1e9, 1e9, 1e9};
+        int calls = 1 + (int)(4e6 / ((double)n * k * m));
+        for (int rep = 0; rep < reps; rep++)
+            for (int w = 0; w < 3; w++) {
                 double t = now();
-                for (int it = 0; it < 20; it++) (w ? slmc_linear_q8_sse2_rows : slmc_linear_q8_sse2)(O, X, XS, W, WS, 0, XW, n, k, m, g);
-                t = (now() - t) / 20;
+                for (int it = 0; it < calls; it++) {
+                    if (w == 2) slmc_linear_q8_rows16(O, X, XS, W, WS, 0, XW, n, k, m, g);  /* timing: the order is immaterial */
+                    else (w ? slmc_linear_q8_sse2_rows : slmc_linear_q8_sse2)(O, X, XS, W, WS, 0, XW, n, k, m, g);
+                }
+                t = (now() - t) / calls;
                 if (t < best[w]) best[w] = t;
             }
-        printf("%%d %%.5f %%.5f\n", n, best[0] / ((double)n * k * m) * 1e9, best[1] / ((double)n * k * m) * 1e9);
+        printf("%%d %%.5f %%.5f %%.5f\n", n, best[0] / ((double)n * k * m) * 1e9, best[1] / ((double)n * k * m) * 1e9,
+               best[2] / ((double)n * k * m) * 1e9);
     }
     return 0;
 }
 """
+HOST_SHAPES = [(768, 288, 30), (288, 32000, 5)]  # (k, m, timings): stories15M's w2, and its classifier (9.2 MB)
 
 
 def host(tmp: Path) -> list[dict]:
     src = tmp / "bench_host.c"
-    src.write_text(HOST % dict(args=ARGS.replace("void *", "int16_t *")))
+    src.write_text(HOST % dict(args=ARGS.replace("void *", "int16_t *"), args16=ARGS))
     exe = tmp / "bench_host"
     subprocess.run(["cc", "-O2", "-std=c99", "-ffp-contract=off", f"-I{C_DIR}", "-o", str(exe), str(src),
-                    str(C_DIR / "linear_q8_sse2.c"), str(C_DIR / "linear_q8_sse2_rows.c")], check=True)
-    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
-    def path(off: str) -> list[float]:  # the rows kernel with its faster paths turned off
-        txt = subprocess.run([str(exe)], capture_output=True, text=True, check=True, env={**os.environ, off: "1"}).stdout
-        return [float(ln.split()[2]) for ln in txt.splitlines()]
+                    *(str(C_DIR / f) for f in ("linear_q8_sse2.c", "linear_q8_sse2_rows.c", "linear_q8_rows16.c"))],
+                   check=True)
+    rows = []
+    for k, m, reps in HOST_SHAPES:
+        def run(off: str | None = None) -> list[list[float]]:  # off: the kernels with their faster paths turned off
+            txt = subprocess.run([str(exe), str(k), str(m), str(reps)], capture_output=True, text=True, check=True,
+                                 env={**os.environ, **({off: "1"} if off else {})}).stdout
+            return [[float(v) for v in ln.split()] for ln in txt.splitlines()]
 
-    avx2, sse2 = path("SLMC_NO_VNNI"), path("SLMC_NO_AVX2")
-    return [dict(k=768, m=288, group=32, rows=int(n), single_ns_per_mac=float(a), rows_ns_per_mac=float(b),
-                 rows_avx2_ns_per_mac=c, rows_sse2_ns_per_mac=d)
-            for (n, a, b), c, d in zip((ln.split() for ln in out.splitlines()), avx2, sse2)]
+        best, no512, avx2, sse2 = run(), run("SLMC_NO_AVX512"), run("SLMC_NO_VNNI"), run("SLMC_NO_AVX2")
+        for (n, a, b, c), d, e, f in zip(best, no512, avx2, sse2):
+            rows.append(dict(k=k, m=m, group=32, rows=int(n), single_ns_per_mac=a, rows_ns_per_mac=b,
+                             rows_avx2_ns_per_mac=e[2], rows_sse2_ns_per_mac=f[2], rows16_ns_per_mac=c,
+                             rows16_avxvnni_ns_per_mac=d[3], rows16_avx2_ns_per_mac=e[3], rows16_sse2_ns_per_mac=f[3]))
+    return rows
 
 
 def measure() -> dict:

@@ -11,6 +11,7 @@ sequence while the others finish, malformed files and options are one-line error
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -120,6 +121,21 @@ def test_host_every_sequence_as_alone(tmp_path, ids_file, numerics):
     assert any(any(r > 1 for _, _, r in v) and any(r == 1 for _, _, r in v) for v in steps.values())  # chunk + decode
     assert all(sum(r for _, _, r in v) <= 4 for v in steps.values())
     assert out["tokens_per_s"] > 0 and all(s["latency_s"] is not None for s in out["sequences"])
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="linear_q8_rows16.c is x86-64's")
+@pytest.mark.parametrize("batch", ["1", "3"])
+def test_host_rows16_every_sequence_as_alone(tmp_path, ids_file, batch):
+    """q8 on an x86-64 host: a batched build (B = 1 too) stores its weights in the rows16 order and runs
+    linear_q8_rows16.c (the tied table's embedding reads that order too); the single run keeps linear_q8_sse2.c
+    over row-major weights, and every sequence's ids are still its single run's."""
+    single = _compile(tmp_path / "single", "host", "q8")
+    batched = _compile(tmp_path / "batch", "host", "q8", "--batch", batch)
+    code = (batched / "model.c").read_text()
+    assert "slmc_linear_q8_rows16(" in code and "slmc_embedding_q8_rows16(" in code
+    assert "slmc_linear_q8_rows16(" not in (single / "model.c").read_text()
+    out = _batched(batched, ids_file)
+    assert [s["ids"] for s in out["sequences"]] == [_alone(single, p) for p in PROMPTS]
 
 
 def test_fewer_rows_per_step_than_slots_every_sequence_as_alone(tmp_path, ids_file):

@@ -156,3 +156,110 @@ def test_emulated_rows_kernels_are_bit_identical_to_one_row_at_a_time(tmp_path, 
     cc, qemu = CROSS[target]
     dsp = ["linear_q8_dsp.c", "linear_q8_dsp_rows.c"] if target == "cortex-m33" else []
     _build_and_run(tmp_path, cc, PORTABLE + dsp, qemu)
+
+
+ROWS16 = r"""#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#define Q8_ARGS float *out, const int8_t *xq, const float *xs, const int8_t *wq, const float *ws, const float *b
+void slmc_linear_q8(Q8_ARGS, int n, int k, int m, int group);
+void slmc_linear_q8_rows16(Q8_ARGS, void *scratch, int n, int k, int m, int group);
+void slmc_embedding_q8(float *out, const int8_t *q, const float *s, const int32_t *ids, int n, int dim, int group);
+void slmc_embedding_q8_rows16(float *out, const int8_t *q, const float *s, const int32_t *ids, int n, int dim,
+                              int group, int rows);
+#define K 320
+#define M 70
+#define N 17
+static int8_t W[K * M], WP[K * M], X[N * K];
+static float WS[M * 80], WSP[M * 80], XS[N * 80], B[M], O1[N * M], O2[N * M], E1[M * K], E2[M * K];
+static int32_t XC[N * K + 64], IDS[M];
+static void pack(int m, int k, int ng) {   /* quant/q8.py pack_rows16, written again */
+    for (int i = 0; i < m; i++) for (int j = 0; j < k; j++) {
+        size_t at = i < m / 16 * 16 ? (size_t)(i / 16) * 16 * k + (size_t)(j / 4) * 64 + (i % 16) * 4 + j % 4 : (size_t)i * k + j;
+        WP[at] = W[(size_t)i * k + j];
+    }
+    for (int i = 0; i < m; i++) for (int g = 0; g < ng; g++)
+        WSP[i < m / 16 * 16 ? (size_t)(i / 16) * 16 * ng + g * 16 + i % 16 : (size_t)i * ng + g] = WS[(size_t)i * ng + g];
+}
+int main(void) {
+    srand(5);
+    int cfg[][2] = {{36, 12}, {96, 4}, {160, 32}, {192, 64}, {320, 32}, {128, 64}, {64, 32}};
+    int ms[] = {1, 15, 16, 17, 37, 64, 70};
+    int cases = 0, bad = 0;
+    for (int c = 0; c < 7; c++) for (int mi = 0; mi < 7; mi++) for (int n = 1; n <= N; n++) {
+        int k = cfg[c][0], g = cfg[c][1], m = ms[mi], ng = k / g, bias = (n + mi) % 2;
+        const float *bp = bias ? B : 0;
+        for (int i = 0; i < k * m; i++) W[i] = (int8_t)(rand() % 255 - 127);
+        for (int i = 0; i < n * k; i++) X[i] = (int8_t)(rand() % 256 - 128);
+        for (int i = 0; i < m * ng; i++) WS[i] = (float)(rand() % 1000 + 1) * 1e-5f;
+        for (int i = 0; i < n * ng; i++) XS[i] = (float)(rand() % 1000) * 1e-3f;
+        for (int i = 0; i < m; i++) B[i] = (float)(rand() % 2001 - 1000) * 1e-3f;
+        pack(m, k, ng);
+        memset(XC, 0xa5, sizeof XC);
+        slmc_linear_q8_rows16(O1, X, XS, WP, WSP, bp, XC, n, k, m, g);
+        for (size_t i = (size_t)n * k; i < sizeof XC / 4; i++) if (XC[i] != (int32_t)0xa5a5a5a5) { bad++; printf("scratch overrun\n"); break; }
+        for (int s = 0; s < n; s++) slmc_linear_q8(O2 + s * m, X + s * k, XS + s * ng, W, WS, bp, 1, k, m, g);
+        if (memcmp(O1, O2, sizeof(float) * n * m)) { bad++; printf("linear_q8_rows16 differs: k=%d g=%d m=%d n=%d\n", k, g, m, n); }
+        if (n == 1) {
+            for (int i = 0; i < m; i++) IDS[i] = m - 1 - i;
+            slmc_embedding_q8_rows16(E1, WP, WSP, IDS, m, k, g, m);
+            slmc_embedding_q8(E2, W, WS, IDS, m, k, g);
+            if (memcmp(E1, E2, sizeof(float) * m * k)) { bad++; printf("embedding_q8_rows16 differs: k=%d g=%d m=%d\n", k, g, m); }
+        }
+        cases++;
+    }
+    printf("cases %d bad %d\n", cases, bad);
+    return bad;
+}
+"""
+
+
+@pytest.mark.parametrize("env", [{}, {"SLMC_NO_AVX512": "1"}, {"SLMC_NO_VNNI": "1"}, {"SLMC_NO_AVX2": "1"},
+                                 {"SLMC_NO_AVX2": "1", "SLMC_NO_SSE2": "1"}], ids=["avx512", "avxvnni", "avx2", "sse2", "plain"])
+def test_host_rows16_kernel_is_bit_identical_to_linear_q8(tmp_path, env):
+    """linear_q8_rows16.c (weights in quant/q8.py's rows16 order, packed again here in C) against linear_q8.c
+    called once per row: 1 to 17 token rows (chunks of 8 and 4 and their remainders), 1 to 70 output rows (whole
+    blocks of 16, a tail of 1..15 rows, only a tail), k of 36 to 320 in groups of 4, 12, 32 and 64, with and
+    without a bias; and embedding_q8_rows16.c against embedding_q8.c. Each path the CPU has, then the next down
+    (SLMC_NO_AVX512, SLMC_NO_VNNI, SLMC_NO_AVX2, SLMC_NO_SSE2; a path the CPU lacks falls through to the next one
+    down); the scratch words past the 4 * n * k bytes it declares stay untouched."""
+    (tmp_path / "check.c").write_text(ROWS16)
+    elf = tmp_path / "check"
+    subprocess.run(["cc", "-O2", "-std=c99", "-ffp-contract=off", f"-I{C_DIR}", "-o", str(elf), str(tmp_path / "check.c"),
+                    *(str(C_DIR / f) for f in ("linear_q8.c", "linear_q8_rows16.c", "embedding_q8.c",
+                                               "embedding_q8_rows16.c")), "-lm"], check=True)
+    r = subprocess.run([str(elf)], capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+    assert r.returncode == 0 and "cases 833 bad 0" in r.stdout, r.stdout + r.stderr
+
+
+def test_rows16_order_and_its_numpy_twins():
+    """quant/q8.py's rows16 order: blocks of 16 rows, [block][k/4][row][4 bytes], scales [block][group][row], the rows
+    after the last block row-major (checked element by element against that formula); the numpy twins of linear_q8 and
+    embedding_q8 read it back to the row-major results."""
+    import numpy as np
+
+    from slmc.quant.q8 import pack_rows16, unpack_rows16
+    from slmc.reference.llm_ops import embedding_q8, linear_q8
+
+    rng = np.random.default_rng(4)
+    m, k, g = 37, 96, 32
+    q = rng.integers(-127, 128, (m, k)).astype(np.int8)
+    s = rng.random((m, k // g)).astype(np.float32)
+    pq, ps = pack_rows16(q, s)
+    flat_q, flat_s = pq.reshape(-1), ps.reshape(-1)
+    for i in (0, 5, 15, 16, 31, 32, 36):
+        for j in (0, 3, 4, 95):
+            at = (i // 16) * 16 * k + (j // 4) * 64 + (i % 16) * 4 + j % 4 if i < 32 else i * k + j
+            assert flat_q[at] == q[i, j]
+        at = (i // 16) * 16 * (k // g) + 2 * 16 + i % 16 if i < 32 else i * (k // g) + 2
+        assert flat_s[at] == s[i, 2]
+    uq, us = unpack_rows16(pq, ps)
+    assert np.array_equal(uq, q) and np.array_equal(us, s)
+    xq = rng.integers(-127, 128, (3, k)).astype(np.int8)
+    xs = rng.random((3, k // g)).astype(np.float32)
+    want = linear_q8([xq, xs, q, s, None], {"group": g})[0]
+    assert np.array_equal(linear_q8([xq, xs, pq, ps, None], {"group": g, "layout": "rows16"})[0], want)
+    ids = np.array([36, 0, 17], np.int32)
+    assert np.array_equal(embedding_q8([pq, ps, ids], {"group": g, "layout": "rows16"})[0],
+                          embedding_q8([q, s, ids], {"group": g})[0])

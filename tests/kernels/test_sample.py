@@ -56,3 +56,43 @@ def test_sampling_matches_twin(harness, tmp_path, temperature, topp, ties):
     assert [int(x) for x in out] == twin
     if temperature > 0:
         assert len(set(twin)) > 20  # it really samples
+
+
+ARGMAX = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <math.h>
+int slmc_argmax(const float *x, int n);
+static int loop(const float *x, int n) {   /* llama2.c's sample_argmax */
+    int best = 0;
+    for (int i = 1; i < n; i++) if (x[i] > x[best]) best = i;
+    return best;
+}
+int main(void) {
+    static float x[40000];
+    const float special[] = {0.0f, -0.0f, NAN, INFINITY, -INFINITY, 1.0f, -1.0f, 3.5f};
+    int bad = 0, cases = 0;
+    srand(3);
+    for (int c = 0; c < 20000; c++) {
+        int n = c < 19990 ? 1 + c % 70 : 32000 + c % 7;
+        for (int i = 0; i < n; i++)   /* few distinct values: ties, signed zeros, NaNs and infinities */
+            x[i] = rand() % 4 ? (float)(rand() % 9 - 4) * 0.5f : special[rand() % 8];
+        if (c % 3 == 0) for (int i = 0; i < n; i++) if (x[i] != x[i]) x[i] = -2.0f;  /* some with no NaN */
+        if (c % 5 == 0) x[0] = NAN;
+        if (slmc_argmax(x, n) != loop(x, n)) { bad++; if (bad < 5) printf("n=%d: %d, the loop %d\n", n, slmc_argmax(x, n), loop(x, n)); }
+        cases++;
+    }
+    printf("cases %d bad %d\n", cases, bad);
+    return bad != 0;
+}
+"""
+
+
+def test_argmax_is_the_first_index_of_the_maximum(tmp_path):
+    """slmc_argmax (two vector passes on x86-64) gives llama2.c's loop's index: ties (the first), signed zeros,
+    NaNs anywhere (never chosen; a NaN first element: 0), infinities, 1 to 70 and 32,000 values."""
+    (tmp_path / "a.c").write_text(ARGMAX)
+    subprocess.run(["gcc", "-O2", "-std=c99", "-ffp-contract=off", f"-I{C_DIR}", "-o", str(tmp_path / "a"),
+                    str(tmp_path / "a.c"), str(C_DIR / "sample.c"), "-lm"], check=True)
+    out = subprocess.run([str(tmp_path / "a")], capture_output=True, text=True).stdout
+    assert "cases 20000 bad 0" in out, out

@@ -6,7 +6,10 @@ take n rows too, but walk them so that each weight is loaded (and, for q8/int8, 
 once per row; these read each weight once and use it for several rows at a time (`linear_q8_dsp_rows.c`:
 two token rows by two weight rows in registers, for rows of 128 or more in groups of 32 or more, where it
 saves 10-14% of the cycles, and linear_q8_dsp.c below that; SSE2: four token rows per widened weight vector,
-two weight rows per activation load, about 1.8x fewer ns per MAC; the portable ones: two), and compute, row by row, the very same numbers as the kernel they stand for (integer
+two weight rows per activation load, about 1.8x fewer ns per MAC; on an x86-64 host a batched q8 build stores its
+weights in the rows16 order instead and runs linear_q8_rows16.c, 16 outputs per AVX-512 vector and each weight vector
+for up to 8 token rows, about 3x fewer ns per MAC than linear_q8_sse2_rows.c (benchmarks/batch_kernels.py);
+the portable ones: two), and compute, row by row, the very same numbers as the kernel they stand for (integer
 sums are exact in any order; the float rescale and accumulation keep that kernel's order per row). Same
 operator, same arguments, same weight order and tiling rule as that kernel, so their numpy twins are the
 operator's own (reference/llm_ops.py, reference/int_llm_ops.py). `select` prefers an ISA kernel first and,
@@ -57,6 +60,28 @@ register(_q8("linear_q8_sse2_rows", "sse2", "", lambda n: 2 * n.inputs[0].type.n
 # (groups under 16 call linear_q8_dsp.c, whose float rescale per group is the faster one)
 register(_q8("linear_q8_dsp_rows", "dsp", "rows4", lambda n: 4 * _last(n) * ((_rows(n) + 1) // 2), ("linear_q8_dsp.c",),
              consumed_first(0, "xq unpacked into scratch before any output (both paths)")))
+
+
+def _rows16(isa: str) -> KernelSpec:
+    """linear_q8_rows16.c: 16 outputs per vector, each weight vector loaded once for up to 8 token rows, bit-identical
+    per row to linear_q8.c; any row count (one row too), over weights in the rows16 order (quant/q8.py)"""
+    def emit(n: Node, c: CallContext) -> str:
+        return (f"slmc_linear_q8_rows16({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.ref(3)}, {c.ref(4)}, "
+                f"{c.scratch()}, {c.rows}, {_last(n)}, {n.outputs[0].shape[-1]}, {n.attrs['group']});")
+
+    return KernelSpec("linear_q8", DType.I8, "linear_q8_rows16.c", emit, isa=isa, macs=_linear_macs,
+                      scratch=lambda n: 4 * _rows(n) * _last(n),  # -128 * sum(x) per row and group; SSE2: x as int16 x 2
+                      where=lambda n: n.attrs.get("layout", "") == "rows16", batch="rows", shared_rows=True,
+                      tiling=Q8MatmulTiles("slmc_linear_q8_rows16", scratch=True, w_multiple=16))
+
+
+# an x86-64 host ("sse2"). Not host-native: its single runs use linear_q8_native.c, whose float sums are its own, and a
+# batched run must give each sequence the ids of its single run (the batched host-native build keeps that kernel)
+register(_rows16("sse2"))
+register(KernelSpec("embedding_q8", DType.I8, "embedding_q8_rows16.c",  # a tied table in linear_q8_rows16.c's order
+                    lambda n, c: f"slmc_embedding_q8_rows16({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "
+                                 f"{_last(n)}, {n.attrs['group']}, {_rows(n)});",
+                    where=lambda n: n.attrs.get("layout") == "rows16", batch="rows"))
 
 register(KernelSpec("linear", DType.F32, "linear_f32_rows.c",
                     lambda n, c: f"slmc_linear_f32_rows({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.rows}, "

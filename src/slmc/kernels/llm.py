@@ -83,6 +83,10 @@ register(KernelSpec("linear_swiglu", F32, "linear_swiglu_f32.c",
 register(KernelSpec("quantize_q8", F32, "quantize_q8.c",
                     lambda n, c: f"slmc_quantize_q8({c.out(0)}, {c.out(1)}, {c.ref(0)}, {c.rows}, {_last(n)}, "
                                  f"{n.attrs['group']});", overlap=elementwise(0), batch="rows"))  # x -> xq; the scales xs: none
+register(KernelSpec("quantize_q8", F32, "quantize_q8_sse2.c",  # the same bits on an x86-64 host, in SSE2 without roundf
+                    lambda n, c: f"slmc_quantize_q8_sse2({c.out(0)}, {c.out(1)}, {c.ref(0)}, {c.rows}, {_last(n)}, "
+                                 f"{n.attrs['group']});", isa="sse2", deps=("quantize_q8.c",), overlap=elementwise(0),
+                    batch="rows"))
 register(KernelSpec("quantize_q8", F32, "quantize_q8_dsp.c",  # the same bits on the Cortex-M33, about half the instructions
                     lambda n, c: f"slmc_quantize_q8_dsp({c.out(0)}, {c.out(1)}, {c.ref(0)}, {c.rows}, {_last(n)}, "
                                  f"{n.attrs['group']});", isa="dsp", overlap=elementwise(0), batch="rows"))
@@ -121,8 +125,11 @@ register(_linear_q8_tuned("dsp", "dsp", "rows4"))  # weights word-interleaved in
 register(_linear_q8_tuned("rv32im", "rv32"))  # plain RV32IM (no Zb* -march), so Unicorn can still count it
 
 
-def q8_layout(features: frozenset[str]) -> str:
-    """The linear_q8 weight order for a target with these ISA features: that of its registered ISA kernel."""
+def q8_layout(features: frozenset[str], batch: int = 0) -> str:
+    """The linear_q8 weight order for a target with these ISA features: that of its registered ISA kernel
+    (a batched build, --batch B for any B, on an x86-64 host: linear_q8_rows16.c's, kernels/batch_linear.py)."""
+    if batch >= 1 and any(k.c_file == "linear_q8_rows16.c" and k.isa in features for k in REGISTRY):
+        return "rows16"
     return "rows4" if "dsp" in features and any(k.c_file == "linear_q8_dsp.c" for k in REGISTRY) else ""
 
 

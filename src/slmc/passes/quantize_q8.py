@@ -7,7 +7,8 @@ Rules:
   and v read one). A constant with a `source` (the checkpoint's own Q8Tensor) is used as stored.
 - `embedding(table, ids)` -> `embedding_q8`: rows dequantized as they are read.
 - `moe_experts` -> `moe_experts_q8`: every expert's matrices in the same groups, stacked as they were.
-- `layout`: the order the target's kernel reads its weights in ("rows4": linear_q8_dsp.c's blob order),
+- `layout`: the order the target's kernel reads its weights in ("rows4": linear_q8_dsp.c's blob order;
+  "rows16": linear_q8_rows16.c's, a batched host step),
   used where the group is a multiple of 4 bytes. A table that is also the classifier is stored once,
   in the order the classifier's kernel reads; the embedding then reads that order too.
 Constants are named after the float one (`w` -> `w.q`, `w.s`); every other node is copied as it is.
@@ -18,7 +19,7 @@ from __future__ import annotations
 from slmc.ir import DType, Graph, Node, TensorType, Value
 from slmc.ir.rewrite import Rebuild
 from slmc.ir.verify import verify
-from slmc.quant.q8 import Q8Tensor, ensure_q8, pack_rows4
+from slmc.quant.q8 import Q8Tensor, ensure_q8, pack_rows4, pack_rows16
 
 
 def _q8(w: Value) -> Q8Tensor:
@@ -36,7 +37,8 @@ def run(graph: Graph, layout: str = "") -> Graph:
     def weights(w: Value) -> tuple[Value, Value, int, str]:
         if id(w) not in stored:
             q, lay = _q8(w), order.get(id(w), "")
-            qq, qs = pack_rows4(q.q, q.s) if lay == "rows4" else (q.q, q.s)
+            qq, qs = (pack_rows4(q.q, q.s) if lay == "rows4" else pack_rows16(q.q, q.s) if lay == "rows16"
+                      else (q.q, q.s))
             stored[id(w)] = (rb.g.add_const(w.name + ".q", qq), rb.g.add_const(w.name + ".s", qs), q.group, lay)
         return stored[id(w)]
 

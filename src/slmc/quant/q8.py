@@ -91,3 +91,23 @@ def unpack_rows4(q: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     qb = q[:b].reshape(b // 4, k // 4, 4, 4).transpose(0, 2, 1, 3).reshape(b, k)
     sb = s[:b].reshape(b // 4, ng, 4).transpose(0, 2, 1).reshape(b, ng)
     return np.concatenate([qb, q[b:]]), np.concatenate([sb, s[b:]]).astype(np.float32)
+
+
+# "rows16": the order of linear_q8_rows16.c (a batched host step): pack_rows4's order with blocks of 16 rows,
+# [block][k/4][row][4 bytes], so one 64-byte vector holds 16 rows' next 4 weights; scales [block][group][row];
+# rows after the last block row-major. The values are the same; only their order changes.
+def pack_rows16(q: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n, k = q.shape
+    ng, b = s.shape[1], n // 16 * 16
+    assert k % 4 == 0, k
+    qb = q[:b].reshape(b // 16, 16, k // 4, 4).transpose(0, 2, 1, 3).reshape(b, k)
+    sb = s[:b].reshape(b // 16, 16, ng).transpose(0, 2, 1).reshape(b, ng)
+    return np.concatenate([qb, q[b:]]), np.concatenate([sb, s[b:]]).astype(np.float32)
+
+
+def unpack_rows16(q: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n, k = q.shape
+    ng, b = s.shape[1], n // 16 * 16
+    qb = q[:b].reshape(b // 16, k // 4, 16, 4).transpose(0, 2, 1, 3).reshape(b, k)
+    sb = s[:b].reshape(b // 16, ng, 16).transpose(0, 2, 1).reshape(b, ng)
+    return np.concatenate([qb, q[b:]]), np.concatenate([sb, s[b:]]).astype(np.float32)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from slmc.quant.npu import unpack_npu
-from slmc.quant.q8 import quantize_activations, unpack_rows4
+from slmc.quant.q8 import quantize_activations, unpack_rows4, unpack_rows16
 from slmc.reference import kv_int8
 from slmc.reference.registry import reference_op
 
@@ -25,6 +25,8 @@ def embedding_q8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     q, s, ids = ins
     if a.get("layout") == "rows4":  # a tied table in linear_q8_dsp.c's blob order
         q, s = unpack_rows4(q, s)
+    if a.get("layout") == "rows16":  # a tied table in linear_q8_rows16.c's order
+        q, s = unpack_rows16(q, s)
     g = a["group"]
     rows = q[ids.astype(np.int64)].astype(f32).reshape(len(ids), -1, g)
     return [(rows * s[ids.astype(np.int64)][:, :, None]).reshape(len(ids), -1).astype(f32)]
@@ -76,6 +78,8 @@ def linear_q8(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     xq, xs, wq, ws = ins[:4]
     if a.get("layout") == "rows4":  # the blob order of linear_q8_dsp.c: same values, same sums
         wq, ws = unpack_rows4(wq, ws)
+    if a.get("layout") == "rows16":  # linear_q8_rows16.c's order (a batched host step): same values, same sums
+        wq, ws = unpack_rows16(wq, ws)
     if a.get("layout") == "npu":  # the NPU's bit-planes (quant/npu.py): same values, same sums
         wq = unpack_npu(wq, xq.shape[-1])
     g = a["group"]

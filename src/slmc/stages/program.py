@@ -159,7 +159,7 @@ def quantize(graph: Graph, model: DecoderModel, config: CompileConfig, partition
         from slmc.kernels.llm import q8_layout
         from slmc.passes import quantize_q8
 
-        return quantize_q8.run(graph, q8_layout(features))
+        return quantize_q8.run(graph, q8_layout(features, config.batch))
     if config.numerics == "int8":
         from slmc.frontend.calibrate import formats_for
         from slmc.kernels.int_llm import int8_layout

@@ -26,11 +26,42 @@ static void slmc_sift(int *h, int root, int end, const float *p) {
     }
 }
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* x86-64 hosts: the same index in two vector passes (a batched step takes the argmax of every row's 32,000
+ * logits; the loop below waits on x[best] for every element). The largest value first, as the loop keeps it:
+ * maxps(x, m) is x > m ? x : m, so a NaN never wins and a NaN x[0] stays (then 0, as the loop gives); then
+ * the first index whose value equals it, which is the loop's: every value before that index compares less. */
+int slmc_argmax(const float *x, int n) {
+    int i = 1;
+    float best = x[0], lane[8];
+    if (n >= 9) {
+        __m128 m0 = _mm_set1_ps(x[0]), m1 = m0;
+        for (; i + 8 <= n; i += 8) {
+            m0 = _mm_max_ps(_mm_loadu_ps(x + i), m0);
+            m1 = _mm_max_ps(_mm_loadu_ps(x + i + 4), m1);
+        }
+        _mm_storeu_ps(lane, m0);
+        _mm_storeu_ps(lane + 4, m1);
+        for (int t = 0; t < 8; t++) if (lane[t] > best) best = lane[t];
+    }
+    for (; i < n; i++) if (x[i] > best) best = x[i];
+    if (best != best) return 0;
+    __m128 b = _mm_set1_ps(best);
+    for (i = 0; i + 4 <= n; i += 4) {
+        int hit = _mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(x + i), b));
+        if (hit) return i + __builtin_ctz((unsigned)hit);
+    }
+    for (; x[i] != best; i++) {}
+    return i;
+}
+#else
 int slmc_argmax(const float *x, int n) {
     int best = 0;
     for (int i = 1; i < n; i++) if (x[i] > x[best]) best = i;
     return best;
 }
+#endif
 
 int slmc_sample(const float *logits, int n, float temperature, float topp, uint64_t *rng, float *probs, int *idx) {
     if (temperature == 0.0f) return slmc_argmax(logits, n);
