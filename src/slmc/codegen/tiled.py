@@ -19,7 +19,7 @@ from slmc.cquote import c_comment, comment
 from slmc.ir import Graph, Node
 from slmc.kernels.registry import CallContext, KernelSpec
 from slmc.kernels.llm import attention_extras
-from slmc.kernels.tiles import ConvTiles, HeadTiles, Q8MatmulTiles, RowTiles
+from slmc.kernels.tiles import ChunkTiles, ConvTiles, HeadTiles, Q8MatmulTiles, RowTiles
 from slmc.plan.levels import LevelPlan, TiledOp
 from slmc.plan.lifetimes import ALIGN
 
@@ -255,7 +255,10 @@ def tile_binding(graphs: list[Graph], binding: dict[int, KernelSpec], lp: LevelP
             if t is None:
                 continue
             spec = binding[id(node)]
-            if isinstance(t.rule, RowTiles):
+            if isinstance(t.rule, ChunkTiles):
+                from slmc.codegen.tiled_chunk import chunk_loops
+                emit = lambda n, c, t=t, spec=spec: chunk_loops(t, n, c, spec)  # noqa: E731
+            elif isinstance(t.rule, RowTiles):
                 emit = lambda n, c, t=t, spec=spec: row_loops(t, n, c, spec)  # noqa: E731
             elif isinstance(t.rule, HeadTiles):
                 emit = lambda n, c, t=t: head_loops(t, n, c)  # noqa: E731

@@ -20,6 +20,7 @@ from slmc.ir import DType, Node, Value
 from slmc.ir.numerics import is_ort
 from slmc.kernels.overlap import elementwise, in_place
 from slmc.kernels.registry import CallContext, KernelSpec, register
+from slmc.kernels.tiles import ChunkTiles
 from slmc.ir.shapes import full_pads, reduce_axes, slice_params
 
 F32, F64, I32, I64, BOOL = DType.F32, DType.F64, DType.I32, DType.I64, DType.BOOL
@@ -114,14 +115,16 @@ def _need(cond: bool, n: Node, what: str) -> None:
 
 def _reg(ops: list[str] | tuple[str, ...], dtypes: tuple[DType, ...], c_file: str, emit: Emit,
          macs: Callable[[Node], int] = lambda n: 0, deps: tuple[str, ...] = ("nd.c",),
-         overlap: Callable[[Node], tuple] = lambda n: (), where: Callable[[Node], bool] = lambda n: True) -> None:
+         overlap: Callable[[Node], tuple] = lambda n: (), where: Callable[[Node], bool] = lambda n: True,
+         tiling: object = None) -> None:
     def guarded(n: Node, c: GraphCallContext) -> str:
         if all(o.type.numel == 0 for o in n.outputs):
             return "/* empty output: nothing to compute */"
         return emit(n, c)
     for op in ops:
         for dt in dtypes:
-            register(KernelSpec(op, dt, c_file, guarded, macs=macs, deps=deps, overlap=overlap, where=where))  # type: ignore[arg-type]
+            register(KernelSpec(op, dt, c_file, guarded, macs=macs, deps=deps, overlap=overlap, where=where,  # type: ignore[arg-type]
+                                tiling=tiling))
 
 
 # ---- elementwise ----------------------------------------------------------------------------------
@@ -384,10 +387,12 @@ def _layer_norm(n: Node, c: GraphCallContext) -> str:
 # element-wise kernels walk their operands in memory order (an operand of the output's shape: contiguous, no
 # broadcast), so an output may lie over such an operand at or below it (kernels/overlap.py)
 # a node the ONNX frontend marked for onnxruntime's numerics takes kernels/onnx_ort.py's kernel instead
-_reg(tuple(UNARY), (F32,), "unary_f32.c", _unary, deps=(), overlap=elementwise(0), where=lambda n: not is_ort(n.attrs))
-_reg(("Clip",), (F32,), "unary_f32.c", _clip, deps=(), overlap=elementwise(0))   # scalar bounds, read before the walk
+_reg(tuple(UNARY), (F32,), "unary_f32.c", _unary, deps=(), overlap=elementwise(0), where=lambda n: not is_ort(n.attrs),
+     tiling=ChunkTiles((0,)))
+_reg(("Clip",), (F32,), "unary_f32.c", _clip, deps=(), overlap=elementwise(0),   # scalar bounds, read before the walk
+     tiling=ChunkTiles((0,)))
 _reg(("Not",), (BOOL,), "compare.c", lambda n, c: f"slmc_not_bool({c.out()}, {c.ref(0)}, {_numel(n.outputs[0])});")
-_reg(tuple(BINARY), (F32,), "binary_f32.c", _binary, overlap=elementwise(0, 1))
+_reg(tuple(BINARY), (F32,), "binary_f32.c", _binary, overlap=elementwise(0, 1), tiling=ChunkTiles((0, 1)))  # tiled: no broadcast
 _reg(("Add", "Sub", "Mul", "Div", "Max", "Min", "Mod"), INTEGER, "binary_int.c", _binary, overlap=elementwise(0, 1))
 _reg(("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"), (F32, *INTEGER), "compare.c", _compare)
 _reg(("Equal", "And", "Or", "Xor"), (BOOL,), "compare.c", _compare)

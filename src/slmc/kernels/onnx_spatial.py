@@ -15,7 +15,7 @@ from slmc.ir.shapes import conv_transpose_geometry, pool_geometry
 from slmc.kernels.onnx import GraphCallContext, _need
 from slmc.kernels.overlap import by_chunks, elementwise
 from slmc.kernels.registry import KernelSpec, register
-from slmc.kernels.tiles import ConvTiles
+from slmc.kernels.tiles import ChunkTiles, ConvTiles
 
 F32 = DType.F32
 
@@ -109,12 +109,15 @@ register(KernelSpec("Conv", F32, "conv_f32.c", _guard(_conv), macs=_conv_macs, d
 # ConvTranspose: each input element meets every weight of its group once
 register(KernelSpec("ConvTranspose", F32, "conv_transpose_f32.c", _guard(_conv), overlap=_by_groups,
                     macs=lambda n: n.inputs[0].type.numel * math.prod(n.inputs[1].shape[1:])))  # type: ignore[union-attr]
-register(KernelSpec("InstanceNormalization", F32, "group_norm_f32.c", _guard(_group_norm), overlap=elementwise(0)))
-register(KernelSpec("GroupNormalization", F32, "group_norm_f32.c", _guard(_group_norm), overlap=elementwise(0)))
+register(KernelSpec("InstanceNormalization", F32, "group_norm_f32.c", _guard(_group_norm), overlap=elementwise(0),
+                    tiling=ChunkTiles((0,), kind="channel", sliced=(1, 2))))
+register(KernelSpec("GroupNormalization", F32, "group_norm_f32.c", _guard(_group_norm), overlap=elementwise(0),
+                    tiling=ChunkTiles((0,), kind="group", sliced=(1, 2))))
 register(KernelSpec("MaxPool", F32, "pool_f32.c", _guard(_pool), tiling=ConvTiles("pool"), overlap=_by_planes))
 register(KernelSpec("AveragePool", F32, "pool_f32.c", _guard(_pool), tiling=ConvTiles("pool"),
                     overlap=_by_planes))
-register(KernelSpec("BatchNormalization", F32, "batch_norm_f32.c", _guard(_batch_norm), overlap=elementwise(0)))
+register(KernelSpec("BatchNormalization", F32, "batch_norm_f32.c", _guard(_batch_norm), overlap=elementwise(0),
+                    tiling=ChunkTiles((0,), kind="channel", sliced=(1, 2, 3, 4))))
 
 
 def _resize(n: Node, c: GraphCallContext) -> str:

@@ -82,3 +82,17 @@ class ConvTiles:
     w_elem: int = 4             # of a weight
     out_elem: int = 4           # of an output element
     sliced: tuple[int, ...] = (2,)
+
+
+@dataclass(frozen=True)
+class ChunkTiles(RowTiles):
+    """An ONNX element-wise or per-channel kernel (plan/chunk_tiling.py) seen as a row-wise one: "elem"
+    (unary, Clip, binary ops whose `rows` operands all have the output's shape): one row per element, a tile
+    any run of elements; "channel" (BatchNormalization, InstanceNormalization) and "group"
+    (GroupNormalization) on a batch of one: one row per channel (group), a tile whole channels (groups).
+    Each tile runs the kernel's own emitter on a copy of the node with the tile's shape, so every output is
+    the same arithmetic on the same values as untiled. `sliced`: inputs holding one value per channel, read
+    in place from the tile's first channel on. As a `RowTiles`, its tiled overlap contract is the untiled one
+    (plan/sharing.py): a tile's inputs are loaded before its outputs are stored, tiles in memory order."""
+    kind: str = "elem"
+    sliced: tuple[int, ...] = ()

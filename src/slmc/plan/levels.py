@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from slmc.errors import SlmcError
 from slmc.ir import Graph, Node, ValueKind
 from slmc.kernels.registry import KernelSpec
-from slmc.kernels.tiles import ConvTiles, HeadTiles, MatmulTiles, Q8MatmulTiles, RowTiles
+from slmc.kernels.tiles import ChunkTiles, ConvTiles, HeadTiles, MatmulTiles, Q8MatmulTiles, RowTiles
 from slmc.plan.check import check
 from slmc.plan.conv_tiling import ConvShape, best_conv_tiles, conv_shape
 from slmc.plan.cpsat import cpsat_plan
@@ -164,6 +164,10 @@ def choose_tiles(node: Node, spec: KernelSpec | None, levels: tuple[Level, ...])
     if isinstance(rule, (MatmulTiles, Q8MatmulTiles)):
         shape = _matmul_shape(node, rule, levels, arena_level, weights_level)
         return shape, best_matmul_tiles(shape, size, rule)
+    if isinstance(rule, ChunkTiles):   # ONNX element-wise and normalisation kernels (plan/chunk_tiling.py)
+        from slmc.plan.chunk_tiling import chunk_shape
+        chunk = chunk_shape(node, rule, arena_level, levels[arena_level].dma)
+        return None if chunk is None else (chunk, best_row_tiles(chunk, size))
     if isinstance(rule, RowTiles) and (row := _row_shape(node, rule, levels, arena_level, weights_level)):
         return row, best_row_tiles(row, size)
     if isinstance(rule, HeadTiles):

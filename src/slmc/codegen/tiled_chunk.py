@@ -1,0 +1,117 @@
+"""The tiled loops of the ONNX element-wise and normalisation kernels (kernels/tiles.py `ChunkTiles`,
+plan/chunk_tiling.py).
+
+Per tile: the tile's rows of every cut operand move to L1 through dma.c (the next tile's while this one
+computes, where double-buffered), the kernel's own registry emitter runs on a copy of the node whose cut
+operands and output have the tile's shape (a run of elements; or 1 x channels x spatial, with the tile's
+group count), with L1 pointers and its per-channel inputs read in place from the tile's first channel;
+the output tile goes back with one transfer. A last, shorter tile gets its own call (the shapes are
+compile-time constants of the kernels' calls).
+"""
+
+from __future__ import annotations
+
+from slmc.ir import Node, Value
+from slmc.ir.types import TensorType
+from slmc.kernels.registry import CallContext, KernelSpec
+from slmc.kernels.tiles import ChunkTiles
+from slmc.plan.chunk_tiling import chunk_rows, cut_inputs
+
+
+class _ChunkCtx:
+    """What the kernel's emitter sees inside the tile loop: L1 tiles and sliced per-channel inputs."""
+
+    def __init__(self, c: CallContext, refs: dict[int, str], out: str) -> None:
+        self.c, self.refs, self._out = c, refs, out
+
+    def ref(self, i: int) -> str:
+        return self.refs.get(i) or self.c.ref(i)
+
+    def out(self, i: int = 0) -> str:
+        return self._out
+
+    def weight(self, i: int) -> str:
+        return self.refs.get(i) or self.c.weight(i)  # type: ignore[attr-defined]
+
+    def scratch(self) -> str:
+        return self.c.scratch()
+
+    @property
+    def rows(self) -> str:
+        return self.c.rows
+
+    @property
+    def pos(self) -> str:
+        return self.c.pos
+
+    def attr(self, key: str, wide: bool = False) -> str:
+        return self.c.attr(key, wide)
+
+    def ints(self, values: list[int]) -> str:
+        return self.c.ints(values)  # type: ignore[attr-defined]
+
+
+def tile_node(node: Node, rule: ChunkTiles, rows: int, cg: int) -> Node:
+    """A copy of `node` computing `rows` rows of its row view: its cut operands and output reshaped (a scalar
+    operand kept)."""
+    cut = cut_inputs(node, rule) or ()
+    out = node.outputs[0]
+    shape = (rows,) if rule.kind == "elem" else (1, rows * cg, *out.shape[2:])
+
+    def val(v: Value) -> Value:
+        return Value(v.name, TensorType(shape, v.dtype), v.kind)
+    ins = [val(v) if i in cut and v is not None else v for i, v in enumerate(node.inputs)]
+    attrs = dict(node.attrs, num_groups=rows) if rule.kind == "group" else dict(node.attrs)
+    return Node(node.op, ins, [val(out), *node.outputs[1:]], attrs, node.name)
+
+
+def chunk_loops(t, node: Node, c: CallContext, spec: KernelSpec) -> str:  # type: ignore[no-untyped-def]
+    s, ch, rule = t.shape, t.choice, t.rule
+    view = chunk_rows(node, rule)
+    assert view is not None
+    N, cg = view
+    R, cut = ch.mt, cut_inputs(node, rule) or ()
+    offs: dict[str, list[int]] = {}
+    for (role, _), off in zip(ch.buffers, t.offsets):
+        offs.setdefault(role, []).append(off)
+    double = any(len(v) == 2 for v in offs.values())
+    cur = "t & 1" if double else "0"
+    refs = {i: f"t_in{k}[{cur}]" for k, i in enumerate(cut)}
+    per = cg if cg else 1
+    for i in rule.sliced:
+        if i < len(node.inputs) and node.inputs[i] is not None:
+            refs[i] = f"({c.ref(i)} + (size_t)a0 * {per})"
+
+    def call(rows: int) -> str:
+        return spec.emit(tile_node(node, rule, rows, cg), _ChunkCtx(c, refs, "t_o"))  # type: ignore[arg-type]
+    rem = N % R
+    body = [call(R)] if rem == 0 else [f"if (na == {R}) {{", "    " + call(R), "} else {", "    " + call(rem), "}"]
+    srcs = [(k, c.ref(i), s.in_levels[k], s.row_bytes[k]) for k, i in enumerate(cut)]
+
+    def load(buf: str, start: str, count: str, chan: str) -> list[str]:
+        return [f"slmc_dma_start({chan}, t_in{k}[{buf}], 0, (const uint8_t *){src} + (size_t)({start}) * {rb}, {lvl}, 1, "
+                f"({count}) * {rb}, ({count}) * {rb}, ({count}) * {rb});" for k, src, lvl, rb in srcs]
+    what = "elements" if rule.kind == "elem" else ("channels" if rule.kind == "channel" else f"groups of {cg} channels")
+    orb = s.out_row_bytes
+    L = [f"{{   /* tiled in L1 ({ch.footprint:,} B): {N} {what} in tiles of {R}{', double-buffered' if double else ''}; "
+         f"out tiles to level {s.out_level} */",
+         f"    float *const t_o = (float *)(slmc_l1 + {offs['out'][0]});"]
+    for k, _ in enumerate(cut):
+        L.append(f"    float *const t_in{k}[2] = {{(float *)(slmc_l1 + {offs[f'in{k}'][0]}), "
+                 f"(float *)(slmc_l1 + {offs[f'in{k}'][-1]})}};")
+    if double:
+        L += ["    " + x for x in load("0", "0", str(min(N, R)), "0")]
+    L += [f"    for (int a0 = 0, t = 0; a0 < {N}; a0 += {R}, t++) {{",
+          f"        const int na = {N} - a0 < {R} ? {N} - a0 : {R};"]
+    if double:
+        L += [f"        if (a0 + {R} < {N}) {{",
+              f"            const int nb = {N} - a0 - {R} < {R} ? {N} - a0 - {R} : {R};",
+              *("            " + x for x in load("(t + 1) & 1", f"a0 + {R}", "nb", "(t + 1) & 1")),
+              "        }", "        slmc_dma_wait(t & 1);"]
+    else:
+        L += [*("        " + x for x in load("0", "a0", "na", "0")), "        slmc_dma_wait(0);"]
+    L += [*("        " + x for x in body),
+          f"        slmc_dma_start(3, (uint8_t *){c.out()} + (size_t)a0 * {orb}, {s.out_level}, t_o, 0, 1, "
+          f"na * {orb}, na * {orb}, na * {orb});",
+          "        slmc_dma_wait(3);", "    }", "}"]
+    return "\n    ".join(L)
