@@ -15,7 +15,17 @@ compiled C computes what users run:
 3. DropQDQNodes: DequantizeLinear -> Reshape / Flatten / Transpose / Squeeze / Unsqueeze / MaxPool / Slice ->
    QuantizeLinear with the same constant scale and zero point runs the operator on the 8-bit data.
 Anything else keeps its QuantizeLinear and DequantizeLinear nodes (standalone kernels) around a float
-operator, as onnxruntime runs it. DequantizeLinear nodes left unread are removed."""
+operator, as onnxruntime runs it. DequantizeLinear nodes left unread are removed.
+
+The 8-bit types the rules compare are the ones onnxruntime sees on x86-64, where int8 activations are not
+allowed into QLinearConv / QLinearMatMul (QDQIsInt8Allowed false): EnsureUniqueDQForNodeUnit first gives each
+consumer of a DequantizeLinear its own copy, then QDQS8ToU8Transformer turns an int8 QuantizeLinear ->
+DequantizeLinear pair into uint8 where the Q has that single output edge (not a graph output) and both zero
+points are equal int8 constants of one value. An int8 pair left over (a Q whose DequantizeLinear had several
+consumers, a Q writing a graph output, or a constant's Q, which constant folding makes an int8 initializer)
+keeps a Conv / MatMul reading it in float, and any group mixing it with a converted pair too (the selectors
+compare the types). The conversion itself leaves the integer results as they are (x + 128
+with zero point + 128), so the fused nodes keep the int8 data."""
 
 from __future__ import annotations
 
@@ -44,6 +54,36 @@ class _Graph:
         self.opset = 21  # (the default domain's, set by fuse: a fused Softmax records it)
         self.dead: set[int] = set()   # id() of nodes removed
         self.index()
+        self.to_u8 = self._s8_to_u8()  # id() of the Q and DQ nodes of the pairs onnxruntime makes uint8
+
+    def _s8_to_u8(self) -> set[int]:
+        """QDQS8ToU8Transformer's pairs, counted on the graph as EnsureUniqueDQForNodeUnit leaves it."""
+        pairs: set[int] = set()
+        for q in self.nodes:
+            if q.op_type != "QuantizeLinear" or q.domain not in ("", "ai.onnx") or q.output[0] in self.outputs \
+                    or q.input[0] in self.consts:  # (a Q of a constant is folded into an int8 initializer first)
+                continue
+            rs = self.readers.get(q.output[0], [])
+            edges = 0  # (each DequantizeLinear reader becomes one copy per input it feeds, plus itself for a
+            for r in rs:  # graph output)
+                if r.op_type == "DequantizeLinear" and r.domain in ("", "ai.onnx"):
+                    m = sum(list(n.input).count(r.output[0]) for n in self.readers.get(r.output[0], []))
+                    edges += m + 1 if r.output[0] in self.outputs else max(m, 1)
+                else:
+                    edges += list(r.input).count(q.output[0])
+            if edges != 1 or rs[0].op_type != "DequantizeLinear":
+                continue
+            dq = rs[0]
+            zq = self.consts.get(q.input[2]) if len(q.input) > 2 else None
+            zd = self.consts.get(dq.input[2]) if len(dq.input) > 2 else None
+            if zq is not None and zd is not None and zq.size == 1 and zd.size == 1 \
+                    and zq.dtype == np.int8 and zd.dtype == np.int8 and zq.item() == zd.item():
+                pairs |= {id(q), id(dq)}
+        return pairs
+
+    def etype(self, n: onnx.NodeProto, zero_point: np.ndarray) -> type:
+        """The 8-bit type onnxruntime's selectors see for a Q or DQ node (module docstring)."""
+        return np.uint8 if id(n) in self.to_u8 else zero_point.dtype.type
 
     def index(self) -> None:
         self.writer: dict[str, onnx.NodeProto] = {}
@@ -152,7 +192,10 @@ def _fuse_one(G: _Graph, n: onnx.NodeProto) -> onnx.NodeProto | None:
     if px is None or q is None and op != "Gemm":  # (a Gemm without Q: QGemm with a float output)
         return None
     py = None if q is None else G.qparams(q)
-    if q is not None and (py is None or px[1].dtype != py[1].dtype):
+    tx = G.etype(dx, px[1])  # type: ignore[arg-type]
+    if q is not None and (py is None or tx != G.etype(q, py[1])):
+        return None
+    if op in ("Conv", "MatMul") and tx == np.int8:  # (x86: no int8 activations into QLinearConv/MatMul)
         return None
     xq = [dx.input[0], dx.input[1], dx.input[2]]  # type: ignore[union-attr]
     yq = [] if q is None else [q.input[1], q.input[2]]
@@ -170,7 +213,7 @@ def _fuse_one(G: _Graph, n: onnx.NodeProto) -> onnx.NodeProto | None:
         return None
     if op in ("Add", "Mul"):
         pb = G.qparams(dw)
-        if pb is None or pb[1].dtype != px[1].dtype:
+        if pb is None or G.etype(dw, pb[1]) != tx:
             return None
         return onnx.helper.make_node(f"QLinear{op}", xq + [dw.input[0], dw.input[1], dw.input[2]] + yq, [y],
                                      name, domain=MS)
@@ -193,6 +236,8 @@ def _fuse_one(G: _Graph, n: onnx.NodeProto) -> onnx.NodeProto | None:
         return onnx.helper.make_node("QLinearConv", xq + wq + yq + ([bias] if bias else []), [y], name,
                                      **attrs)
     tb = int(attrs.get("transB", 0))
+    if tx == np.int8 and w.dtype != np.int8:  # (GemmNodeGroupSelector: a signed A wants a signed B)
+        return None
     if w.ndim != 2 or not _weights(G, dw, w.shape[0 if tb else 1], 0 if tb else 1, 2) \
             or (bias and float(attrs.get("beta", 1.0)) != 1.0):
         return None
@@ -208,7 +253,8 @@ def _drop_qdq(G: _Graph, n: onnx.NodeProto) -> bool:
     if q is None or dq is None:
         return False
     a, b = G.qparams(dq), G.qparams(q)
-    if a is None or b is None or a[1].dtype != b[1].dtype or a[0].item() != b[0].item() or a[1].item() != b[1].item():
+    if a is None or b is None or G.etype(dq, a[1]) != G.etype(q, b[1]) or a[0].item() != b[0].item() \
+            or a[1].item() != b[1].item():
         return False
     n.input[0] = dq.input[0]
     n.output[0] = q.output[0]
