@@ -44,6 +44,11 @@ WRAPPERS: dict[str, Wrapper] = {
     "attention_f32.c": Wrapper("slmc_par_attention_f32", False, "heads", "parallel_attention_f32.c"),
     "swiglu_f32.c": Wrapper("slmc_par_swiglu_f32", True, "elements"),
     "quantize_q8.c": Wrapper("slmc_par_quantize_q8", True, "groups"),
+    # the same bits as the portable kernels, with their signatures: the ISA variants split the same way
+    "quantize_q8_sse2.c": Wrapper("slmc_par_quantize_q8", True, "groups"),
+    "quantize_q8_dsp.c": Wrapper("slmc_par_quantize_q8", True, "groups"),
+    "swiglu_f32_dsp.c": Wrapper("slmc_par_swiglu_f32", True, "elements"),
+    "rope_f32_dsp.c": Wrapper("slmc_par_rope_f32", True, "heads"),
     "rope_f32.c": Wrapper("slmc_par_rope_f32", True, "heads"),
     "attention_f16kv.c": Wrapper("slmc_par_attention_f16kv", False, "kv_heads", "parallel_attention_f16kv.c"),
     # the RP2350's matrix products (parallel_mcu.c): q8 on the M33, int8 on Hazard3 and the portable int8
