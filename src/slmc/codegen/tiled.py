@@ -130,11 +130,12 @@ def matmul_loops(t: TiledOp, node: Node, c: CallContext) -> str:
     return "\n    ".join(L)
 
 
-class _TileCtx:
-    """What a row-wise kernel's registry emitter sees inside the tile loop: L1 tiles, `na` rows."""
+class TileCtx:
+    """What a kernel's registry emitter sees inside a tile loop: L1 tiles in `refs` (by input index) and
+    `out`; the rows a call covers (`rows`: a C expression, the call's own where None); the rest is `c`'s."""
 
-    def __init__(self, c: CallContext, refs: dict[int, str], out: str) -> None:
-        self.c, self.refs, self._out = c, refs, out
+    def __init__(self, c: CallContext, refs: dict[int, str], out: str, rows: str | None = None) -> None:
+        self.c, self.refs, self._out, self._rows = c, refs, out, rows
 
     def ref(self, i: int) -> str:
         return self.refs.get(i) or self.c.ref(i)
@@ -142,12 +143,15 @@ class _TileCtx:
     def out(self, i: int = 0) -> str:
         return self._out
 
+    def weight(self, i: int) -> str:
+        return self.refs.get(i) or self.c.weight(i)  # type: ignore[attr-defined]
+
     def scratch(self) -> str:
         return self.c.scratch()
 
     @property
     def rows(self) -> str:
-        return "na"
+        return self._rows or self.c.rows
 
     @property
     def pos(self) -> str:
@@ -155,6 +159,9 @@ class _TileCtx:
 
     def attr(self, key: str, wide: bool = False) -> str:
         return self.c.attr(key, wide)
+
+    def ints(self, values: list[int]) -> str:
+        return self.c.ints(values)  # type: ignore[attr-defined]
 
 
 def row_loops(t: TiledOp, node: Node, c: CallContext, spec: KernelSpec) -> str:
@@ -193,7 +200,7 @@ def row_loops(t: TiledOp, node: Node, c: CallContext, spec: KernelSpec) -> str:
               "        }", "        slmc_dma_wait(t & 1);"]
     else:
         L += [*("        " + x for x in load("0", "a0", "na", "0")), "        slmc_dma_wait(0);"]
-    L += ["        " + spec.emit(node, _TileCtx(c, refs, "t_o")),  # type: ignore[arg-type]
+    L += ["        " + spec.emit(node, TileCtx(c, refs, "t_o", "na")),  # type: ignore[arg-type]
           f"        slmc_dma_start(3, (uint8_t *){c.out()} + (size_t)a0 * {s.out_row_bytes}, {s.out_level}, t_o, 0, 1, "
           f"na * {s.out_row_bytes}, na * {s.out_row_bytes}, na * {s.out_row_bytes});",
           "        slmc_dma_wait(3);", "    }", "}"]

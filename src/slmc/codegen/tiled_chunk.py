@@ -11,44 +11,12 @@ compile-time constants of the kernels' calls).
 
 from __future__ import annotations
 
+from slmc.codegen.tiled import TileCtx
 from slmc.ir import Node, Value
 from slmc.ir.types import TensorType
 from slmc.kernels.registry import CallContext, KernelSpec
 from slmc.kernels.tiles import ChunkTiles
 from slmc.plan.chunk_tiling import chunk_rows, cut_inputs
-
-
-class _ChunkCtx:
-    """What the kernel's emitter sees inside the tile loop: L1 tiles and sliced per-channel inputs."""
-
-    def __init__(self, c: CallContext, refs: dict[int, str], out: str) -> None:
-        self.c, self.refs, self._out = c, refs, out
-
-    def ref(self, i: int) -> str:
-        return self.refs.get(i) or self.c.ref(i)
-
-    def out(self, i: int = 0) -> str:
-        return self._out
-
-    def weight(self, i: int) -> str:
-        return self.refs.get(i) or self.c.weight(i)  # type: ignore[attr-defined]
-
-    def scratch(self) -> str:
-        return self.c.scratch()
-
-    @property
-    def rows(self) -> str:
-        return self.c.rows
-
-    @property
-    def pos(self) -> str:
-        return self.c.pos
-
-    def attr(self, key: str, wide: bool = False) -> str:
-        return self.c.attr(key, wide)
-
-    def ints(self, values: list[int]) -> str:
-        return self.c.ints(values)  # type: ignore[attr-defined]
 
 
 def tile_node(node: Node, rule: ChunkTiles, rows: int, cg: int) -> Node:
@@ -83,7 +51,7 @@ def chunk_loops(t, node: Node, c: CallContext, spec: KernelSpec) -> str:  # type
             refs[i] = f"({c.ref(i)} + (size_t)a0 * {per})"
 
     def call(rows: int) -> str:
-        return spec.emit(tile_node(node, rule, rows, cg), _ChunkCtx(c, refs, "t_o"))  # type: ignore[arg-type]
+        return spec.emit(tile_node(node, rule, rows, cg), TileCtx(c, refs, "t_o"))  # type: ignore[arg-type]
     rem = N % R
     body = [call(R)] if rem == 0 else [f"if (na == {R}) {{", "    " + call(R), "} else {", "    " + call(rem), "}"]
     srcs = [(k, c.ref(i), s.in_levels[k], s.row_bytes[k]) for k, i in enumerate(cut)]

@@ -10,39 +10,14 @@ first channel on.
 
 from __future__ import annotations
 
+from slmc.codegen.tiled import TileCtx
 from slmc.ir import Node
 from slmc.kernels.registry import CallContext, KernelSpec
 from slmc.plan.conv_tiling import ConvShape
 
 
-class _ConvCtx:
+class _ConvCtx(TileCtx):
     """What the kernel's emitter sees inside the tile loop: L1 tiles, the per-tile geometry `tg`."""
-
-    def __init__(self, c: CallContext, refs: dict[int, str], out: str) -> None:
-        self.c, self.refs, self._out = c, refs, out
-
-    def ref(self, i: int) -> str:
-        return self.refs.get(i) or self.c.ref(i)
-
-    def out(self, i: int = 0) -> str:
-        return self._out
-
-    def weight(self, i: int) -> str:
-        return self.refs.get(i) or self.c.weight(i)
-
-    def scratch(self) -> str:
-        return self.c.scratch()
-
-    @property
-    def rows(self) -> str:
-        return self.c.rows
-
-    @property
-    def pos(self) -> str:
-        return self.c.pos
-
-    def attr(self, key: str, wide: bool = False) -> str:
-        return self.c.attr(key, wide)
 
     def ints(self, values: list[int]) -> str:
         return "tg"
