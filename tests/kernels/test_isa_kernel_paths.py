@@ -34,9 +34,11 @@ static void pack(int m, int k, int ng) {   /* quant/q8.py pack_rows4 */
 }
 int main(void) {
     srand(7);
-    int cfg[][3] = {{96, 70, 8}, {96, 70, 12}, {64, 70, 64}, {172, 70, 4}, {192, 70, 16}, {128, 70, 32}, {64, 64, 64}};
+    /* incl. linear_q8_dsp.c's one-group path (k = group) and its group-4 path (k = 172, 176; short m) */
+    int cfg[][3] = {{96, 70, 8}, {96, 70, 12}, {64, 70, 64}, {172, 70, 4}, {192, 70, 16}, {128, 70, 32}, {64, 64, 64},
+                    {32, 70, 32}, {16, 70, 16}, {64, 3, 64}, {172, 6, 4}, {172, 3, 4}, {176, 9, 4}};
     int bad = 0;
-    for (int c = 0; c < 7; c++) for (int nb = 0; nb < 2; nb++) for (int n = 1; n <= 3; n += 2) {
+    for (int c = 0; c < 13; c++) for (int nb = 0; nb < 2; nb++) for (int n = 1; n <= 3; n++) {
         int k = cfg[c][0], m = cfg[c][1], g = cfg[c][2];
         for (int i = 0; i < k * m; i++) W[i] = (int8_t)(rand() % 255 - 127);
         for (int i = 0; i < n * k; i++) X[i] = (int8_t)(rand() % 255 - 127);
