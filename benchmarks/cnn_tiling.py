@@ -92,6 +92,8 @@ def measure_one(name: str, quantized: bool, folder: Path, log=print) -> dict:
         arenas[tag] = rep["arena_bytes"]
         if tag == "tiled_on":
             tiled_dir, lv = out, rep["levels"]
+            tiled_names = {t["node"] for t in lv["tiles"]}
+            untiled = sorted(o["op"] for o in rep["ops"] if o["name"] not in tiled_names)
         if tag == "untiled_on":
             untiled_dir = out
     got, _ = run_graph(tiled_dir, {"x": x})
@@ -108,7 +110,7 @@ def measure_one(name: str, quantized: bool, folder: Path, log=print) -> dict:
                 operators=len(tiles), tiles=sum(t["calls"] for t in tiles),
                 largest_layer=max(t["compulsory_bytes"] for t in tiles), moved=moved, compulsory=comp, arenas=arenas,
                 instructions={k: c[0] for k, c in counts.items()}, cycles={k: c[1] for k, c in counts.items()},
-                max_abs_err=err)
+                max_abs_err=err, untiled=untiled, all_ops=len(rep["ops"]))
 
 
 def measure(log=print) -> dict:
@@ -126,6 +128,17 @@ def _pct(a: int, b: int) -> str:
     return f"{100 * (b - a) / b:.1f}%" if b else "–"
 
 
+def _untiled(r: dict) -> str:
+    """The operators of the tiled build that read L2 in place, by kind."""
+    from collections import Counter
+
+    if "untiled" not in r:
+        return "–"
+    kinds = Counter(r["untiled"])
+    return f"{len(r['untiled'])} of {r['all_ops']}" + (" (" + ", ".join(f"{k} x{n}" if n > 1 else k
+                                                                      for k, n in sorted(kinds.items())) + ")" if kinds else "")
+
+
 def render(res: dict | None) -> list[str]:
     head = "### Tiled through L1, with and without memory sharing (issue 20; Cortex-M33 with siracusa-like's levels)"
     if not res:
@@ -138,10 +151,13 @@ def render(res: dict | None) -> list[str]:
            "pointwise rows-outer exactly over its input). Instructions per inference are exact (Unicorn), cycles the "
            "M33 model's estimate; the DMA is a memcpy on the core here, so the tiled figures include every byte moved "
            "(an upper bound where a DMA engine moves the tiles). The tiled, shared outputs against onnxruntime. "
+           "Untiled ops: the operators of the tiled build that still read L2 in place (the Gemm / MatMul / "
+           "MatMulInteger, ReduceMean, QLinearGlobalAveragePool, per-channel broadcast, ConvTranspose and 3-D rules "
+           "of plan/gemm_tiling.py, plan/chunk_tiling.py and plan/conv_tiling.py tile the rest). "
            "Reproduce: `python benchmarks/cnn_tiling.py`.", "",
            "| network | L1 | tiled ops / tiles | L1 used B | largest layer B | moved / compulsory | arena untiled off / on B "
            "| arena tiled off / on B | sharing saves (tiled) | instructions untiled / tiled | est. cycles untiled / tiled "
-           "| vs onnxruntime |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| vs onnxruntime | untiled ops |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         a, i, c = r["arenas"], r["instructions"], r["cycles"]
         cyc = f"{c['untiled']:,.0f} / {c['tiled']:,.0f}" if c.get("tiled") else "–"
@@ -150,7 +166,7 @@ def render(res: dict | None) -> list[str]:
                    f"{a['untiled_off']:,} / {a['untiled_on']:,} | {a['tiled_off']:,} / {a['tiled_on']:,} | "
                    f"{_pct(a['tiled_on'], a['tiled_off'])} | {i['untiled']:,} / {i['tiled']:,} "
                    f"({i['tiled'] / i['untiled']:.3f}x) | {cyc} | "
-                   f"{'exact' if r['max_abs_err'] == 0 else 'max err %.1e' % r['max_abs_err']} |")
+                   f"{'exact' if r['max_abs_err'] == 0 else 'max err %.1e' % r['max_abs_err']} | {_untiled(r)} |")
     return out + ["", f"(cnn tiling: {res['seconds']:.0f} s)", ""]
 
 

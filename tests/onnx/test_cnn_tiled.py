@@ -1,12 +1,14 @@
 """Convolutions and pools tiled through L1 (issue 20: plan/conv_tiling.py, codegen/tiled_conv.py), run on the
 host with siracusa-like's memory hierarchy (L1 above the L2 arena, weights in L3; DMA is memcpy here):
 - every geometry of tests/plan/conv_cases.py (strides, dilations, asymmetric pads, groups, a depthwise
-  multiplier, pointwise, pools with count_include_pad and ceil_mode, 1-D) with L1 = 2 KiB (1-D: 1 KiB), against
+  multiplier, pointwise, pools with count_include_pad and ceil_mode, ConvTranspose, 1-D by positions, 3-D by depth
+  slices) with L1 = 2 KiB (1-D: 1 KiB), against
   onnxruntime and bit for bit against the same graph compiled without levels;
 - the float DS-CNN and MobileNetV2 of tests/onnx/cnn_nets.py with an L1 far smaller than their largest
   layer, against onnxruntime within 1e-4, with and without memory sharing (the same bytes; a smaller arena
   with sharing, the tiled loops' contracts checked by the plan checker before any C is written);
-- the same networks quantized by onnxruntime (QDQ): ConvInteger tiles, outputs equal to onnxruntime's."""
+- the same networks quantized by onnxruntime (QDQ): ConvInteger tiles, and so does every other operator (the
+  quantizers, Requantize, QLinearAdd, QLinearGlobalAveragePool, MatMulInteger), outputs equal to onnxruntime's."""
 
 from __future__ import annotations
 
@@ -49,17 +51,17 @@ def _compile_run(path: Path, x: np.ndarray, target: str, tag: str, mem: str | No
     return [got[f"output_{i}"] for i in range(len(got))], json.loads((out / "report.json").read_text())
 
 
-@pytest.mark.parametrize("case", [0, 1], ids=["conv2d", "conv1d"])
+@pytest.mark.parametrize("case", [0, 1, 2], ids=["conv2d", "conv1d", "conv3d"])
 def test_every_geometry_tiled_matches_onnxruntime_and_the_untiled_build(target, tmp_path, case):
     name, model, x = conv_models()[case]
     path = tmp_path / f"{name}.onnx"
     onnx.save(model, str(path))
     want = rt.InferenceSession(str(path)).run(None, {"x": x})
-    l1 = (2048, 1024)[case]
+    l1 = (2048, 1024, 2048)[case]
     got, rep = _compile_run(path, x, target, "tiled", mem=f"L1={l1 // 1024}KiB")
     ref, _ = _compile_run(path, x, target, "untiled")
     tiles = rep["levels"]["tiles"]
-    n_tiled = sum(1 for n in model.graph.node if n.op_type in ("Conv", "MaxPool", "AveragePool"))
+    n_tiled = sum(1 for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose", "MaxPool", "AveragePool"))
     assert len(tiles) == n_tiled and not rep["levels"]["in_place"]
     assert any(t["calls"] > 1 for t in tiles) and rep["levels"]["l1_bytes"] <= l1
     for g, r, w in zip(got, ref, want):
@@ -115,3 +117,6 @@ def test_qdq_network_tiled_equals_onnxruntime(target, tmp_path, name):
     assert np.array_equal(got, want)
     convs = [t for t in rep["levels"]["tiles"] if t["op"] == "ConvInteger"]
     assert convs and sum(t["calls"] for t in convs) > 2 * len(convs)
+    tiled = {t["node"] for t in rep["levels"]["tiles"]}
+    assert not [o["op"] for o in rep["ops"] if o["name"] not in tiled], "every operator tiled (quantizers, " \
+        "Requantize, QLinearAdd, QLinearGlobalAveragePool, MatMulInteger included)"

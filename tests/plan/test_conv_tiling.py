@@ -44,16 +44,32 @@ IDS = [n.name for n, _, _ in NODES]
 
 
 def test_every_branch_is_tiled():
-    assert len(NODES) == 16 and {s.kind for _, _, s in NODES} == {"conv", "pool"}
+    assert len(NODES) == 24 and {s.kind for _, _, s in NODES} == {"conv", "convt", "pool"}
+    one_d = [s for n, _, s in NODES if len(n.inputs[0].shape) == 3]
+    assert one_d and all(s.w == 1 and s.h > 1 for s in one_d), "1-D: its positions are the rows"
+    three_d = [(n, s) for n, _, s in NODES if len(n.inputs[0].shape) == 5]
+    assert len(three_d) == 5 and all(s.ax == -1 and s.h == n.inputs[0].shape[2] for n, s in three_d), "3-D: by depth"
 
 
 @pytest.mark.parametrize("node,spec,s", NODES, ids=IDS)
 def test_halo_rows_are_exactly_the_rows_the_taps_reach(node, spec, s: ConvShape):
+    """A conv or pool tile's input rows run from its first tap row to its last, clipped to the input (with a
+    dilation above 1 a clipped border may hold a row between taps: the tile's pad skips it); a ConvTranspose
+    tile's are exactly the first to the last input row its outputs gather from."""
     for rt in range(1, s.oh + 1):
         for oy0, nr, lo, hi in s.row_tiles(rt):
+            if s.kind == "convt":   # output oy gathers input iy where oy = iy * stride - pad + ky * dilation
+                inside = sorted({iy for oy in range(oy0, oy0 + nr) for ky in range(s.kh) for iy in range(s.h)
+                                 if iy * s.sh - s.pt + ky * s.dh == oy})
+                assert (lo, hi) == ((inside[0], inside[-1] + 1) if inside else (lo, lo)), (rt, oy0)
+                continue
             rows = {oy * s.sh - s.pt + ky * s.dh for oy in range(oy0, oy0 + nr) for ky in range(s.kh)}
             inside = sorted(r for r in rows if 0 <= r < s.h)
-            assert (lo, hi) == ((inside[0], inside[-1] + 1) if inside else (lo, lo)), (rt, oy0)
+            if not inside:
+                assert hi == lo, (rt, oy0)
+                continue
+            assert (lo, hi) == (max(0, min(rows)), min(s.h, max(rows) + 1)), (rt, oy0)
+            assert lo <= inside[0] and inside[-1] < hi and (s.dh > 1 or (lo, hi) == (inside[0], inside[-1] + 1))
 
 
 @pytest.mark.parametrize("node,spec,s", NODES, ids=IDS)

@@ -19,7 +19,7 @@ from slmc.cquote import c_comment, comment
 from slmc.ir import Graph, Node
 from slmc.kernels.registry import CallContext, KernelSpec
 from slmc.kernels.llm import attention_extras
-from slmc.kernels.tiles import ChunkTiles, ConvTiles, HeadTiles, Q8MatmulTiles, RowTiles
+from slmc.kernels.tiles import ChunkTiles, ConvTiles, GemmTiles, HeadTiles, Q8MatmulTiles, RowTiles
 from slmc.plan.levels import LevelPlan, TiledOp
 from slmc.plan.lifetimes import ALIGN
 
@@ -269,6 +269,9 @@ def tile_binding(graphs: list[Graph], binding: dict[int, KernelSpec], lp: LevelP
                 emit = lambda n, c, t=t, spec=spec: row_loops(t, n, c, spec)  # noqa: E731
             elif isinstance(t.rule, HeadTiles):
                 emit = lambda n, c, t=t: head_loops(t, n, c)  # noqa: E731
+            elif isinstance(t.rule, GemmTiles):
+                from slmc.codegen.tiled_gemm import gemm_loops
+                emit = lambda n, c, t=t, spec=spec: gemm_loops(t, n, c, spec)  # noqa: E731
             elif isinstance(t.rule, ConvTiles):
                 from slmc.codegen.tiled_conv import conv_loops
                 emit = lambda n, c, t=t, spec=spec: conv_loops(t, n, c, spec)  # noqa: E731

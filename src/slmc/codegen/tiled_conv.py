@@ -1,6 +1,7 @@
 """The tiled loops of a convolution or pooling (kernels/tiles.py `ConvTiles`, plan/conv_tiling.py).
 
-Per tile: the tile's weight rows (one block) and input rows with their halo (one strided transfer over
+Per tile: the tile's weight rows (one block; ConvTranspose inside one group: its columns, one strided transfer)
+and input rows with their halo (ConvTranspose: the rows its outputs gather from) (one strided transfer over
 the tile's input channels) move to L1 through dma.c, the kernel's own registry emitter is called with
 L1 pointers and a geometry array `tg` that is the untiled one with the tile's channel counts, groups,
 rows and top pad (a pool also its bottom pad, for count_include_pad) put in, and the output tile goes
@@ -27,7 +28,7 @@ def conv_loops(t, node: Node, c: CallContext, spec: KernelSpec) -> str:  # type:
     s: ConvShape = t.shape
     ch, rule = t.choice, t.rule
     offs = {role: off for (role, _), off in zip(ch.buffers, t.offsets)}
-    conv = s.kind == "conv"
+    conv, convt = s.weighted, s.kind == "convt"
     CT, RT, G = ch.nt, ch.mt, s.groups
     xrow, orow = s.w * s.x_elem, s.ow * s.out_elem
     X, OUT = c.ref(0), c.out()
@@ -42,16 +43,22 @@ def conv_loops(t, node: Node, c: CallContext, spec: KernelSpec) -> str:  # type:
         grp = "1" if G == 1 else (f"mc / {s.mg}" if CT >= s.mg else "1")
         cc = str(s.c) if G == 1 else (f"mc / {s.mg} * {s.cg}" if CT >= s.mg else str(s.cg))
         c0 = "0" if G == 1 else f"m0 / {s.mg} * {s.cg}"
-        sets = ["tg[0] = 1", f"tg[1] = {cc}", "tg[3] = hi - lo", "tg[5] = mc", "tg[10] = nr", f"tg[12] = {grp}",
-                f"tg[20] = {s.pt} + lo - oy0 * {s.sh}"]
+        a = s.ax     # the row axis's entries: h (or, 3-D, d: one index lower)
+        sets = ["tg[0] = 1", f"tg[1] = {cc}", f"tg[{3 + a}] = hi - lo", "tg[5] = mc", f"tg[{10 + a}] = nr", f"tg[12] = {grp}",
+                f"tg[{20 + a}] = {s.pt} + oy0 - lo * {s.sh}" if convt else f"tg[{20 + a}] = {s.pt} + lo - oy0 * {s.sh}"]
         x_at = f"((size_t)ni * {s.c} + {c0}) * {s.h} + lo"
     else:
         cc, c0 = "mc", "m0"
-        sets = ["tg[0] = mc", "tg[2] = hi - lo", "tg[8] = nr", f"tg[17] = {s.pt} + lo - oy0 * {s.sh}",
-                f"tg[20] = {s.geom[20]} + {s.h} - hi"]
+        a = s.ax
+        sets = ["tg[0] = mc", f"tg[{2 + a}] = hi - lo", f"tg[{8 + a}] = nr", f"tg[{17 + a}] = {s.pt} + lo - oy0 * {s.sh}",
+                f"tg[{20 + a}] = {s.geom[20 + a]} + {s.h} - hi"]
         x_at = f"(size_t)m0 * {s.h} + lo"
     w_load = [f"slmc_dma_start(0, t_w, 0, (const uint8_t *){c.ref(1)} + (size_t)m0 * {s.w_row}, {s.w_level}, 1, "
               f"mc * {s.w_row}, mc * {s.w_row}, mc * {s.w_row});", "slmc_dma_wait(0);"] if conv else []
+    if convt and CT < s.mg:     # w [C, M / group, kh, kw]: the tile's columns of each of its group's input channels
+        kv = s.kh * s.kw * s.w_elem
+        w_load = [f"slmc_dma_start(0, t_w, 0, (const uint8_t *){c.ref(1)} + ((size_t)(m0 / {s.mg}) * {s.cg * s.mg} + "
+                  f"m0 % {s.mg}) * {kv}, {s.w_level}, {s.cg}, mc * {kv}, mc * {kv}, {s.mg * kv});", "slmc_dma_wait(0);"]
     x_cc = str(s.c) if ch.order == "rows-outer" else cc
     x_src = f"((size_t)ni * {s.c}) * {s.h} + lo" if ch.order == "rows-outer" else x_at
     x_load = [f"slmc_dma_start(1, t_x, 0, (const uint8_t *){X} + ({x_src}) * {xrow}, {s.x_level}, {x_cc}, "
@@ -60,6 +67,9 @@ def conv_loops(t, node: Node, c: CallContext, spec: KernelSpec) -> str:  # type:
             f"const int lo = oy0 * {s.sh} - {s.pt} > 0 ? oy0 * {s.sh} - {s.pt} : 0;",
             f"int hi = (oy0 + nr - 1) * {s.sh} - {s.pt} + {(s.kh - 1) * s.dh + 1};",
             f"if (hi > {s.h}) hi = {s.h};", "if (hi < lo) hi = lo;"]
+    if convt:   # the rows each row tile gathers from (plan/conv_tiling.py `rows_in`), a table by row tile
+        tab = c.ints([v for _, _, lo, hi in s.row_tiles(RT) for v in (lo, hi)])  # type: ignore[attr-defined]
+        rows = [rows[0], f"const int lo = {tab}[oy0 / {RT} * 2], hi = {tab}[oy0 / {RT} * 2 + 1];"]
     chan = [f"const int mc = {s.m} - m0 < {CT} ? {s.m} - m0 : {CT};"]
     body = [*(f"{x};" for x in sets), call,
             f"slmc_dma_start(3, (uint8_t *){OUT} + (((size_t)ni * {s.m} + m0) * {s.oh} + oy0) * {orow}, {s.out_level}, "
@@ -76,7 +86,7 @@ def conv_loops(t, node: Node, c: CallContext, spec: KernelSpec) -> str:  # type:
     else:
         inner = block(n_loop, block(r_loop, rows + x_load + body))
         loops = block(m_loop, chan + w_load + inner)
-    halo = f"(rows - 1) * {s.sh} + {(s.kh - 1) * s.dh + 1}"
+    halo = "the rows they gather from (a table)" if convt else f"(rows - 1) * {s.sh} + {(s.kh - 1) * s.dh + 1}"
     what = "output channels" if conv else "planes"
     L = [f"{{   /* tiled in L1 ({ch.footprint:,} B), {ch.order}: {CT} {what} x {RT} output rows per tile, input rows "
          f"{halo} with the halo{f', w from level {s.w_level}' if conv else ''}, x from level {s.x_level}, out to level "

@@ -20,7 +20,7 @@ from slmc.ir import DType, Node, Value
 from slmc.ir.numerics import is_ort
 from slmc.kernels.overlap import elementwise, in_place
 from slmc.kernels.registry import CallContext, KernelSpec, register
-from slmc.kernels.tiles import ChunkTiles
+from slmc.kernels.tiles import ChunkTiles, GemmTiles
 from slmc.ir.shapes import full_pads, reduce_axes, slice_params
 
 F32, F64, I32, I64, BOOL = DType.F32, DType.F64, DType.I32, DType.I64, DType.BOOL
@@ -407,10 +407,10 @@ _reg(("Split",), ALL, "copy_nd.c", _split)
 _reg(("Pad",), ALL, "copy_nd.c", _pad)
 _reg(("Gather",), ALL, "gather.c", _gather, deps=())
 _reg(("Trilu",), ALL, "trilu.c", _trilu, deps=())
-_reg(("MatMul",), (F32,), "matmul_f32.c", _matmul, macs=_matmul_macs, deps=("nd.c", "mm_f32.c"))
-_reg(("Gemm",), (F32,), "matmul_f32.c", _gemm, deps=("nd.c", "mm_f32.c"),
+_reg(("MatMul",), (F32,), "matmul_f32.c", _matmul, macs=_matmul_macs, deps=("nd.c", "mm_f32.c"), tiling=GemmTiles())
+_reg(("Gemm",), (F32,), "matmul_f32.c", _gemm, deps=("nd.c", "mm_f32.c"), tiling=GemmTiles(),
      macs=lambda n: n.outputs[0].type.numel * (n.inputs[0].shape[0 if n.attrs.get("transA") else 1]))  # type: ignore
-_reg(tuple(REDUCE), (F32,), "reduce_f32.c", _reduce)
+_reg(tuple(REDUCE), (F32,), "reduce_f32.c", _reduce, tiling=ChunkTiles((0,), kind="plane"))  # tiled: spatial axes only
 _reg(("ArgMax", "ArgMin"), (F32,), "reduce_f32.c", _arg_reduce)
 _reg(("Softmax", "LogSoftmax"), (F32,), "softmax_f32.c", _softmax, deps=(), overlap=_softmax_overlap)
 _reg(("LayerNormalization",), (F32,), "layer_normalization_f32.c", _layer_norm, deps=(), overlap=elementwise(0),

@@ -11,10 +11,12 @@ from slmc.kernels.onnx import CAST_CODES, GraphCallContext, _need
 from slmc.kernels.onnx_spatial import _by_groups, _spatial
 from slmc.kernels.overlap import elementwise
 from slmc.kernels.registry import KernelSpec, register
-from slmc.kernels.tiles import ConvTiles
+from slmc.kernels.tiles import ChunkTiles, ConvTiles, GemmTiles
 
 # ConvInteger's tiles: int8 activations and weights, int32 sums, per-channel weight zero points sliced
 CONV_INT_TILES = ConvTiles(x_elem=1, w_elem=1, out_elem=4, sliced=(3,))
+# MatMulInteger's tiles: int8 rows of A and columns of B, int32 outputs, per-column weight zero points sliced
+MATMUL_INT_TILES = GemmTiles(x_elem=1, w_elem=1, out_elem=4, cols=(3,))
 
 EIGHT = (DType.I8, DType.U8)
 QTYPES = (DType.I8, DType.U8, DType.I16, DType.U16)
@@ -117,19 +119,27 @@ def _guard(emit):  # type: ignore[no-untyped-def]
     return guarded
 
 
-# the element-wise ones walk memory in order: the output may lie over the input it has consumed
-register(KernelSpec("QuantizeLinear", DType.F32, "quantize_linear.c", _guard(_quantize), overlap=elementwise(0)))
+# the element-wise ones walk memory in order: the output may lie over the input it has consumed; tiled by runs of
+# elements (one scale and zero point), or by whole channels (one per channel along axis 1), plan/chunk_tiling.py
+QUANT_TILES = ChunkTiles((0,), sliced=(1, 2))
+register(KernelSpec("QuantizeLinear", DType.F32, "quantize_linear.c", _guard(_quantize), overlap=elementwise(0),
+                    tiling=QUANT_TILES))
 for _dt in (*QTYPES, DType.I32):
-    register(KernelSpec("DequantizeLinear", _dt, "dequantize_linear.c", _guard(_dequantize), overlap=elementwise(0)))
+    register(KernelSpec("DequantizeLinear", _dt, "dequantize_linear.c", _guard(_dequantize), overlap=elementwise(0),
+                        tiling=QUANT_TILES))
 for _dt in EIGHT:
     register(KernelSpec("ConvInteger", _dt, "conv_integer.c", _guard(_conv_integer), tiling=CONV_INT_TILES,
                         overlap=_by_groups,  # batch, then output channel (group) outermost; pointwise: batch
                         macs=lambda n: n.outputs[0].type.numel * math.prod(n.inputs[1].shape[1:])))  # type: ignore
-    register(KernelSpec("MatMulInteger", _dt, "matmul_integer.c", _guard(_matmul_integer),
+    register(KernelSpec("MatMulInteger", _dt, "matmul_integer.c", _guard(_matmul_integer), tiling=MATMUL_INT_TILES,
                         macs=lambda n: n.outputs[0].type.numel * n.inputs[0].shape[-1]))  # type: ignore[union-attr]
-    register(KernelSpec("QLinearAdd", _dt, "qlinear_add.c", _guard(_qadd), overlap=elementwise(0, 1)))
-    register(KernelSpec("QLinearGlobalAveragePool", _dt, "qlinear_global_average_pool.c", _guard(_gap)))
-register(KernelSpec("Requantize", DType.I32, "requantize.c", _guard(_requantize), overlap=elementwise(0)))
+    register(KernelSpec("QLinearAdd", _dt, "qlinear_add.c", _guard(_qadd), overlap=elementwise(0, 1),
+                        tiling=ChunkTiles((0, 1))))
+    register(KernelSpec("QLinearGlobalAveragePool", _dt, "qlinear_global_average_pool.c", _guard(_gap),
+                        tiling=ChunkTiles((0,), kind="plane")))
+REQUANT_TILES = ChunkTiles((0,), sliced=(1, 3))   # the multiplier and bias: one value, or one per channel (axis 1)
+register(KernelSpec("Requantize", DType.I32, "requantize.c", _guard(_requantize), overlap=elementwise(0),
+                    tiling=REQUANT_TILES))
 
 
 # Cortex-M33 (DSP): conv_integer_dsp.c and matmul_integer_dsp.c, the same int32 sums, two MACs per SMLAD; int8
@@ -171,9 +181,10 @@ for _dt in EIGHT:
                         scratch=_conv_dsp_scratch, where=_w_i8,
                         macs=lambda n: n.outputs[0].type.numel * math.prod(n.inputs[1].shape[1:])))  # type: ignore
     register(KernelSpec("MatMulInteger", _dt, "matmul_integer_dsp.c", _with_scratch(_guard(_matmul_integer)), isa="dsp",
+                        tiling=MATMUL_INT_TILES,
                         scratch=lambda n: 4 * ((n.inputs[0].shape[-1] + 1) // 2), where=_w_i8,  # type: ignore
                         macs=lambda n: n.outputs[0].type.numel * n.inputs[0].shape[-1]))  # type: ignore[union-attr]
 # VCVTN + SSAT/USAT for the rounding and clamp: the same bytes (the "dsp" targets, cortex-m33 and rp2350-arm, have FPv5)
 register(KernelSpec("Requantize", DType.I32, "requantize_dsp.c",
                     _guard(lambda n, c: _requantize(n, c).replace("slmc_requantize(", "slmc_requantize_dsp(", 1)),
-                    isa="dsp", overlap=elementwise(0)))
+                    isa="dsp", overlap=elementwise(0), tiling=REQUANT_TILES))

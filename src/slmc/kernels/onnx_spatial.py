@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from slmc.cquote import c_float
-from slmc.ir import DType, Node
+from slmc.ir import DType, Node, Value
+from slmc.ir.types import TensorType
 from slmc.ir.shapes import conv_transpose_geometry, pool_geometry
 from slmc.kernels.onnx import GraphCallContext, _need
 from slmc.kernels.overlap import by_chunks, elementwise
@@ -108,6 +111,7 @@ register(KernelSpec("Conv", F32, "conv_f32.c", _guard(_conv), macs=_conv_macs, d
                     overlap=_by_groups))
 # ConvTranspose: each input element meets every weight of its group once
 register(KernelSpec("ConvTranspose", F32, "conv_transpose_f32.c", _guard(_conv), overlap=_by_groups,
+                    tiling=ConvTiles("convt"),
                     macs=lambda n: n.inputs[0].type.numel * math.prod(n.inputs[1].shape[1:])))  # type: ignore[union-attr]
 register(KernelSpec("InstanceNormalization", F32, "group_norm_f32.c", _guard(_group_norm), overlap=elementwise(0),
                     tiling=ChunkTiles((0,), kind="channel", sliced=(1, 2))))
@@ -129,6 +133,25 @@ def _resize(n: Node, c: GraphCallContext) -> str:
             f"{c_float(n.attrs.get('extrapolation_value', 0.0))}, {c.ints(geom)} /* rank in_shape out_shape taps */);")
 
 
-# Resize: the taps of every output element
+def _resize_plane(n: Node) -> tuple[Node, dict[int, int]] | None:
+    """Resize on one plane of its NC... input (the tiled loops, codegen/tiled_chunk.py): the node over the trailing
+    axes, its tap tables past the batch and channel axes' entries, where those two axes are the identity (one tap
+    of weight 1 at its own position: each output's weight product and taps are then the whole node's)."""
+    x, idx, w, out = n.inputs[0], n.inputs[1], n.inputs[2], n.outputs[0]
+    if x is None or idx is None or w is None or idx.data is None or w.data is None or len(x.shape) < 3:
+        return None
+    taps, sizes, lead = list(n.attrs["taps"]), list(n.attrs["sizes"]), x.shape[0] + x.shape[1]
+    ident = np.concatenate([np.arange(x.shape[0]), np.arange(x.shape[1])])
+    if taps[:2] != [1, 1] or sizes[:2] != list(x.shape[:2]) or not np.array_equal(idx.data.ravel()[:lead], ident) or \
+            not np.all(w.data.ravel()[:lead] == 1):
+        return None
+    plane = Node("Resize", [Value(x.name, TensorType(x.shape[2:], x.dtype), x.kind), idx, w],
+                 [Value(out.name, TensorType(tuple(sizes[2:]), out.dtype), out.kind)],
+                 dict(n.attrs, sizes=sizes[2:], taps=taps[2:]), n.name)
+    return plane, {1: lead, 2: lead}
+
+
+# Resize: the taps of every output element; tiled by whole channel planes
 register(KernelSpec("Resize", F32, "resize_f32.c", _guard(_resize),
-                    macs=lambda n: n.outputs[0].type.numel * math.prod(n.attrs["taps"])))
+                    macs=lambda n: n.outputs[0].type.numel * math.prod(n.attrs["taps"]),
+                    tiling=ChunkTiles((0,), kind="plane", plane=_resize_plane)))

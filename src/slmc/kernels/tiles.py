@@ -9,7 +9,8 @@ tiled program would round differently from the untiled one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class ConvTiles:
     the input; the tile runs the kernel itself on a geometry with its own channel counts, rows and top pad,
     so every output sums the same terms in the same order as untiled (taps outside the input are skipped
     in both). `kind` "conv": input 1 holds the weights [M, C / group, kh, kw], one output channel per row;
+    "convt" (ConvTranspose): the weights [C, M / group, kh, kw], a tile's input rows those its outputs gather from;
     "pool": no weights, every plane (n * c) its own channel. `sliced`: inputs read in place with one value
     per output channel (a bias, per-channel weight zero points), offset by the tile's first channel."""
     kind: str = "conv"
@@ -90,9 +92,34 @@ class ChunkTiles(RowTiles):
     (unary, Clip, binary ops whose `rows` operands all have the output's shape): one row per element, a tile
     any run of elements; "channel" (BatchNormalization, InstanceNormalization) and "group"
     (GroupNormalization) on a batch of one: one row per channel (group), a tile whole channels (groups).
+    "plane" (reductions over spatial axes only: ReduceMean as GlobalAveragePool, QLinearGlobalAveragePool) on a
+    batch of one: one row per channel, the input's plane and the output's reduced extent each its own row size.
+    A binary "elem" operator with an operand of one value per channel ([C, 1, 1] against [1, C, H, W]) is cut by
+    whole channels instead, that operand read in place from the tile's first channel (plan/chunk_tiling.py).
     Each tile runs the kernel's own emitter on a copy of the node with the tile's shape, so every output is
     the same arithmetic on the same values as untiled. `sliced`: inputs holding one value per channel, read
-    in place from the tile's first channel on. As a `RowTiles`, its tiled overlap contract is the untiled one
+    in place from the tile's first channel on ("elem": one value, read in place, or one per channel along the
+    node's axis 1, which cuts it by channels: Requantize and the quantizers' scales and zero points). As a
+    `RowTiles`, its tiled overlap contract is the untiled one
     (plan/sharing.py): a tile's inputs are loaded before its outputs are stored, tiles in memory order."""
     kind: str = "elem"
     sliced: tuple[int, ...] = ()
+    # "plane" kernels whose emitter must see one plane at a time (Resize: its tap tables start with the channel
+    # axes'): the node over the trailing axes and the elements of each constant input to skip, or None (not cut)
+    plane: Callable | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class GemmTiles:
+    """An ONNX matrix product (plan/gemm_tiling.py): Gemm (transA/transB, a C of one value, one per row or one
+    per column), MatMul with a 2-D B (A's leading axes flattened into rows) and MatMulInteger with a shared B,
+    cut like `MatmulTiles` into output rows x output columns, K never split: a tile holds rows of A' and
+    columns of B', moved into L1 in the layout the operator's own (tile-sized) call reads, so every output is
+    the same sum in the same order as untiled (integer sums: exact anyway). Each tile runs the kernel's own
+    registry emitter on a copy of the node with the tile's shapes. `cols`: inputs holding one value per output
+    column (MatMulInteger's weight zero points), read in place from the tile's first column on; Gemm's C is
+    read in place through its broadcast strides."""
+    x_elem: int = 4             # bytes of an element of A
+    w_elem: int = 4             # of B
+    out_elem: int = 4           # of the output
+    cols: tuple[int, ...] = ()

@@ -6,6 +6,9 @@ read input rows max(0, oy0 * s - pad) .. min(H, (oy0 + rt - 1) * s - pad + (k - 
 rows shared with the neighbouring tiles moved again. Channel tiles hold whole groups (depthwise: any
 number of channels) or divide one group's channels, so a tile never straddles groups. Weights are
 the tile's rows of w, moved as one block; a bias (and any per-channel zero points) is read in place.
+ConvTranspose ("convt") is cut the same way: output row oy gathers input rows iy with oy = iy * s - pad + k * d,
+so a tile's input rows are the first to the last such row inside the input (`rows_in`), and its weights
+[C, M / group, kh, kw] are the tile's columns of each input channel's block (one strided transfer).
 
 Two loop orders, as for matrix products (plan/tiling.py):
 - "m-outer": channel tiles outer, each one's weights loaded once; row tiles inner with their input;
@@ -13,7 +16,8 @@ Two loop orders, as for matrix products (plan/tiling.py):
   channel tiles inner with their weights reloaded for every row tile.
 The choice minimises bytes moved, then kernel calls, then L1 footprint, among the tiles that fit the
 level's capacity (for each order and channel tile the tallest row tile that fits). Transfers are
-single-buffered (the halo makes a next tile's rows overlap this one's). The geometry comes from the
+single-buffered (the halo makes a next tile's rows overlap this one's). A 3-D operator is cut the same way along
+its depth (a "row" is then one depth slice of h * w elements, the window's depth its height). The geometry comes from the
 kernel's own emitter (`geometry`), so the tiled call and the untiled one share one source.
 """
 
@@ -66,7 +70,7 @@ def geometry(node: Node, emit) -> list[int] | None:  # type: ignore[no-untyped-d
 
 @dataclass(frozen=True)
 class ConvShape:
-    kind: str                # "conv" | "pool"
+    kind: str                # "conv" | "convt" (ConvTranspose) | "pool"
     geom: tuple[int, ...]    # the kernel's geometry array (untiled)
     n: int                   # batch (pool: 1, the planes are its channels)
     c: int                   # input channels (pool: planes)
@@ -87,6 +91,8 @@ class ConvShape:
     x_level: int
     w_level: int
     out_level: int
+    ax: int = 0              # -1: a 3-D one cut along its depth (rows = depth slices of h * w, the geometry's d
+                             # entries, one index below its h ones, take the tile's values)
 
     @property
     def cg(self) -> int:
@@ -99,14 +105,23 @@ class ConvShape:
     @property
     def w_row(self) -> int:
         """Bytes of one output channel's weights (0: a pool)."""
-        return self.cg * self.kh * self.kw * self.w_elem if self.kind == "conv" else 0
+        return self.cg * self.kh * self.kw * self.w_elem if self.weighted else 0
+
+    @property
+    def weighted(self) -> bool:
+        return self.kind != "pool"
 
     def in_channels(self, ct: int) -> int:
         """Input channels a tile of `ct` output channels reads."""
         return self.cg * (ct // self.mg) if ct >= self.mg else self.cg
 
     def rows_in(self, oy0: int, rt: int) -> tuple[int, int]:
-        """The input rows [lo, hi) output rows oy0 .. oy0 + rt - 1 read (clipped to the input)."""
+        """The input rows [lo, hi) output rows oy0 .. oy0 + rt - 1 read (clipped to the input). ConvTranspose: output
+        row oy takes input row iy where oy = iy * stride - pad + ky * dilation, the first and last such iy inside."""
+        if self.kind == "convt":
+            rows = [(t // self.sh) for oy in range(oy0, oy0 + rt) for ky in range(self.kh)
+                    if (t := oy + self.pt - ky * self.dh) >= 0 and t % self.sh == 0 and t // self.sh < self.h]
+            return (min(rows), max(rows) + 1) if rows else (0, 0)
         lo = max(0, oy0 * self.sh - self.pt)
         hi = min(self.h, (oy0 + rt - 1) * self.sh - self.pt + (self.kh - 1) * self.dh + 1)
         return lo, max(lo, hi)
@@ -133,12 +148,14 @@ class ConvShape:
 
     def tile_dict(self, ch: TileChoice) -> dict:
         rin = max(hi - lo for _, _, lo, hi in self.row_tiles(ch.mt))
-        return dict(rows=self.oh, w_tile=[ch.nt, self.cg, self.kh, self.kw] if self.kind == "conv" else [],
+        return dict(rows=self.oh, w_tile=[ch.nt, self.cg, self.kh, self.kw] if self.weighted else [],
                     x_tile=[self.in_channels(ch.nt), rin, self.w], out_tile=[ch.nt, ch.mt, self.ow])
 
 
 def conv_shape(node: Node, rule: ConvTiles, emit, x_level: int, w_level: int, out_level: int) -> ConvShape | None:  # type: ignore[no-untyped-def]
-    """The shape of a 1-D or 2-D conv or pool (None: 3-D, a MaxPool with Indices, no geometry)."""
+    """The shape of a conv, ConvTranspose or pool (None: a MaxPool with Indices, no geometry, a 3-D integer one). A
+    1-D float one is seen with its axis as the rows (`_one_d`); a 3-D one with its depth slices as the rows (each
+    h * w elements of memory), cut along the depth only."""
     if len(node.outputs) > 1 or node.outputs[0].type.numel == 0:
         return None
     g = geometry(node, emit)
@@ -149,12 +166,31 @@ def conv_shape(node: Node, rule: ConvTiles, emit, x_level: int, w_level: int, ou
     if rule.kind == "pool":
         planes, d, h, w, kd, kh, kw, od, oh, ow = g[:10]
         if d != 1 or kd != 1 or od != 1:
-            return None
+            return None if rule.x_elem != 4 else ConvShape("pool", tuple(g), 1, planes, d, h * w, planes, kd, kh * kw, od,
+                                                            oh * ow, planes, g[10], g[13], g[16], **sizes, ax=-1)
+        if h == kh == oh == 1 and w > 1:
+            g = _one_d(g, ((2, 3), (5, 6), (8, 9), (11, 12), (14, 15), (17, 18), (20, 21)))
+            planes, d, h, w, kd, kh, kw, od, oh, ow = g[:10]
         return ConvShape("pool", tuple(g), 1, planes, h, w, planes, kh, kw, oh, ow, planes, g[11], g[14], g[17], **sizes)
     n, c, d, h, w, m, kd, kh, kw, od, oh, ow, groups = g[:13]
+    kind = "convt" if rule.kind == "convt" else "conv"
     if d != 1 or kd != 1 or od != 1:
-        return None
-    return ConvShape("conv", tuple(g), n, c, h, w, m, kh, kw, oh, ow, groups, g[14], g[17], g[20], **sizes)
+        return None if rule.x_elem != 4 else ConvShape(kind, tuple(g), n, c, d, h * w, m, kd, kh * kw, od, oh * ow, groups,
+                                                        g[13], g[16], g[19], **sizes, ax=-1)
+    if h == kh == oh == 1 and w > 1 and rule.x_elem == 4:   # 1-D: rows along its one axis (float kernels)
+        g = _one_d(g, ((3, 4), (7, 8), (10, 11), (14, 15), (17, 18), (20, 21)))
+        n, c, d, h, w, m, kd, kh, kw, od, oh, ow, groups = g[:13]
+    return ConvShape(kind, tuple(g), n, c, h, w, m, kh, kw, oh, ow, groups, g[14], g[17], g[20], **sizes)
+
+
+def _one_d(g: list[int], pairs: tuple[tuple[int, int], ...]) -> list[int]:
+    """A 1-D geometry (run as 3-D with leading axes of size 1) with its axis moved from the columns to the rows:
+    the same tensors in memory and the same terms in the same order per output (taps along one axis, whichever
+    it is), but a tile may then hold some of its positions (output rows) instead of all of them."""
+    g = list(g)
+    for a, b in pairs:
+        g[a], g[b] = g[b], g[a]
+    return g
 
 
 def conv_choice(s: ConvShape, order: str, ct: int, rt: int) -> TileChoice:
@@ -165,7 +201,7 @@ def conv_choice(s: ConvShape, order: str, ct: int, rt: int) -> TileChoice:
     n_ct = ceil(s.m / ct)
     chans = [s.in_channels(min(ct, s.m - m0)) for m0 in range(0, s.m, ct)]
     row_bytes = s.w * s.x_elem
-    bufs = ([("w", ct * s.w_row)] if s.kind == "conv" else []) + \
+    bufs = ([("w", ct * s.w_row)] if s.weighted else []) + \
         [("x", s.in_channels(ct) * rin * row_bytes), ("out", ct * rt * s.ow * s.out_elem)]
     if order == "m-outer":
         x_moved = s.n * sum(chans) * sum_rows * row_bytes
@@ -173,7 +209,7 @@ def conv_choice(s: ConvShape, order: str, ct: int, rt: int) -> TileChoice:
     else:
         x_moved = s.n * s.c * sum_rows * row_bytes
         w_moved = s.n * len(tiles) * s.m * s.w_row
-    moved = ((s.x_level, 0, x_moved),) + (((s.w_level, 0, w_moved),) if s.kind == "conv" else ()) + \
+    moved = ((s.x_level, 0, x_moved),) + (((s.w_level, 0, w_moved),) if s.weighted else ()) + \
         ((0, s.out_level, s.n * s.m * s.oh * s.ow * s.out_elem),)
     total = sum(b for _, _, b in moved)
     return TileChoice(order, ct, rt, order == "rows-outer", tuple(bufs), moved, s.n * n_ct * len(tiles), total)
@@ -182,7 +218,7 @@ def conv_choice(s: ConvShape, order: str, ct: int, rt: int) -> TileChoice:
 def best_conv_tiles(s: ConvShape, capacity: int) -> TileChoice | None:
     """The cheapest tiling whose buffers fit `capacity` bytes; None when not even one channel by one row fits."""
     best: TileChoice | None = None
-    orders = ("m-outer", "rows-outer") if s.groups == 1 and s.kind == "conv" else ("m-outer",)
+    orders = ("m-outer", "rows-outer") if s.groups == 1 and s.weighted else ("m-outer",)
     rows = _cands(s.oh)
     for order in orders:
         for ct in s.chan_tiles():

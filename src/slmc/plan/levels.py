@@ -10,9 +10,9 @@ Placement rule (the software-managed hierarchy of Deeploy's targets):
   constraints (kernels/tiles.py) compute there on tiles moved by DMA (plan/tiling.py); their tile
   buffers are planned as buffers of their own, one operator at a time, with the same planners and
   checked by the same checker. Operators without tiling constraints read the arena in place, and
-  so do row-wise operators, attentions, convolutions and pools (plan/conv_tiling.py) whose smallest
-  tiles do not fit L1 (`in_place`: slower, not impossible); a matrix product whose smallest tiles do
-  not fit is an error, explained.
+  so do row-wise operators, attentions, convolutions and pools (plan/conv_tiling.py) and ONNX Gemm /
+  MatMul / MatMulInteger (plan/gemm_tiling.py) whose smallest tiles do not fit L1 (`in_place`: slower,
+  not impossible); a language model's matrix product whose smallest tiles do not fit is an error, explained.
 
 Each level's plan reports its size against the live-bytes lower bound and whether it is optimal.
 """
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from slmc.errors import SlmcError
 from slmc.ir import Graph, Node, ValueKind
 from slmc.kernels.registry import KernelSpec
-from slmc.kernels.tiles import ChunkTiles, ConvTiles, HeadTiles, MatmulTiles, Q8MatmulTiles, RowTiles
+from slmc.kernels.tiles import ChunkTiles, ConvTiles, GemmTiles, HeadTiles, MatmulTiles, Q8MatmulTiles, RowTiles
 from slmc.plan.check import check
 from slmc.plan.conv_tiling import ConvShape, best_conv_tiles, conv_shape
 from slmc.plan.cpsat import cpsat_plan
@@ -161,6 +161,10 @@ def choose_tiles(node: Node, spec: KernelSpec | None, levels: tuple[Level, ...])
     declares no tiling for it; choice None where even its smallest tiles do not fit."""
     rule = spec.tiling if spec is not None else None
     arena_level, weights_level, size = arena_level_of(levels), len(levels) - 1, levels[0].size
+    if isinstance(rule, GemmTiles):     # ONNX Gemm / MatMul / MatMulInteger (plan/gemm_tiling.py)
+        from slmc.plan.gemm_tiling import gemm_shape
+        gemm = gemm_shape(node, rule, arena_level, weights_level)
+        return None if gemm is None else (gemm, best_matmul_tiles(gemm, size))
     if isinstance(rule, (MatmulTiles, Q8MatmulTiles)):
         shape = _matmul_shape(node, rule, levels, arena_level, weights_level)
         return shape, best_matmul_tiles(shape, size, rule)
@@ -206,7 +210,7 @@ def plan_levels(graphs: list[Graph], binding: dict[int, KernelSpec], plan: Memor
                 continue
             shape, choice = chosen
             rule = spec.tiling  # type: ignore[union-attr]
-            if choice is None and isinstance(shape, (RowShape, HeadShape, ConvShape)):
+            if choice is None and (isinstance(shape, (RowShape, HeadShape, ConvShape)) or isinstance(rule, GemmTiles)):
                 in_place.append(f"{g.name}/{node.name}")   # the cores read L2 in place: slower, not impossible
                 continue
             if choice is None:

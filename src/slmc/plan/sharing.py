@@ -8,7 +8,7 @@ tiles move between the arena and L1 decides instead:
 - a matrix product cut x-outer (or with one tile of w): blocks of mt token rows, each loaded before
   its outputs are stored: x (and q8's scales) by chunks of mt rows (when mt divides the rows); cut
   w-outer with x resident: x is loaded whole before the first output; otherwise x is reloaded for
-  every w tile: none;
+  every w tile: none; the ONNX Gemm / MatMul / MatMulInteger the same for A (plan/gemm_tiling.py; transA: none);
 - attention by KV head: a group's queries (all rows) are loaded before its outputs are stored,
   group after group: only the exact overlay of out on q, in that order;
 - a convolution or pool (plan/conv_tiling.py `tiled_contract`): by channel tiles where they hold whole
@@ -23,7 +23,7 @@ import numpy as np
 from slmc.ir import Graph, Node
 from slmc.kernels.overlap import Share, by_chunks, consumed_first, in_place
 from slmc.kernels.registry import KernelSpec
-from slmc.kernels.tiles import ConvTiles, HeadTiles, MatmulTiles, Q8MatmulTiles, RowTiles
+from slmc.kernels.tiles import ConvTiles, GemmTiles, HeadTiles, MatmulTiles, Q8MatmulTiles, RowTiles
 from slmc.targets.levels import Level
 
 
@@ -55,6 +55,9 @@ def _tiled(node: Node, spec: KernelSpec, shape, choice) -> tuple[Share, ...]:
     if isinstance(rule, ConvTiles):
         from slmc.plan.conv_tiling import tiled_contract
         return tiled_contract(node, shape, choice)
+    if isinstance(rule, GemmTiles):
+        from slmc.plan.gemm_tiling import tiled_contract as gemm_contract
+        return gemm_contract(node, shape, choice)
     assert isinstance(rule, (MatmulTiles, Q8MatmulTiles))
     xs = (rule.x, rule.x + 1) if isinstance(rule, Q8MatmulTiles) else (rule.x,)
     rows, n_out = shape.rows, shape.n_out

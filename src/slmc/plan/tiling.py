@@ -44,6 +44,11 @@ class MatmulShape:
     double: bool        # DMA connects the streamed operand's level: double-buffer it
     groups: int = 0     # q8 (Q8MatmulTiles): scale groups per row; a row of x or w is K int8 and this many fp32
                         # scales, a tile the int8 rows then (aligned) their scales. 0: fp32, K elements of `elem` bytes
+    out_elem: int = 0   # bytes per output element where it differs from `elem` (MatMulInteger: int8 in, int32 out)
+
+    @property
+    def oe(self) -> int:
+        return self.out_elem or self.elem
 
     @property
     def row(self) -> int:
@@ -88,23 +93,22 @@ def _cands(n: int) -> list[int]:
 
 def matmul_choice(s: MatmulShape, order: str, nt: int, mt: int, double: bool | None = None) -> TileChoice:
     """`double`: double-buffer the outer operand (default: where DMA connects its level)."""
-    e = s.elem
     double = s.double if double is None else (double and s.double)
     if order == "w-outer":
         resident = mt >= s.rows
         mt = min(mt, s.rows)
-        bufs = [("w", s.tile_bytes(nt))] * (2 if double and nt < s.n_out else 1) + [("x", s.tile_bytes(mt)), ("out", mt * nt * e)]
+        bufs = [("w", s.tile_bytes(nt))] * (2 if double and nt < s.n_out else 1) + [("x", s.tile_bytes(mt)), ("out", mt * nt * s.oe)]
         x_loads = 1 if resident else ceil(s.n_out / nt)
         moved = ((s.w_level, 0, s.n_out * s.row), (s.x_level, 0, x_loads * s.rows * s.row))
         overlapped = moved[0][2] if len(bufs) == 4 else 0
     else:
         resident = nt >= s.n_out
         nt = min(nt, s.n_out)
-        bufs = [("x", s.tile_bytes(mt))] * (2 if double and mt < s.rows else 1) + [("w", s.tile_bytes(nt)), ("out", mt * nt * e)]
+        bufs = [("x", s.tile_bytes(mt))] * (2 if double and mt < s.rows else 1) + [("w", s.tile_bytes(nt)), ("out", mt * nt * s.oe)]
         w_loads = 1 if resident else ceil(s.rows / mt)
         moved = ((s.x_level, 0, s.rows * s.row), (s.w_level, 0, w_loads * s.n_out * s.row))
         overlapped = moved[0][2] if len(bufs) == 4 else 0
-    moved += ((0, s.out_level, s.rows * s.n_out * e),)
+    moved += ((0, s.out_level, s.rows * s.n_out * s.oe),)
     calls = ceil(s.n_out / nt) * ceil(s.rows / mt)
     exposed = sum(b for _, _, b in moved) - overlapped
     return TileChoice(order, nt, mt, resident, tuple(bufs), moved, calls, exposed)
@@ -158,7 +162,7 @@ def compulsory_bytes(s: "MatmulShape | RowShape") -> int:
         return s.compulsory()
     if isinstance(s, HeadShape):
         return sum(b for _, _, b in head_choice(s).moved)   # one pass over queries, cache and outputs
-    return (s.rows + s.n_out) * s.row + s.rows * s.n_out * s.elem
+    return (s.rows + s.n_out) * s.row + s.rows * s.n_out * s.oe
 
 
 @dataclass(frozen=True)
