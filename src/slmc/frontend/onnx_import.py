@@ -143,6 +143,7 @@ class _Importer:
         self.g = Graph(model.graph.name or "graph")
         self.values: dict[str, Value] = {}
         self.known: dict[int, np.ndarray] = {}   # id(Value) -> value, for values computable before run time
+        self.quantized, self.ort_consts = False, set()  # (set by run(): ir/numerics.py's MatMul)
 
     # ---- graph boundary -------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -152,6 +153,9 @@ class _Importer:
         self.model = onnx_qdq.fuse(self.model)  # QDQ groups in the QOperator form, as onnxruntime fuses them
         gp = self.model.graph
         inits = {t.name for t in gp.initializer}
+        # a quantized graph's float MatMuls sum as onnxruntime's (ir/numerics.py); which B it packs at load
+        self.quantized = any(n.op_type == "QuantizeLinear" for n in gp.node)
+        self.ort_consts = set(inits)
         for t in gp.initializer:
             self.values[t.name] = self.g.add_const(t.name, _array(t, f"initializer {quote(t.name)}"))
         for vi in gp.input:
@@ -222,6 +226,9 @@ class _Importer:
 
     def _node(self, node: onnx.NodeProto, name: str) -> None:
         op = node.op_type
+        if op == "Constant" or node.input and op not in ("QuantizeLinear", "DequantizeLinear") and all(
+                not i or i in self.ort_consts for i in node.input):  # what onnxruntime's constant folding folds
+            self.ort_consts.update(node.output)
         custom = onnx_deeploy.op_name(node.domain, op)  # Deeploy's integer operators (and two float ones)
         lowered = custom is None and onnx_qlinear.handles(node.domain, op)  # QOperator nodes (onnx_qlinear.py)
         refused = None if custom is not None or lowered else onnx_qlinear.refuse_quantized(node.domain, op, name)
@@ -235,7 +242,8 @@ class _Importer:
         attrs = self._attrs(node, name)
         if custom is not None:
             op, attrs = custom, onnx_deeploy.normalise(custom, attrs, name)
-        attrs = numerics.mark(op, attrs)  # onnxruntime's float arithmetic where it may differ (ir/numerics.py)
+        # onnxruntime's float arithmetic where it may differ (ir/numerics.py)
+        attrs = numerics.mark(op, attrs, self.quantized)
         if op == "Constant":
             self.values[node.output[0]] = self.g.add_const(node.output[0], self._constant(attrs, name))
             return
@@ -245,6 +253,8 @@ class _Importer:
                 raise SlmcError(f"node {quote(name)} reads {quote(i)}, which no earlier node computes",
                                 "the ONNX graph is not in topological order or is malformed")
             ins.append(self.values[i] if i else None)
+        if op == "MatMul" and numerics.is_ort(attrs):
+            attrs[numerics.PACKED] = int(node.input[1] in self.ort_consts)
         outs = list(node.output)
         while outs and not outs[-1]:
             outs.pop()

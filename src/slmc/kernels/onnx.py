@@ -407,7 +407,8 @@ _reg(("Split",), ALL, "copy_nd.c", _split)
 _reg(("Pad",), ALL, "copy_nd.c", _pad)
 _reg(("Gather",), ALL, "gather.c", _gather, deps=())
 _reg(("Trilu",), ALL, "trilu.c", _trilu, deps=())
-_reg(("MatMul",), (F32,), "matmul_f32.c", _matmul, macs=_matmul_macs, deps=("nd.c", "mm_f32.c"), tiling=GemmTiles())
+_reg(("MatMul",), (F32,), "matmul_f32.c", _matmul, macs=_matmul_macs, deps=("nd.c", "mm_f32.c"), tiling=GemmTiles(),
+     where=lambda n: not is_ort(n.attrs))  # (onnxruntime's order in quantized graphs: kernels/onnx_ort.py)
 _reg(("Gemm",), (F32,), "matmul_f32.c", _gemm, deps=("nd.c", "mm_f32.c"), tiling=GemmTiles(),
      macs=lambda n: n.outputs[0].type.numel * (n.inputs[0].shape[0 if n.attrs.get("transA") else 1]))  # type: ignore
 _reg(tuple(REDUCE), (F32,), "reduce_f32.c", _reduce, tiling=ChunkTiles((0,), kind="plane"))  # tiled: spatial axes only

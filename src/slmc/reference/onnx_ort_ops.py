@@ -1,7 +1,7 @@
-"""Numpy twins of kernels/c/layer_normalization_ort_f32.c and erf_mlas_f32.c (Erf, Gelu): the same float32 operations in
-the same order, each fused multiply-add rounded once (reference/fma.py), so they give the C kernels' bits. Nodes the
-ONNX frontend marked (ir/numerics.py) take these; any other LayerNormalization, Erf or Gelu keeps its float64
-twin in onnx_ops.py."""
+"""Numpy twins of kernels/c/layer_normalization_ort_f32.c, erf_mlas_f32.c (Erf, Gelu) and matmul_mlas_f32.c: the
+same float32 operations in the same order, each fused multiply-add rounded once (reference/fma.py), so they give
+the C kernels' bits. Nodes the ONNX frontend marked (ir/numerics.py) take these; any other LayerNormalization,
+Erf, Gelu or MatMul keeps its float64 twin in onnx_ops.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from slmc.ir.numerics import is_ort
+from slmc.ir.numerics import M1, N1, PACKED, is_ort, mlas_sgemm_path
 from slmc.reference.fma import fma32
 from slmc.reference.registry import REFERENCE, reference_op
 
@@ -124,3 +124,86 @@ def layer_normalization(ins: list[Any], a: dict[str, Any]) -> list[Arr]:
     outs = [y, mean.reshape(stat), inv.reshape(stat)]
     n_out = len(a["_out_shapes"]) if "_out_shapes" in a else 3
     return outs[:n_out]
+
+
+# ---- MatMul: matmul_mlas_f32.c (ir/numerics.py's mlas_sgemm_path picks the order) -----------------------------
+
+def _mlas_product(a: Arr, b: Arr, path: int, kb: int) -> Arr:
+    """One (m x k) @ (k x n) float32 product in MLAS's order."""
+    m, k = a.shape
+    n = b.shape[1]
+    zero = F32(0)
+    if path == M1:
+        y = np.zeros(n, F32)
+        p = 0
+        while p + 4 <= k:
+            t = (a[0, p] * b[p]).astype(F32)
+            for q in range(p + 1, p + 4):
+                t = (t + (a[0, q] * b[q]).astype(F32)).astype(F32)
+            y = (t + y).astype(F32)
+            p += 4
+        if k & 2:
+            y = ((a[0, p] * b[p] + a[0, p + 1] * b[p + 1]).astype(F32) + y).astype(F32)
+            p += 2
+        if k & 1:
+            y = ((a[0, p] * b[p]).astype(F32) + y).astype(F32)
+        return y.reshape(1, n)
+    if path == N1:
+        w = b[:, 0]
+        lanes = np.zeros((m, 8), F32)
+        full = k - k % 8
+        for p in range(0, full, 8):
+            lanes = (lanes + (a[:, p:p + 8] * w[p:p + 8]).astype(F32)).astype(F32)
+        if full < k:
+            tail = np.zeros((m, 8), F32)
+            tail[:, :k - full] = a[:, full:] * w[full:]
+            lanes = (lanes + tail).astype(F32)
+        c = [lanes[:, i] for i in range(8)]
+        four = ((((c[0] + c[1]) + c[2]) + c[3]) + (((c[4] + c[5]) + c[6]) + c[7])) + zero
+        pair = (((c[0] + c[2]) + (c[4] + c[6])) + ((c[1] + c[3]) + (c[5] + c[7]))) + zero
+        one = (((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7]))) + zero
+        g4 = m & ~3
+        y = np.concatenate([four[:g4], pair[g4:g4 + (m & 2)], one[g4 + (m & 2):]]).astype(F32)
+        return y.reshape(m, 1)
+    y = np.zeros((m, n), F32)
+    for k0 in range(0, k, kb):
+        s = np.zeros((m, n), F32)
+        for p in range(k0, min(k0 + kb, k)):
+            s = fma32(a[:, p:p + 1], b[p:p + 1, :], s)
+        y = s if k0 == 0 else (s + y).astype(F32)
+    return y
+
+
+def matmul_mlas(x: Arr, y: Arr, packed: bool) -> Arr:
+    """ONNX MatMul of float32 operands as onnxruntime's CPU provider sums it (one thread): a 2-D (or 1-D) B
+    takes A's batch into m, as its MatMulComputeHelper does; otherwise each product of the broadcast batch."""
+    x, y = np.asarray(x, F32), np.asarray(y, F32)
+    a2 = x if x.ndim >= 2 else x[None, :]
+    b2 = y if y.ndim >= 2 else y[:, None]
+    m, k, n = a2.shape[-2], a2.shape[-1], b2.shape[-1]
+    if b2.ndim == 2:
+        rows = a2.reshape(-1, k)
+        path, kb = mlas_sgemm_path(rows.shape[0], k, n, packed and y.ndim == 2)
+        out = _mlas_product(rows, b2, path, kb).reshape(a2.shape[:-2] + (m, n))
+    else:
+        batch = tuple(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]))
+        aa = np.broadcast_to(a2, batch + (m, k)).reshape(-1, m, k)
+        bb = np.broadcast_to(b2, batch + (k, n)).reshape(-1, k, n)
+        path, kb = mlas_sgemm_path(m, k, n, False)
+        out = np.stack([_mlas_product(aa[i], bb[i], path, kb) for i in range(aa.shape[0])]).reshape(batch + (m, n))
+    if x.ndim == 1:
+        out = out[..., 0, :]
+    if y.ndim == 1:
+        out = out[..., 0]
+    return np.ascontiguousarray(out, F32)
+
+
+_plain_matmul = REFERENCE["MatMul"]
+
+
+@reference_op("MatMul")
+def matmul(ins: list[Any], a: dict[str, Any]) -> list[Arr]:
+    x, y = ins
+    if not (is_ort(a) and x.dtype == F32 and y.dtype == F32):
+        return _plain_matmul(ins, a)
+    return [matmul_mlas(x, y, bool(a.get(PACKED, 0)))]

@@ -6,8 +6,11 @@ and QLinearAveragePool to these), bit for bit what onnxruntime 1.32's CPU kernel
   ones onnxruntime builds when the session is created (qlinear_lookup_table.cc): each of the 256 codes
   dequantized in fp32, the float function (MLAS's logistic polynomial; v >= 0 ? v : alpha * v), MlasQuantizeLinear;
 - QLinearSoftmax(x, table[256] f32, y_scale f32, y_zp) along the last axis (qlinear_softmax.cc): the table holds
-  exp((i - 255 + shift) * x_scale) computed in double, stored as float; each row is looked up shifted by its
-  maximum, summed in fp32 in order, and y = saturate(nearbyint(t * floor(1 / y_scale) / sum) + y_zp);
+  exp((i - 255 + shift) * x_scale) computed in double, stored as float, with shift = max(0, logf(FLT_MAX / D) - 5)
+  / x_scale (logf: the float overload, glibc's, read from the 1.32 wheel's machine code); each row is looked up
+  shifted by its maximum, summed in fp32 in order, and y = saturate(nearbyint(double(t) * double(floor(1 /
+  y_scale)) / double(sum)) + y_zp), the quotient and its rounding in double (the wheel's code: mulsd, divsd,
+  nearbyint), not in float as the source file in the repository reads;
 - QLinearMul(a, b, a_zp, b_zp, ratio f32, c_zp) (MLAS's SSE2 kernel, which x86-64 runs):
   y = saturate(cvt_rne(float((a - a_zp) * (b - b_zp)) * ratio + c_zp)), ratio = a_scale * b_scale / c_scale;
   a value beyond int32 converts to INT32_MIN (cvtps2dq), then saturates;
@@ -15,6 +18,7 @@ and QLinearAveragePool to these), bit for bit what onnxruntime 1.32's CPU kernel
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -73,10 +77,25 @@ def leaky_relu_table(xs: float, xz: int, ys: float, yz: int, dtype: Any, alpha: 
     return _table(lambda v: np.where(v >= F32(0), v, (a * v).astype(F32)).astype(F32), xs, xz, ys, yz, dtype)
 
 
+@functools.lru_cache(maxsize=1)
+def _logf() -> Any:
+    """The C library's logf (glibc's on Linux: what onnxruntime's table calls), else float32(log) rounded once."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        f = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6").logf
+        f.restype, f.argtypes = ctypes.c_float, [ctypes.c_float]
+        return lambda v: float(f(float(v)))
+    except (OSError, AttributeError):
+        return lambda v: float(F32(math.log(float(v))))
+
+
 def softmax_table(x_scale: float, reduce_len: int, signed: bool) -> Arr:
-    """QlinearBuildLookupTableUint32 with a float table: shift = max(0, log(FLT_MAX / D) - 5) / x_scale."""
+    """QlinearBuildLookupTableUint32 with a float table: shift = max(0, logf(FLT_MAX / D) - 5) / x_scale, the
+    quotient FLT_MAX / D and its log in float (C++'s log(float) overload), the rest in double."""
     xs = float(F32(x_scale))
-    shift = max(0.0, math.log(float(F32(np.finfo(F32).max) / F32(reduce_len))) - 5.0) / xs
+    shift = max(0.0, _logf()(F32(np.finfo(F32).max) / F32(reduce_len)) - 5.0) / xs
     t = np.zeros(256, F32)
     for i in range(256):
         t[(i - 128) & 255 if signed else i] = F32(math.exp((float(i) - 255 + shift) * xs))
@@ -125,7 +144,7 @@ def qlinear_softmax(ins: list[Any], a: dict[str, Any]) -> list[Arr]:
         s = F32(0)
         for v in vals:  # (in order, in fp32)
             s = F32(s + v)
-        q = np.rint(((vals * yscale).astype(F32) / s).astype(F32)).astype(np.int64) + z
+        q = np.minimum(np.rint(vals.astype(np.float64) * float(yscale) / float(s)), 2.0 ** 50).astype(np.int64) + z
         out[r] = _sat(q, x.dtype)
     return [out.reshape(x.shape)]
 

@@ -34,10 +34,13 @@ static inline float slmc_fmaf(float a, float b, float c) {
 #if defined(__FP_FAST_FMAF)
     return fmaf(a, b, c);
 #else
-    double p = (double)a * (double)b, s = p + (double)c, bb = s - p;
-    double err = (p - (s - bb)) + ((double)c - bb);
+    /* (soft-float targets: the error term only where the double sum lies on a tie of normal floats, where the
+     * two roundings can disagree; elsewhere rounding the double sum gives the single rounding) */
+    double p = (double)a * (double)b, s = p + (double)c;
     union { double d; uint64_t u; } v;
     v.d = s;
+    if ((v.u & 0x1fffffffu) != 0x10000000u && (v.u & 0x7ff0000000000000u) >= 0x3810000000000000u) return (float)s;
+    double bb = s - p, err = (p - (s - bb)) + ((double)c - bb);
     if (err != 0.0 && !(v.u & 1u) && s - s == 0.0) v.u += ((err > 0.0) == (s > 0.0)) ? 1u : (uint64_t)-1;
     return (float)v.d;
 #endif
