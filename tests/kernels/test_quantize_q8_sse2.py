@@ -1,10 +1,11 @@
 """quantize_q8_sse2.c (x86-64 hosts) against quantize_q8.c, llama2.c runq.c's quantize(): the same scales and int8
-values, bit for bit, for groups of 4 to 64 (multiples of 4 in SSE2, 3 and 5 through quantize_q8.c), 1 to 4 rows,
+values, bit for bit, for groups of 4 to 64 (multiples of 16 in AVX-512, of 4 in SSE2, 3 and 5 through quantize_q8.c), 1 to 4 rows,
 values at many magnitudes (denormal to 1e40, which is inf), exact halves (roundf's away-from-zero), NaNs, signed
 zeros and all-zero groups."""
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 
@@ -49,10 +50,12 @@ int main(void) {
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="an x86-64 kernel")
-def test_quantize_q8_sse2_is_bit_identical_to_quantize_q8(tmp_path):
+@pytest.mark.parametrize("env", [{}, {"SLMC_NO_AVX512": "1"}], ids=["avx512", "sse2"])
+def test_quantize_q8_sse2_is_bit_identical_to_quantize_q8(tmp_path, env):
+    """groups of a multiple of 16 take its AVX-512 path where the CPU has one (SLMC_NO_AVX512: the SSE2 loop)"""
     (tmp_path / "check.c").write_text(HARNESS)
     subprocess.run(["cc", "-O2", "-std=c99", "-ffp-contract=off", f"-I{C_DIR}", "-o", str(tmp_path / "check"),
                     str(tmp_path / "check.c"), str(C_DIR / "quantize_q8.c"), str(C_DIR / "quantize_q8_sse2.c"), "-lm"],
                    check=True)
-    out = subprocess.run([str(tmp_path / "check")], capture_output=True, text=True).stdout
+    out = subprocess.run([str(tmp_path / "check")], capture_output=True, text=True, env={**os.environ, **env}).stdout
     assert "cases 4000 bad 0" in out, out

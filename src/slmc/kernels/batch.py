@@ -119,5 +119,7 @@ def _with_op(n: Node, op: str) -> Node:
     return Node(op, n.inputs, n.outputs, n.attrs, n.name, n.layer, n.role)
 
 
-for _spec in [k for k in REGISTRY if k.op in PER_ROW and k.isa == "any" and k.engine == "cores"]:
+# the portable kernels, and attention_f32_x86.c (the same bits as attention_f32.c on an x86-64 host)
+for _spec in [k for k in REGISTRY if k.op in PER_ROW and (k.isa == "any" or k.c_file == "attention_f32_x86.c")
+              and k.engine == "cores"]:
     register(per_row(_spec))

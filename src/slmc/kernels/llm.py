@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from slmc.cquote import c_float
@@ -175,6 +177,10 @@ def _attention(fn: str, kv: DType, scratch, per: str) -> KernelSpec:
 # f32: one head's scores (seq_len floats); f16kv: the scores of the heads sharing a KV head, and one
 # converted cache row (each row is converted once for all of them)
 register(_attention("attention_f32", F32, lambda n: 4 * n.inputs[1].shape[0], "n_heads"))  # type: ignore[union-attr]
+# the same bits on an x86-64 host: scores and normalisation with lanes over positions, the weighted sum over head
+# dimensions, libm's expf per score (AVX-512 / AVX2 / SSE2 chosen at run time; attention_f32.c for soft-capping)
+register(replace(_attention("attention_f32_x86", F32, lambda n: 4 * n.inputs[1].shape[0], "n_heads"),  # type: ignore[union-attr]
+                 isa="sse2", deps=("attention_f32.c",)))
 register(_attention("attention_f16kv", U16, lambda n: 4 * (n.attrs["n_heads"] // n.attrs["n_kv_heads"]
                                                               * n.inputs[1].shape[0] + n.attrs["head_dim"]), "n_kv_heads"))
 # --kv-cache int8 (reference/kv_int8.py): records of head_dim int8 values and a float32 scale per position and

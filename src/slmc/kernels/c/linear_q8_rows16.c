@@ -21,7 +21,8 @@
  * int16, at most 2 * 128 * 127, then in int32 as linear_q8_sse2_rows.c does; q8 weights lie in [-127, 127]),
  * SSE2 (4 outputs at a time, pmaddwd on int16), and plain C over the same order on any other machine. Groups are
  * multiples of 4 (the q8 pass stores this order only then). scratch: 4 * n * k bytes (-128 * sum(x) per token
- * row and group, int32; SSE2: the activations as int16, each 4 twice). */
+ * row and group, int32, and on the AVX-512 path the row's sums of 4 bytes after them, then the activations
+ * interleaved by 4 bytes, n * k bytes; SSE2: the activations as int16, each 4 twice). */
 
 /* output rows i0 .. i1 - 1 (after the last block: row-major) of every token row, one at a time: linear_q8.c's loop */
 static void r16_tail(float *out, const int8_t *xq, const float *xs, const int8_t *wq, const float *ws, const float *b,
@@ -77,44 +78,82 @@ static inline int32_t r16_x4(const int8_t *p) { /* 4 activation bytes as one int
 
 #define R16_512 __attribute__((target("avx512f,avx512bw,avx512vnni")))
 /* token rows s0 .. s0 + R - 1 (R: 1..8, a constant in each copy) times the 16 output rows of the block at wb */
+/* the rows' accumulators are named variables, and VPDPBUSD is written in asm with the activations' 4 bytes as a
+ * broadcast memory operand: gcc 12 compiled the intrinsic over acc[8] with a register copy per instruction and a
+ * stack spill inside the loop (13% slower at 8 rows); the instruction, and so every bit, is the same */
+#ifndef R16_AHEAD  /* the weights are prefetched this many bytes ahead: the 9.2 MB classifier streams from memory,
+                      where the hardware prefetcher alone left it 20% slower at 8 rows than weights already in L2 */
+#define R16_AHEAD 2048
+#endif
+#define R16_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 R16_512 static inline __attribute__((always_inline)) void r16_block512(
-    float *out, const int8_t *xq, const float *xs, const int32_t *xc, const int8_t *wb, const float *wsb,
+    float *out, const int8_t *xb, const float *xs, const int32_t *xc, const int8_t *wb, const float *wsb,
     const float *b, int s0, int k, int m, int ng, int group, int i, const int R) {
     const __m512i flip = _mm512_set1_epi32((int)0x80808080u);
-    __m512 v[8];
-    __m512i acc[8];
-#pragma GCC unroll 8
-    for (int s = 0; s < R; s++) v[s] = _mm512_setzero_ps();
+#define R16_DECL(S) __m512 v##S = _mm512_setzero_ps(); __m512i a##S = _mm512_setzero_si512(), b##S = a##S;
+    R16_ROWS(R16_DECL)
+#undef R16_DECL
+    const int nq = group / 4;
     for (int g = 0; g < ng; g++) {
-        const int8_t *wg = wb + (size_t)g * group * 16, *xg = xq + (size_t)s0 * k + (size_t)g * group;
-#pragma GCC unroll 8
-        for (int s = 0; s < R; s++) acc[s] = _mm512_set1_epi32(xc[(size_t)(s0 + s) * ng + g]);
-        for (int q = 0; q < group / 4; q++) {
+        const int8_t *wg = wb + (size_t)g * group * 16;
+        int j0 = g * group, q = 0;
+#define R16_INIT(S) if (R > S) a##S = _mm512_set1_epi32(xc[(size_t)(s0 + S) * ng + g]), b##S = _mm512_setzero_si512();
+        R16_ROWS(R16_INIT)
+#undef R16_INIT
+#define R16_MAC(A, S, W, J) if (R > S) __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(A##S) : "v"(W), "m"(*(const int32_t *)(xb + (size_t)(J) * R + 4 * S)));
+        /* two exact int32 sums per row (even and odd steps), added at the end of the group: half the chain of
+         * dependent VPDPBUSDs (5 cycles each), so 8 rows keep both vector ports busy */
+        for (; q + 2 <= nq; q += 2) {
             __m512i w = _mm512_xor_si512(_mm512_loadu_si512((const void *)(wg + (size_t)q * 64)), flip);
-#pragma GCC unroll 8
-            for (int s = 0; s < R; s++)
-                acc[s] = _mm512_dpbusd_epi32(acc[s], w, _mm512_set1_epi32(r16_x4(xg + (size_t)s * k + 4 * q)));
+            __m512i w2 = _mm512_xor_si512(_mm512_loadu_si512((const void *)(wg + (size_t)q * 64 + 64)), flip);
+            int j = j0 + 4 * q;
+            _mm_prefetch((const char *)(wg + (size_t)q * 64 + R16_AHEAD), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wg + (size_t)q * 64 + 64 + R16_AHEAD), _MM_HINT_T0);
+#define R16_MAC2(S) R16_MAC(a, S, w, j) R16_MAC(b, S, w2, j + 4)
+            R16_ROWS(R16_MAC2)
+#undef R16_MAC2
         }
+        if (q < nq) {
+            __m512i w = _mm512_xor_si512(_mm512_loadu_si512((const void *)(wg + (size_t)q * 64)), flip);
+            int j = j0 + 4 * q;
+#define R16_MAC1(S) R16_MAC(a, S, w, j)
+            R16_ROWS(R16_MAC1)
+#undef R16_MAC1
+        }
+#undef R16_MAC
+#define R16_ADD(S) if (R > S) a##S = _mm512_add_epi32(a##S, b##S);
+        R16_ROWS(R16_ADD)
+#undef R16_ADD
         __m512 wsv = _mm512_loadu_ps(wsb + (size_t)g * 16);
-#pragma GCC unroll 8
-        for (int s = 0; s < R; s++)
-            v[s] = _mm512_add_ps(v[s], _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[s]), wsv),
-                                                     _mm512_set1_ps(xs[(size_t)(s0 + s) * ng + g])));
+#define R16_SCALE(S) if (R > S) v##S = _mm512_add_ps(v##S, _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a##S), wsv), \
+                                                                       _mm512_set1_ps(xs[(size_t)(s0 + S) * ng + g])));
+        R16_ROWS(R16_SCALE)
+#undef R16_SCALE
     }
     __m512 bv = b ? _mm512_loadu_ps(b + i) : _mm512_setzero_ps();
-#pragma GCC unroll 8
-    for (int s = 0; s < R; s++) _mm512_storeu_ps(out + (size_t)(s0 + s) * m + i, _mm512_add_ps(v[s], bv));
+#define R16_STORE(S) if (R > S) _mm512_storeu_ps(out + (size_t)(s0 + S) * m + i, _mm512_add_ps(v##S, bv));
+    R16_ROWS(R16_STORE)
+#undef R16_STORE
 }
 
 R16_512 static void r16_avx512(float *out, const int8_t *xq, const float *xs, const int32_t *xc, const int8_t *wq,
-                               const float *ws, const float *b, int n, int k, int m, int group) {
+                               const float *ws, const float *b, int n, int k, int m, int group, int8_t *xi) {
     int ng = k / group;
+    /* each block of up to 8 token rows' activations interleaved by 4 bytes ([k/4][rows][4]), so that one pointer
+     * and constant displacements reach every row's next 4 bytes (8 row pointers stepped in the loop cost 8 integer
+     * adds per 16 VPDPBUSDs, on the ports the vector work needs) */
+    for (int s = 0; s < n; s += 8) {
+        int r = n - s < 8 ? n - s : 8;
+        if (r == 1) break;  /* one row: its own bytes are that order (read in place below) */
+        for (int q = 0; q < k / 4; q++)
+            for (int t = 0; t < r; t++) memcpy(xi + (size_t)s * k + ((size_t)q * r + t) * 4, xq + (size_t)(s + t) * k + 4 * q, 4);
+    }
     for (int i = 0; i + 16 <= m; i += 16) {
         const int8_t *wb = wq + (size_t)i * k;
         const float *wsb = ws + (size_t)i * ng;
         for (int s = 0; s < n; s += 8) {
             switch (n - s < 8 ? n - s : 8) {
-#define R16_CASE(R) case R: r16_block512(out, xq, xs, xc, wb, wsb, b, s, k, m, ng, group, i, R); break;
+#define R16_CASE(R) case R: r16_block512(out, (R == 1 ? xq : xi) + (size_t)s * k, xs, xc, wb, wsb, b, s, k, m, ng, group, i, R); break;
                 R16_CASE(1) R16_CASE(2) R16_CASE(3) R16_CASE(4) R16_CASE(5) R16_CASE(6) R16_CASE(7) R16_CASE(8)
 #undef R16_CASE
             }
@@ -228,6 +267,28 @@ static void r16_sse2(float *out, const int8_t *xq, const float *xs, int16_t *xd,
             }
 }
 
+/* xc[s][g] = -128 * the sum of row s's activations in group g (exact int32 sums, in any order): VPDPBUSD of ones and
+ * 64 activation bytes gives the sums of 16 runs of 4 bytes, stored after the n * ng results in scratch (which holds
+ * n * k int32, ng <= k / 4), then group / 4 of them added per group */
+R16_512 static void r16_sums512(int32_t *xc, const int8_t *xq, int n, int k, int group) {
+    int ng = k / group;
+    int32_t *s4 = xc + (size_t)n * ng;
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int s = 0; s < n; s++) {
+        const int8_t *x = xq + (size_t)s * k;
+        for (int j = 0; j < k; j += 64) {
+            __mmask64 m = k - j >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (k - j)) - 1;
+            __m512i v = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_maskz_loadu_epi8(m, x + j));
+            _mm512_mask_storeu_epi32(s4 + j / 4, (__mmask16)(k - j >= 64 ? 0xFFFF : (1u << ((k - j) / 4)) - 1), v);
+        }
+        for (int g = 0; g < ng; g++) {
+            int32_t sum = 0;
+            for (int q = 0; q < group / 4; q++) sum += s4[g * (group / 4) + q];
+            xc[(size_t)s * ng + g] = -128 * sum;
+        }
+    }
+}
+
 static int r16_path(void) { /* 3: AVX-512 VNNI, 2: AVX-VNNI, 1: AVX2, 0: SSE2; asked once */
     static int path = -1;
     if (path < 0) {
@@ -252,13 +313,15 @@ void slmc_linear_q8_rows16(float *out, const int8_t *xq, const float *xs, const 
     else if (path > 0) {
         int ng = k / group;
         int32_t *xc = (int32_t *)scratch;
-        for (int s = 0; s < n; s++)
-            for (int g = 0; g < ng; g++) {
-                int32_t sum = 0;
-                for (int j = 0; j < group; j++) sum += xq[(size_t)s * k + (size_t)g * group + j];
-                xc[(size_t)s * ng + g] = -128 * sum;
-            }
-        if (path == 3) r16_avx512(out, xq, xs, xc, wq, ws, b, n, k, m, group);
+        if (path == 3) r16_sums512(xc, xq, n, k, group);
+        else
+            for (int s = 0; s < n; s++)
+                for (int g = 0; g < ng; g++) {
+                    int32_t sum = 0;
+                    for (int j = 0; j < group; j++) sum += xq[(size_t)s * k + (size_t)g * group + j];
+                    xc[(size_t)s * ng + g] = -128 * sum;
+                }
+        if (path == 3) r16_avx512(out, xq, xs, xc, wq, ws, b, n, k, m, group, (int8_t *)(xc + (size_t)n * ng + k / 4));
         else if (path == 2) r16_vnni(out, xq, xs, xc, wq, ws, b, n, k, m, group);
         else r16_avx2(out, xq, xs, xc, wq, ws, b, n, k, m, group);
     } else

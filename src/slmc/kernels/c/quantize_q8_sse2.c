@@ -27,8 +27,60 @@ static inline __m128i q8s_round4(__m128 v) {  /* (int32_t)roundf(v), four lanes 
 }
 #endif
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#include <stdlib.h>
+/* groups of a multiple of 16 in AVX-512, the same steps 16 values at a time: the lanes' maxima hold no NaN (each is
+ * max(|x|, m) from 0), so the order they are combined in does not matter; the rounding as q8s_round4's, and the low
+ * byte of each int32 by truncation (vpmovdb) */
+__attribute__((target("avx512f"))) static void q8s_groups512(int8_t *q, float *s, const float *x, int rows, int group) {
+    const __m512 half = _mm512_set1_ps(0.5f);
+    for (int r = 0; r < rows; r++) {
+        const float *xg = x + (size_t)r * group;
+        int8_t *qg = q + (size_t)r * group;
+        __m512 m = _mm512_setzero_ps();
+        for (int i = 0; i < group; i += 16) m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(xg + i)), m);
+        float l[16], best = 0.0f;
+        _mm512_storeu_ps(l, m);
+        for (int t = 0; t < 16; t++) if (l[t] > best) best = l[t];
+        float scale = best / 127.0f;
+        s[r] = scale;
+        if (scale == 0.0f) {
+            memset(qg, 0, (size_t)group);
+            continue;
+        }
+        __m512 sc = _mm512_set1_ps(scale);
+        for (int i = 0; i < group; i += 16) {
+            __m512 v = _mm512_div_ps(_mm512_loadu_ps(xg + i), sc);
+            __m512i t = _mm512_cvttps_epi32(v);
+            __m512 frac = _mm512_sub_ps(v, _mm512_cvtepi32_ps(t));
+            __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(frac), half, _CMP_GE_OQ);
+            __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+            __m512i step = _mm512_mask_blend_epi32(neg, _mm512_set1_epi32(1), _mm512_set1_epi32(-1));
+            t = _mm512_mask_add_epi32(t, up, t, step);
+            _mm_storeu_si128((__m128i *)(qg + i), _mm512_cvtepi32_epi8(t));
+        }
+    }
+}
+
+static int q8s_path(void) { /* 1: AVX-512 (SLMC_NO_AVX512 in the environment turns it off); asked once */
+    static int path = -1;
+    if (path < 0) {
+        __builtin_cpu_init();
+        path = !getenv("SLMC_NO_AVX512") && __builtin_cpu_supports("avx512f");
+    }
+    return path;
+}
+#endif
+
 void slmc_quantize_q8_sse2(int8_t *q, float *s, const float *x, int n, int k, int group) {
     int ng = k / group;
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (group % 16 == 0 && q8s_path()) {
+        q8s_groups512(q, s, x, n * ng, group);
+        return;
+    }
+#endif
     for (int r = 0; r < n * ng; r++) {
         const float *xg = x + (size_t)r * group;
         int8_t *qg = q + (size_t)r * group;

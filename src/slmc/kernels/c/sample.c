@@ -28,11 +28,56 @@ static void slmc_sift(int *h, int root, int end, const float *p) {
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#include <stdlib.h>
+/* AVX-512 in one pass: 4 x 16 lanes, each keeping its subsequence's largest value and that value's first index
+ * (replaced only by a greater one, so never by a NaN), as the loop keeps them; then the largest of the lanes and
+ * the smallest index among the lanes holding it (+0 and -0 compare equal there, as in the loop): the loop's index.
+ * A NaN x[0] stays the loop's best (nothing compares greater): 0. */
+__attribute__((target("avx512f"))) static int slmc_argmax512(const float *x, int n) {
+    if (x[0] != x[0]) return 0;
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512 b[4];
+    __m512i bi[4];
+    for (int a = 0; a < 4; a++) b[a] = _mm512_set1_ps(-INFINITY), bi[a] = _mm512_setzero_si512();
+    for (int i = 0; i < n; i += 64)
+        for (int a = 0; a < 4; a++) {
+            int j = i + 16 * a, left = n - j;
+            __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+            __m512 v = _mm512_maskz_loadu_ps(m, x + j);
+            __mmask16 gt = _mm512_mask_cmp_ps_mask(m, v, b[a], _CMP_GT_OQ);
+            b[a] = _mm512_mask_mov_ps(b[a], gt, v);
+            bi[a] = _mm512_mask_mov_epi32(bi[a], gt, _mm512_add_epi32(iota, _mm512_set1_epi32(j)));
+        }
+    float lv[64];
+    int li[64];
+    for (int a = 0; a < 4; a++) _mm512_storeu_ps(lv + 16 * a, b[a]), _mm512_storeu_si512(li + 16 * a, bi[a]);
+    float best = -INFINITY;
+    for (int t = 0; t < 64; t++) if (lv[t] > best) best = lv[t];
+    int at = n;
+    for (int t = 0; t < 64; t++) if (lv[t] == best && li[t] < at) at = li[t];
+    return at;
+}
+
+static int slmc_argmax_path(void) { /* 1: AVX-512 (SLMC_NO_AVX512 in the environment turns it off); asked once */
+    static int path = -1;
+    if (path < 0) {
+        __builtin_cpu_init();
+        path = !getenv("SLMC_NO_AVX512") && __builtin_cpu_supports("avx512f");
+    }
+    return path;
+}
+#endif
+
 /* x86-64 hosts: the same index in two vector passes (a batched step takes the argmax of every row's 32,000
  * logits; the loop below waits on x[best] for every element). The largest value first, as the loop keeps it:
  * maxps(x, m) is x > m ? x : m, so a NaN never wins and a NaN x[0] stays (then 0, as the loop gives); then
  * the first index whose value equals it, which is the loop's: every value before that index compares less. */
 int slmc_argmax(const float *x, int n) {
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (n >= 65 && slmc_argmax_path()) return slmc_argmax512(x, n);
+#endif
     int i = 1;
     float best = x[0], lane[8];
     if (n >= 9) {
