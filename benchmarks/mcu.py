@@ -13,8 +13,9 @@ and runq.c (q8), all counted the same way, plus the published pico_llama figure.
   gcc -O2 inlines run.c's matmul into forward, so run.c's matmul count comes from a second build with
   -fno-inline added, used for nothing else.
 - Estimated tokens/s at 150 MHz come from the same cycle model and flash term for both programs
-  (profile.estimate): cycles from the executed instruction mix, plus every weight byte read once per token from
-  QSPI flash through the XIP cache at 37.5 MB/s. runq.c reads a version-2 file written by save_v2 with group 4,
+  (profile.estimate): cycles from the executed instruction mix, plus the weight bytes a token reads from flash
+  (a matrix whole, a table read one row per token one row) once per token from QSPI flash through the XIP cache
+  at 37.5 MB/s. runq.c reads a version-2 file written by save_v2 with group 4,
   which divides hidden_dim (172), so it reads every input of w2.
 
 BENCH_MCU=0 skips the section; BENCH_MCU_STEPS sets the positions; BENCH_MCU_STORY (256; 0 skips) the steps of
@@ -213,6 +214,7 @@ def measure(cli: list[str], work: Path, stories260k: Path, notes: list[str], log
                              estimated_tokens_per_s=p.get("estimated_tokens_per_s"),
                              estimated_flash_seconds_per_token=p.get("estimated_flash_seconds_per_token"),
                              estimate_basis=p.get("estimate_basis"), weights_bytes=rep["weights_bytes"],
+                             weights_read_per_step=rep.get("weights_read_per_step"),
                              story=_story(s["story"]["instructions_per_token"], s["story"]["decode_steps"],
                                           s["story"]) if s["story"] else None,
                              build=_makefile_vars(out)["CFLAGS"].replace(" -Ikernels -I.", "") + " (generated Makefile)"))
@@ -280,8 +282,10 @@ def measure(cli: list[str], work: Path, stories260k: Path, notes: list[str], log
                              "the target's cycle table says (Cortex-M33: ALU/MUL/MAC 1, LDR 2, taken branch 2, VMLA 3, "
                              "VDIV 14; Hazard3: ALU/MUL 1, DIV 18-19, load 1-2, jump 2), no cache or bus stalls "
                              "beyond the flash term",
-                             "flash term: every weight byte read once per token from QSPI flash through the 16 KB "
-                             "XIP cache at 37.5 MB/s (SCK 75 MHz), not overlapped with compute",
+                             "flash term: the weight bytes a token reads from flash (slmc: every byte of a matrix "
+                             "not copied to SRAM, one row of RoPE's cos/sin tables; llama2.c: its whole file) read "
+                             "once per token from QSPI flash through the 16 KB XIP cache at 37.5 MB/s (SCK 75 MHz), "
+                             "not overlapped with compute",
                              "150 MHz core clock; one core; RV32 cycles use the instruction mix of the first decode "
                              "step (Unicorn) scaled to the exact QEMU count"])
 
@@ -360,7 +364,9 @@ def render(res: dict) -> list[str]:
                    "instr / MAC, matmul", "instr / MAC, whole token", "est. cycles / token",
                    "ESTIMATED tok/s at 150 MHz", "instructions: llama2.c / slmc", "est. tok/s: slmc / llama2.c"], rows)
     out += ["ESTIMATE assumptions (the same for every row): " + "; ".join(mcu["assumptions"]) + ". Flash seconds "
-            "per token: " + ", ".join(f"{r['program']} {r['numerics']} {r['weights_bytes'] / 1e3:,.0f} KB -> "
+            "per token: " + ", ".join(f"{r['program']} {r['numerics']} {r['weights_bytes'] / 1e3:,.0f} KB"
+                                      + (f" ({r['weights_read_per_step']['flash'] / 1e3:,.0f} KB of it read from flash "
+                                         "per token)" if r.get("weights_read_per_step") else "") + " -> "
                                       f"{(r.get('estimated_flash_seconds_per_token') or 0) * 1e3:.1f} ms"
                                       for r in mcu["rows"] if r["target"] == "rp2350-arm") + ".", ""]
     out += _story_table(mcu)

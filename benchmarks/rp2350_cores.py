@@ -12,15 +12,16 @@ instructions over its positions are the mean over 0..255 (where BOS ends it earl
 
 - instructions: exact (Unicorn on the M33, QEMU's minstret on Hazard3). Critical path of the 2-core build =
   all its instructions - the work of every split operator's shares + their spans (the busiest core's
-  share, summed over calls): what runs on core 0 alone (attention, the wrappers, the serial parts) plus,
-  for each split, the longer of the two shares.
+  share, summed over calls): what runs on core 0 alone (the wrappers, the serial parts) plus, for each
+  split, the longer of the two shares. Attention splits too: over KV heads on the M33 (int8 KV cache,
+  parallel_attention_i8kv_dsp.c), over heads on Hazard3 (parallel_attention_i.c).
 - ESTIMATED cycles: section 7's cycle model (targets/cycles.py) on the instruction mix; the 2-core critical
   path = the build's cycles - (work - span) x the split kernels' cycles per instruction + one fork/join per
   split call (the target's Cluster.fork_join_cycles, ASSUMED). Hazard3's 2-core run has no mix of its own
   (Unicorn has no harts): its cycles per instruction are the 1-core build's, per operator type.
-- flash: weights not copied to SRAM are read from flash once per token at 37.5 MB/s, after the compute
-  (serial sum, as section 7); the 2-core build reserves core 1's stack and its scratch, so fewer weights fit
-  in SRAM. Neither build overlaps that read with compute (the RP2350 builds read flash in place through
+- flash: the weight bytes a token reads from flash (report.json's weights_read_per_step.flash: every byte of
+  a matrix not copied to SRAM, one row of RoPE's cos/sin tables) at 37.5 MB/s, after the compute (serial
+  sum, as section 7); the 2-core build reserves core 1's stack and its scratch, so fewer weights fit in SRAM. Neither build overlaps that read with compute (the RP2350 builds read flash in place through
   XIP; the DMA double-buffering of the tiled targets needs --mem, which --cores does not take yet): the
   *overlapped* column is what 1 / max(compute, flash) would give, not a build.
 """
@@ -121,8 +122,10 @@ def measure_target(tmp: Path, target: str, numerics: str, extra: tuple[str, ...]
     crit = t2 - work + span
     cyc1, cyc2 = t1 * cpi1, t2 * cpi2 - saved_cycles + forks * fork_join
 
-    def flash(rep: dict) -> float:
-        return (rep["weights_bytes"] - (rep.get("weights_sram_bytes") or 0)) / FLASH_BYTES_PER_S
+    def flash(rep: dict) -> float:  # what a token reads from flash: matrices whole, a table's row (profile.py)
+        from slmc.toolchain.profile import flash_read_bytes
+
+        return flash_read_bytes(rep) / FLASH_BYTES_PER_S
 
     fl1, fl2 = flash(rep1), flash(rep2)
     # per operator type, greedy runs: the 1-core build's instructions against the 2-core build's critical path
@@ -147,17 +150,11 @@ def measure_target(tmp: Path, target: str, numerics: str, extra: tuple[str, ...]
         c[1] += ops2[s["node"]] * share - work_s + s["span"] / s["calls"]
         c[2] += work_s
         c[3] += s["span"] / s["calls"]
-    # attention stays on core 0 (its M33 and Hazard3 kernels take all KV heads in one call); its count grows
-    # linearly with the position: the greedy run's mean and the forced run's decode tail give it at 127.5
-    def att(prof: dict) -> float:
-        return sum(o["instructions"] for o in prof["ops"] if o["op"] in ("attention", "attention_i"))
-
-    p_g, p_f = (g2["positions"] - 1) / 2, (f2["prefill"]["calls"] + n - 1) / 2
-    att_mean = att(g2) + (att(f2) - att(g2)) * (127.5 - p_g) / (p_f - p_g) if p_f != p_g else att(f2)
-    att_op = next(o["op"] for o in rep2["ops"] if o["op"] in ("attention", "attention_i"))
-    layers = sum(1 for o in rep2["ops"] if o["op"] == att_op)
-    # the projection: half of attention off the critical path, one more fork/join per layer
-    cyc_att = cyc2 - att_mean / 2 * cpi2_op.get(att_op, cpi2) + layers * fork_join
+    # attention, split over (KV) heads: both cores' instructions and the busiest's, per token over 0..255
+    att_ops = ("attention", "attention_i")
+    att_sites = [x for x in sites if ops_of.get(x["node"], "") in att_ops]
+    att_work = sum(sum(x["core_instructions"]) for x in att_sites) / n
+    att_span = sum(x["span"] for x in att_sites) / n
     return dict(target=target, numerics=numerics + (" " + " ".join(extra) if extra else ""),
                 one_core_flags=base, same_ids=g1["ids"] == g2["ids"] and f1["ids"] == f2["ids"],
                 greedy_positions=g1["positions"],
@@ -172,10 +169,7 @@ def measure_target(tmp: Path, target: str, numerics: str, extra: tuple[str, ...]
                                weights_sram_bytes=rep2.get("weights_sram_bytes"),
                                ESTIMATED_tokens_per_s=1 / (cyc2 / CLOCK_HZ + fl2),
                                overlapped_tokens_per_s=1 / max(cyc2 / CLOCK_HZ, fl2)),
-                attention_mean_instructions=att_mean,
-                critical_path_if_attention_split=crit - att_mean / 2,
-                if_attention_split=dict(cycles_per_token=cyc_att, ESTIMATED_tokens_per_s=1 / (cyc_att / CLOCK_HZ + fl2),
-                                        overlapped_tokens_per_s=1 / max(cyc_att / CLOCK_HZ, fl2)),
+                attention_split=bool(att_sites), attention_work=att_work, attention_span=att_span,
                 sites={k: dict(one_core=v[0], critical=v[1], work=v[2], span=v[3], speedup=v[0] / v[1] if v[1] else None)
                        for k, v in per.items()})
 
@@ -183,14 +177,18 @@ def measure_target(tmp: Path, target: str, numerics: str, extra: tuple[str, ...]
 def render(res: dict | None) -> list[str]:
     if not res:
         return []
-    out = ["### 11b. The RP2350's second core for the matrix rows (issue 21; `--cores 2`, stories260K)", "",
+    out = ["### 11b. The RP2350's second core for the matrix rows and attention (issue 21; `--cores 2`, stories260K)", "",
            "Exact instruction counts (Unicorn on the M33, QEMU on Hazard3), per token, mean over positions 0..255 "
            "(226 of llama2.c's greedy ids as the prompt, decoded to 256; every position runs the decode step). "
            "2 cores: the critical path = what core 0 runs alone + the busiest core's share of every split operator "
-           "(matrix products by rows, RMSNorm/SwiGLU by elements, RoPE by heads; attention stays on core 0). "
+           "(matrix products by rows, SwiGLU by elements, the quantizer by groups, attention by KV heads on the M33 and by "
+           "heads on Hazard3; RMSNorm and RoPE split only from 128 elements a row, the target's "
+           "Cluster.min_split_elements, so stories260K's 64-element ones stay on core 0: split they cost more than "
+           "they saved). "
            "ESTIMATED tokens/s at 150 MHz: section 7's cycle model on the critical path, plus a fork/join of "
-           f"{res['rows'][0]['fork_join_cycles']} cycles (ASSUMED) per split call, plus the flash term (weights not "
-           "in SRAM, read once per token at 37.5 MB/s) after the compute; *if overlapped*: 1 / max(compute, flash), "
+           f"{res['rows'][0]['fork_join_cycles']} cycles (ASSUMED) per split call, plus the flash term (the weight "
+           "bytes a token reads from flash: the matrices not copied to SRAM, one row of RoPE's tables; at 37.5 MB/s) "
+           "after the compute; *if overlapped*: 1 / max(compute, flash), "
            "which no build does yet (no DMA ahead of the compute in these builds). Same ids on 1 and 2 cores: "
            + ", ".join(f"{r['target']} {'yes' if r['same_ids'] else 'NO'}" for r in res["rows"])
            + ". " + "".join(f"The 1-core {r['target']} build is compiled with `{r['one_core_flags']}` (the counter could not "
@@ -208,13 +206,9 @@ def render(res: dict | None) -> list[str]:
         out.append(f"| {name} | 2 | {b['instructions_per_token']:,.0f} | **{b['critical_path_instructions']:,.0f}** | "
                    f"{a['instructions_per_token'] / b['critical_path_instructions']:.2f}x | {b['cycles_per_token']:,.0f} | "
                    f"{b['flash_ms_per_token']:.2f} | **{b['ESTIMATED_tokens_per_s']:.1f}** | {b['overlapped_tokens_per_s']:.1f} |")
-    out += [""] + [f"{r['target']}: attention (on core 0) is {r['attention_mean_instructions']:,.0f} instructions a "
-                   f"token over 0..255; split over the KV heads too (its kernels take all heads in one call today) the "
-                   f"critical path would be about {r['critical_path_if_attention_split']:,.0f} instructions, "
-                   f"{r['if_attention_split']['cycles_per_token']:,.0f} ESTIMATED cycles: "
-                   f"{r['if_attention_split']['ESTIMATED_tokens_per_s']:.1f} tokens/s with the flash term after the "
-                   f"compute, {r['if_attention_split']['overlapped_tokens_per_s']:.1f} overlapped (a projection, not a build)."
-                   for r in res["rows"]]
+    out += [""] + [f"{r['target']}: attention over 0..255, split over {'KV heads' if 'arm' in r['target'] else 'heads'}: "
+                   f"{r['attention_work']:,.0f} instructions a token on both cores, {r['attention_span']:,.0f} on the "
+                   "busiest." for r in res["rows"] if r.get("attention_split")]
     out += ["", "Per split operator type (greedy run, per token, all layers): the 1-core build's instructions against "
             "the 2-core build's critical path through it (core 0's instructions outside the shares + the busiest "
             "share); work = both shares, span = the busiest.", "",

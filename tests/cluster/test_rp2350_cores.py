@@ -1,7 +1,8 @@
 """Issue 21: the RP2350's two cores as a cluster (`slmc compile --cores 2`): the matrix products split by rows
-over them give the serial build's ids, on rp2350-riscv with two QEMU harts and on rp2350-arm (Unicorn: one core
-runs each core's share in turn, the runner answering parallel.c's marker writes with its instruction count);
-and the per-core counts add up to the serial build's counts plus only the wrappers' few instructions."""
+and attention by (KV) heads over them give the serial build's ids, on rp2350-riscv with two QEMU harts and on
+rp2350-arm (Unicorn: one core runs each core's share in turn, the runner answering parallel.c's marker writes
+with its instruction count); and the per-core counts add up to the serial build's counts plus only the wrappers'
+few instructions."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def test_rp2350_clusters_are_data():
         t = get_target(name)
         cl = t.engines.cluster
         assert (cl.cores, cl.isa, t.cores) == (2, isa, 0) and cl.core_stack_bytes == 4096
+        assert cl.min_split_elements == 128  # 64-element RMSNorm and RoPE were slower split (rp2350_cores.py)
         assert max_cores(t) == 2
         two = with_cores(t, 2)
         assert two.cores == 2 and two.runtime_sram_bytes == t.runtime_sram_bytes + 4096  # core 1's stack
@@ -91,6 +93,19 @@ def _check_counts(serial: dict, par: dict) -> None:
     assert 0 <= extra <= 2 * SHARE_OVERHEAD * len([s for s in cl["sites"] if s["graph"] == "decode"]), extra
 
 
+def _check_attention(serial: dict, par: dict, op: str, split: str) -> None:
+    """Attention split over (KV) heads: one site per layer, both cores take half the heads (stories260K: 4 KV
+    heads, 8 heads), so each share is about half the serial operator and together they are the serial one plus
+    each share's overhead."""
+    ops1 = {o["name"]: o["instructions"] for o in serial["ops"]}
+    att = [s for s in par["cluster"]["sites"] if s["graph"] == "decode" and s["op"] == op]
+    assert len(att) == 5 and all(s["split"] == split and s["calls"] == par["decode_steps"] for s in att)
+    for s in att:
+        one, per = ops1[s["node"]], [c / s["calls"] for c in s["core_instructions"]]
+        assert all(0.4 * one < c < 0.6 * one + SHARE_OVERHEAD for c in per), (s["node"], one, per)
+        assert one <= sum(per) <= one + 2 * SHARE_OVERHEAD, (s["node"], one, per)
+
+
 @pytest.mark.slow
 def test_rp2350_arm_two_cores_same_ids_and_counts(tmp_path):
     if shutil.which("arm-none-eabi-gcc") is None:
@@ -99,10 +114,15 @@ def test_rp2350_arm_two_cores_same_ids_and_counts(tmp_path):
     _compile(tmp_path / "s", "rp2350-arm", *args, *SERIAL)
     rep = _compile(tmp_path / "p", "rp2350-arm", *args, "--cores", "2")
     assert any(s["kernel"] == "linear_q8_dsp.c" and s["split"] == "rows" for s in rep["cluster"]["sites"])
+    assert any(s["kernel"] == "attention_i8kv_dsp.c" and s["split"] == "kv_heads" for s in rep["cluster"]["sites"])
+    # 64 elements a row: RMSNorm and RoPE stay on core 0 (Cluster.min_split_elements); SwiGLU's 172 split
+    ops = {s["op"] for s in rep["cluster"]["sites"]}
+    assert "swiglu" in ops and not ops & {"rmsnorm", "rope"}
     serial = json.loads(_run(tmp_path / "s", "--steps", "24", "--json"))
     par = json.loads(_run(tmp_path / "p", "--steps", "24", "--json"))  # Unicorn: the counting run
     assert len(serial["ids"]) > 10 and par["ids"] == serial["ids"]
     _check_counts(serial, par)
+    _check_attention(serial, par, "attention", "kv_heads")
     est = par["cluster"]["estimate"]  # the critical path's cycles (cycle model on the run's mix) + fork/joins + flash
     assert est["forks_per_token"] > 0 and est["critical_path_cycles_per_token"] < 0.85 * par["estimated_cycles_per_token"]
     assert serial["estimated_tokens_per_s"] < est["estimated_tokens_per_s"]
@@ -117,7 +137,7 @@ def test_rp2350_riscv_two_harts_same_ids_and_counts(tmp_path):
             pytest.skip(f"{tool} not installed (`make toolchains`)")
     _compile(tmp_path / "s", "rp2350-riscv", "-q", "int8", *SERIAL)
     rep = _compile(tmp_path / "p", "rp2350-riscv", "-q", "int8", "--cores", "2")
-    assert {s["kernel"] for s in rep["cluster"]["sites"]} == {"linear_i8_rv32.c"}
+    assert {s["kernel"] for s in rep["cluster"]["sites"]} == {"linear_i8_rv32.c", "attention_i.c"}
     assert "-smp 2" in (tmp_path / "p" / "Makefile").read_text()
     want = _run(tmp_path / "s", "--steps", "24", "--ids")
     assert len(want.split()) > 10 and _run(tmp_path / "p", "--steps", "24", "--ids") == want  # two harts
@@ -131,3 +151,4 @@ def test_rp2350_riscv_two_harts_same_ids_and_counts(tmp_path):
     par = json.loads(_run(tmp_path / "p", "--steps", "24", "--json"))  # QEMU -smp 1: the counting run
     assert par["ids"] == serial["ids"] == [int(i) for i in want.split()]
     _check_counts(serial, par)
+    _check_attention(serial, par, "attention_i", "heads")

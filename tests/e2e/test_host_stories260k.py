@@ -103,16 +103,17 @@ def test_fp16_kv_cache_teacher_forced_agreement_and_its_numpy_twin(tmp_path):
     assert np.abs(got[:48] - ref).max() < 2e-3
 
 
-@pytest.mark.parametrize("numerics,floor", [("fp32", 0.97), ("q8", 0.89)])
+@pytest.mark.parametrize("numerics,floor", [("fp32", 0.97), ("q8", 0.88)])
 def test_int8_kv_cache_teacher_forced_agreement(tmp_path, numerics, floor):
-    """The KV cache as int8 with a scale per position and KV head, integer attention (--kv-cache int8): its argmax
-    against llama2.c's greedy ids over 256 teacher-forced positions (fp32 numerics 97.3%, fp16's 99.2%; q8 89.5%,
-    as with an fp32 cache; benchmarks/kv_int8.py), and a quarter of the fp32 cache's bytes plus the scales."""
+    """The KV cache as int8 with a binary16 scale per position and KV head, integer attention (--kv-cache int8): its
+    argmax against llama2.c's greedy ids over 256 teacher-forced positions (benchmarks/kv_int8.py: fp32 numerics
+    97.3%, fp16's 99.2%; q8 88.3%, with float32 scales 89.5%, with an fp32 cache 89.5%), and a quarter of the
+    fp32 cache's bytes plus the scales."""
     ckpt, ids = shared_path("models/stories260K/stories260K.bin"), _ids()
     out, logits = tmp_path / "kv8", tmp_path / "kv8.f32"
     subprocess.run([*SLMC, "compile", str(ckpt), "-t", "host", "-q", numerics, "--kv-cache", "int8", "-o", str(out)],
                    check=True, capture_output=True)
-    assert json.loads((out / "report.json").read_text())["kv_cache_bytes"] == 2 * 5 * 512 * 4 * (8 + 4)
+    assert json.loads((out / "report.json").read_text())["kv_cache_bytes"] == 2 * 5 * 512 * 4 * (8 + 2)
     subprocess.run([*SLMC, "run", str(out), "--steps", "256", "--prompt-ids", ",".join(map(str, [1] + ids[:255])),
                     "--ids", "--dump-logits", str(logits)], check=True, capture_output=True)
     got = np.fromfile(logits, np.float32).reshape(256, 512)

@@ -4,7 +4,10 @@ and run under QEMU on the M33 and RV32: grouped and plain heads, head_dim 6 (por
 chunk at a position, a window, a soft-cap, a zero query, zero keys and an all-zero value head, scores far apart (the exp's
 clamp), and 600 positions (integer weights under 32767 so the int32 sums cannot overflow); the DSP kernel's
 paired-head path (head_dim 8, two query heads per KV head) from position 0, and four heads per KV head (its
-other path)."""
+other path); and the DSP kernel split in two ranges of KV heads as a --cores 2 build splits it
+(slmc_attention_i8kv_dsp_heads, each range with its own scratch): the same bits as the twin; and the DSP kernel
+writes nothing past the scratch the registry gives it (kernels/llm.py _i8kv_scratch; the paired-head path keeps
+its int16 weights over the scores)."""
 
 from __future__ import annotations
 
@@ -60,7 +63,7 @@ CASES = [Case(8, 4, 8, 40, 17, 1), Case(6, 2, 8, 48, 5, 7), Case(4, 4, 16, 32, 9
 
 def twin(c: Case, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     q, k, v = c.data(seed)
-    width = c.nkv * (c.hd + 4)
+    width = c.nkv * (c.hd + kv_int8.SCALE_BYTES)
     kc, vc = np.zeros((c.seq, width), np.int8), np.zeros((c.seq, width), np.int8)
     kv_int8.kv_write(kc, k, 0, c.hd)
     kv_int8.kv_write(vc, v, 0, c.hd)
@@ -83,7 +86,9 @@ def harness(dsp: bool) -> str:
            "int, int, int, float);",
            "void slmc_attention_i8kv_dsp(float *, const float *, const int8_t *, const int8_t *, float *, int, int, "
            "int, int, int, int, float);",
-           "static uint32_t kc[600 * 16], vc[600 * 16], att[4096], out[1024];",
+           "void slmc_attention_i8kv_dsp_heads(float *, const float *, const int8_t *, const int8_t *, float *, int, int, "
+           "int, int, int, int, float, int, int);",
+           "static uint32_t kc[600 * 16], vc[600 * 16], att[4096], att2[4096], out[1024];",
            "static void dump(const uint32_t *w, int n) { for (int i = 0; i < n; i++) printf(\"%08lx\", "
            "(unsigned long)w[i]); }",
            "static void bytes(const void *p, int n) { for (int i = 0; i < n; i++) printf(\"%02x\", "
@@ -92,18 +97,36 @@ def harness(dsp: bool) -> str:
     for i, c in enumerate(CASES):
         q, k, v = c.data(i)
         src += [_arr(f"q{i}", "float", q), _arr(f"k{i}", "float", k), _arr(f"v{i}", "float", v)]
-        size = c.seq * c.nkv * (c.hd + 4)
+        size = c.seq * c.nkv * (c.hd + kv_int8.SCALE_BYTES)
         call = (f"((float *)out, q{i}, (const int8_t *)kc, (const int8_t *)vc, (float *)att, {c.n}, {c.nh}, {c.nkv}, {c.hd}, "
                 f"{c.pos}, {c.window}, {c.softcap!r}f);")
-        kernels = ["slmc_attention_i8kv"] + (["slmc_attention_i8kv_dsp"] if dsp and c.hd % 4 == 0 else [])
+        kernels = ["slmc_attention_i8kv"] + (["slmc_attention_i8kv_dsp", "split"] if dsp and c.hd % 4 == 0 else [])
+        split = c.nkv // 2 if c.nkv > 1 else 1  # KV heads 0..split-1 on one "core", the rest on the other
+        halves = (f"slmc_attention_i8kv_dsp_heads{call[:-2]}, 0, {split});\n    "
+                  f"slmc_attention_i8kv_dsp_heads{call[:-2].replace('(float *)att', '(float *)att2')}, {split}, {c.nkv});")
+        words = _scratch_bytes(c, "dsp") // 4  # the registry's scratch: what the DSP kernel may write, no more
         for fn in kernels:
+            guard = (f"    for (int j = {words}; j < 4096; j++) att[j] = 0xa5a5a5a5u;\n"
+                     if fn == "slmc_attention_i8kv_dsp" else "")
+            check = (f"    for (int j = {words}; j < 4096; j++) if (att[j] != 0xa5a5a5a5u) printf(\"overflow \");\n"
+                     if fn == "slmc_attention_i8kv_dsp" else "")
             body.append(f"    memset(kc, 0, sizeof kc); memset(vc, 0, sizeof vc); memset(out, 0xff, sizeof out);\n"
                         f"    slmc_kv_write_i8((int8_t *)kc, k{i}, 0, {c.pos + c.n}, {c.nkv}, {c.hd});\n"
                         f"    slmc_kv_write_i8((int8_t *)vc, v{i}, 0, {c.pos + c.n}, {c.nkv}, {c.hd});\n"
-                        f"    {fn}{call}\n"
+                        + guard + (f"    {halves}\n" if fn == "split" else f"    {fn}{call}\n") + check +
                         f"    printf(\"{i} {fn} \"); bytes(kc, {size}); printf(\" \"); bytes(vc, {size}); printf(\" \");\n"
                         f"    dump(out, {c.n * c.nh * c.hd}); printf(\"\\n\");")
     return "\n".join(src) + "\nint main(void) {\n" + "\n".join(body) + "\n    return 0;\n}\n"
+
+
+def _scratch_bytes(c: Case, isa: str) -> int:
+    from types import SimpleNamespace
+
+    from slmc.kernels.llm import _i8kv_scratch
+
+    node = SimpleNamespace(attrs=dict(n_heads=c.nh, n_kv_heads=c.nkv, head_dim=c.hd, softcap=c.softcap),
+                           inputs=[None, SimpleNamespace(shape=(c.seq,))])
+    return _i8kv_scratch(node, isa)  # type: ignore[arg-type]
 
 
 def expected() -> dict[int, str]:
@@ -120,7 +143,7 @@ def check(lines: list[str], dsp: bool) -> None:
         i, fn, rest = ln.split(" ", 2)
         assert rest == want[int(i)], f"case {i} ({CASES[int(i)]}) differs from the twin in {fn}"
         seen.add((int(i), fn))
-    assert len(seen) == len(CASES) + (sum(c.hd % 4 == 0 for c in CASES) if dsp else 0)
+    assert len(seen) == len(CASES) + (2 * sum(c.hd % 4 == 0 for c in CASES) if dsp else 0)
 
 
 def _files(tmp: Path, dsp: bool) -> list[str]:

@@ -1,7 +1,7 @@
 """kv_write_i8_dsp.c (the int8 KV cache's write on the Cortex-M33: head_dim 8 in asm) against the twin
 (reference/kv_int8.py kv_write) and the portable kv_write_i8.c, built for the M33 and run under QEMU: head_dim 8
 (the asm), 16 and 6 (the portable loop), several rows at a position, an all-zero head (scale 0), exact halves
-(the magic-number rounding's ties to even) and a negative maximum."""
+(the magic-number rounding's ties to even), a negative maximum and a scale below 2^-14 (a subnormal binary16)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ def data(nkv: int, hd: int, rows: int, seed: int) -> np.ndarray:
     x[0, :hd] = 0.0                                                   # an all-zero head
     x[-1, -hd:] = (np.arange(hd) % 5 - 2) * np.float32(0.5)           # halves: x / scale on .5 ties
     x[-1, -hd] = np.float32(-127.0)                                   # a negative maximum, scale 1
+    if nkv > 1:
+        x[-1, :hd] *= np.float32(3e-5)                                # a scale below 2^-14: a subnormal binary16
     return x
 
 
@@ -40,7 +42,7 @@ def harness() -> str:
     for c, (nkv, hd, pos, rows) in enumerate(CASES):
         words = ",".join(f"0x{int(w):08x}u" for w in data(nkv, hd, rows, c).ravel().view(np.uint32))
         src.append(f"static const uint32_t x{c}[] = {{{words}}};")
-        size = SEQ * nkv * (hd + 4)
+        size = SEQ * nkv * (hd + kv_int8.SCALE_BYTES)
         for fn in ("slmc_kv_write_i8", "slmc_kv_write_i8_dsp"):
             body.append(f"    memset(cache, 0, sizeof cache);\n"
                         f"    {fn}((int8_t *)cache, (const float *)(const void *)x{c}, {pos}, {rows}, {nkv}, {hd});\n"
@@ -57,7 +59,7 @@ def test_the_m33_cache_write_is_the_twin(tmp_path):
             continue
         c, fn, got = ln.split(" ")
         nkv, hd, pos, rows = CASES[int(c)]
-        want = np.zeros((SEQ, nkv * (hd + 4)), np.int8)
+        want = np.zeros((SEQ, nkv * (hd + kv_int8.SCALE_BYTES)), np.int8)
         kv_int8.kv_write(want, data(nkv, hd, rows, int(c)), pos, hd)
         assert got == want.tobytes().hex(), f"case {CASES[int(c)]}: {fn}'s cache differs from the twin"
         seen.add((int(c), fn))

@@ -2,12 +2,16 @@
 are bound to the wrappers of kernels/c/parallel_llm.c, which call the build's serial kernel on a
 slice of the outputs through slmc_parallel_for (kernels/c/parallel.c). Matrix products split by
 blocks of output rows, attention and RoPE by heads, SwiGLU and RMSNorm's scaling (after its sum of
-squares, on core 0) by blocks of elements, the q8 activation quantizer by groups: never inside a
+squares, on core 0) by blocks of elements, the q8 activation quantizer by groups (RMSNorm and RoPE only
+from the target's Cluster.min_split_elements elements a row: on the RP2350 a fork/join costs more than
+such a short cheap step saves): never inside a
 dot product or a reduction, so the outputs are bit-identical to the serial build. Attention over an
 fp16 KV cache splits by KV heads (parallel_attention_f16kv.c), so each cached row is still
 converted once for the query heads that share it. The RP2350's products (q8 on the M33, int8 on
-Hazard3) have theirs in parallel_mcu.c; their int8 attention and the int8 KV cache's kernels take all
-heads in one call, so attention stays on core 0 there.
+Hazard3) have theirs in parallel_mcu.c; attention over the int8 KV cache on the M33 splits by KV heads
+(parallel_attention_i8kv_dsp.c: a pair of query heads per KV head for stories260K), -q int8's integer
+attention by heads (parallel_attention_i.c). The int8 KV cache's portable kernel (attention_i8kv.c)
+takes all heads in one call and stays on core 0.
 
 `parallelize` is a pass over the kernel binding (it returns a new binding; the graph is not
 touched). Each wrapped call gets a site number: the runtime counts each core's instructions per
@@ -51,6 +55,9 @@ WRAPPERS: dict[str, Wrapper] = {
     "rope_f32_dsp.c": Wrapper("slmc_par_rope_f32", True, "heads"),
     "rope_f32.c": Wrapper("slmc_par_rope_f32", True, "heads"),
     "attention_f16kv.c": Wrapper("slmc_par_attention_f16kv", False, "kv_heads", "parallel_attention_f16kv.c"),
+    # the RP2350's attention: the int8 KV cache's on the M33 by KV heads, -q int8's integer attention by heads
+    "attention_i8kv_dsp.c": Wrapper("slmc_par_attention_i8kv_dsp", False, "kv_heads", "parallel_attention_i8kv_dsp.c"),
+    "attention_i.c": Wrapper("slmc_par_attention_i", False, "heads", "parallel_attention_i.c"),
     # the RP2350's matrix products (parallel_mcu.c): q8 on the M33, int8 on Hazard3 and the portable int8
     "linear_q8_dsp.c": Wrapper("slmc_par_linear_q8w", True, "rows", "parallel_mcu.c"),
     "linear_i8_rv32.c": Wrapper("slmc_par_linear_i8", True, "rows", "parallel_mcu.c"),
@@ -94,18 +101,26 @@ def _wrapped(base: KernelSpec, w: Wrapper, cores: int, sites: dict[int, int]) ->
 _ROW_OPS, _ROW_LAYOUTS = ("linear", "linear_q8", "linear_i8"), ("", "rows4")
 
 
-def _splits(n: Node, w: Wrapper) -> bool:
+# element-wise steps too cheap per element to pay a fork/join on few elements (the target's Cluster.min_split_elements)
+_CHEAP_OPS = ("rmsnorm", "rope")
+
+
+def _splits(n: Node, w: Wrapper, min_elements: int = 0) -> bool:
+    if n.op in _CHEAP_OPS and min_elements and n.outputs[0].shape[-1] < min_elements:
+        return False
     return w.split != "rows" or (n.op in _ROW_OPS and n.attrs.get("layout", "") in _ROW_LAYOUTS)
 
 
-def parallelize(graphs: list[Graph], binding: dict[int, KernelSpec], cores: int) -> tuple[dict[int, KernelSpec], list[Site]]:
-    """The binding with every splittable kernel replaced by its parallel wrapper, and the call sites."""
+def parallelize(graphs: list[Graph], binding: dict[int, KernelSpec], cores: int,
+                min_elements: int = 0) -> tuple[dict[int, KernelSpec], list[Site]]:
+    """The binding with every splittable kernel replaced by its parallel wrapper, and the call sites; RMSNorm
+    and RoPE on rows of fewer than `min_elements` elements stay serial."""
     out, sites, index = dict(binding), [], {}
     wrapped: dict[int, KernelSpec] = {}
     for g in graphs:
         for n in g.nodes:
             spec = binding.get(id(n))
-            if spec is None or spec.c_file not in WRAPPERS or not _splits(n, WRAPPERS[spec.c_file]):
+            if spec is None or spec.c_file not in WRAPPERS or not _splits(n, WRAPPERS[spec.c_file], min_elements):
                 continue
             w = WRAPPERS[spec.c_file]
             index[id(n)] = len(sites)

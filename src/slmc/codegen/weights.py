@@ -75,13 +75,11 @@ def layout_weights(graphs: list[Graph], in_ram: frozenset[str] = frozenset()) ->
     return WeightsLayout(tuple(entries), by_value, b"".join(chunks["flash"]), b"".join(chunks["ram"]))
 
 
-def weights_for_sram(layout: WeightsLayout, graphs: list[Graph], budget: int) -> frozenset[str]:
-    """The constants to copy into `budget` bytes of SRAM: every byte of a matrix is read once per token
-    from flash, so any byte moved saves the same; tables read one row per token (token embeddings,
-    RoPE's cos/sin, learned positions) are left in flash unless a matrix product reads them too (a tied
-    classifier), and so are a mixture of experts' stacked experts (a byte is read only when its expert is
-    chosen; with an expert cache, from its SRAM slots). Largest first, then the rest that still fit (the
-    gaps of alignment counted)."""
+ROW_READS = ("embedding", "rope", "pos_embedding")  # ops that read one row of a table per token row
+
+
+def _readers(layout: WeightsLayout, graphs: list[Graph]) -> dict[int, set[str]]:
+    """entry index -> the ops that read it (views looked through: a constant read only through a view has none)."""
     from slmc.ir.ops import VIEWS
 
     readers: dict[int, set[str]] = {}
@@ -92,8 +90,40 @@ def weights_for_sram(layout: WeightsLayout, graphs: list[Graph], budget: int) ->
             for v in n.inputs:
                 if v is not None and id(v) in layout.by_value:
                     readers.setdefault(layout.by_value[id(v)], set()).add(n.op)
-    row_reads = ("embedding", "rope", "pos_embedding")
-    cands = sorted((i for i, ops in readers.items() if not all(op.startswith(row_reads) for op in ops)
+    return readers
+
+
+def _row_table(ops: set[str] | None) -> bool:
+    return bool(ops) and all(op.startswith(ROW_READS) for op in ops)  # type: ignore[union-attr]
+
+
+def read_bytes_per_step(layout: WeightsLayout, graphs: list[Graph], region: str | None = None, rows: int = 1) -> int:
+    """The constant bytes a step of `rows` token rows reads (in `region`, or in both): every byte of a matrix
+    once; of a table that only row-reading ops read (token embeddings, RoPE's cos/sin, learned positions: shape
+    [positions or tokens, ...]) one row per token row; a constant whose readers are unknown (read through a view)
+    whole, one the graphs do not hold not at all. A mixture of experts' stacked experts count whole here
+    (toolchain/profile.py takes off the unread)."""
+    readers = _readers(layout, graphs)
+    held = {layout.by_value[id(v)] for g in graphs for v in g.consts() if id(v) in layout.by_value}
+    total = 0
+    for i, e in enumerate(layout.entries):
+        if (region is not None and e.region != region) or i not in held:
+            continue
+        ops = readers.get(i)
+        table = _row_table(ops) and len(e.shape) >= 2 and e.shape[0] > 0
+        total += min(e.nbytes, rows * (e.nbytes // e.shape[0])) if table else e.nbytes
+    return total
+
+
+def weights_for_sram(layout: WeightsLayout, graphs: list[Graph], budget: int) -> frozenset[str]:
+    """The constants to copy into `budget` bytes of SRAM: every byte of a matrix is read once per token
+    from flash, so any byte moved saves the same; tables read one row per token (token embeddings,
+    RoPE's cos/sin, learned positions) are left in flash unless a matrix product reads them too (a tied
+    classifier), and so are a mixture of experts' stacked experts (a byte is read only when its expert is
+    chosen; with an expert cache, from its SRAM slots). Largest first, then the rest that still fit (the
+    gaps of alignment counted)."""
+    readers = _readers(layout, graphs)
+    cands = sorted((i for i, ops in readers.items() if not _row_table(ops)
                     and not any(op.startswith("moe_experts") for op in ops)),
                    key=lambda i: -layout.entries[i].nbytes)
     chosen, left = set(), budget

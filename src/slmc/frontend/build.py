@@ -10,7 +10,7 @@ f32[seq, vocab]. The KV cache is state, [seq_len, n_kv_heads * head_dim] per lay
 in place by `kv_write` (its output aliases the cache); with kv_cache="fp16" the cache holds IEEE binary16
 bit patterns (u16, storage only: kv_write rounds to nearest even, attention converts back to float); with
 kv_cache="int8" it holds per position and KV head a record of head_dim int8 values and their float32 scale
-(i8 [seq_len, n_kv_heads * (head_dim + 4)], reference/kv_int8.py), read by integer attention.
+(i8 [seq_len, n_kv_heads * (head_dim + 2)], reference/kv_int8.py), read by integer attention.
 Activations are [seq, features]: at run time the C kernels take the number of valid rows `n <= seq`, so
 one prompt graph serves shorter chunks. A weight the checkpoint stored quantized (Q8Tensor) becomes a
 float constant that keeps the original as its `source`, which the q8 pass uses as it is.
@@ -135,7 +135,7 @@ class _Builder:
     def attention(self, x: Value, lw: LayerWeights, i: int, p: str, pos: Value) -> Value:
         """The attention sublayer of layer i, up to (not including) its residual add."""
         cfg, g, S = self.cfg, self.g, self.seq
-        width = cfg.n_kv_heads * (cfg.head_dim + 4) if self.kv is DType.I8 else cfg.kv_dim  # int8: + a scale per head
+        width = cfg.n_kv_heads * (cfg.head_dim + 2) if self.kv is DType.I8 else cfg.kv_dim  # int8: + a binary16 scale per head
         kc = g.add_state(f"key_cache_{i}", (cfg.seq_len, width), self.kv)
         vc = g.add_state(f"value_cache_{i}", (cfg.seq_len, width), self.kv)
         h = self.pre_norm(x, lw.attn_norm, lw.attn_norm_b, f"{p}.attn_norm", Role.ATTN_NORM)

@@ -183,17 +183,20 @@ register(replace(_attention("attention_f32_x86", F32, lambda n: 4 * n.inputs[1].
                  isa="sse2", deps=("attention_f32.c",)))
 register(_attention("attention_f16kv", U16, lambda n: 4 * (n.attrs["n_heads"] // n.attrs["n_kv_heads"]
                                                               * n.inputs[1].shape[0] + n.attrs["head_dim"]), "n_kv_heads"))
-# --kv-cache int8 (reference/kv_int8.py): records of head_dim int8 values and a float32 scale per position and
+# --kv-cache int8 (reference/kv_int8.py): records of head_dim int8 values and a binary16 scale per position and
 # KV head; attention with integer q.k and p.v (attention_i8kv_dsp.c: SXTB16/SMLAD on the Cortex-M33, same bits)
 def _i8kv_heads(n: Node) -> tuple[int, int]:
-    """(n_kv_heads, head_dim) of a kv_write on an int8 cache: the record adds 4 bytes per KV head."""
-    kv = (n.inputs[0].shape[-1] - _last(n, 1)) // 4  # type: ignore[union-attr]
+    """(n_kv_heads, head_dim) of a kv_write on an int8 cache: the record adds a 2-byte scale per KV head."""
+    kv = (n.inputs[0].shape[-1] - _last(n, 1)) // 2  # type: ignore[union-attr]
     return kv, _last(n, 1) // kv
 
 
-def _i8kv_scratch(n: Node) -> int:
+def _i8kv_scratch(n: Node, isa: str = "any") -> int:
     kv_mul, hd, seq = n.attrs["n_heads"] // n.attrs["n_kv_heads"], n.attrs["head_dim"], n.inputs[1].shape[0]  # type: ignore[union-attr]
-    return 4 * (kv_mul * seq + 2 * kv_mul + hd) + (kv_mul * hd + 3) // 4 * 4 + 4 * (seq + 2)  # + dsp's int16 weights of 2 heads
+    # attention_i8kv_dsp_pair.c (head_dim 8, two query heads per KV head, no soft-cap) writes its int16 weights over
+    # the scores; the DSP kernel's other paths keep them after attention_i8kv.c's scratch (2 heads' worth)
+    pair = isa == "dsp" and hd == 8 and kv_mul == 2 and not n.attrs.get("softcap", 0.0)
+    return 4 * (kv_mul * seq + 2 * kv_mul + hd) + (kv_mul * hd + 3) // 4 * 4 + (0 if pair else 4 * (seq + 2))
 
 
 register(KernelSpec("kv_write", I8, "kv_write_i8.c",
@@ -207,7 +210,7 @@ for _isa, _fn in (("any", "attention_i8kv"), ("dsp", "attention_i8kv_dsp")):
                         lambda n, c, fn=_fn: f"slmc_{fn}({c.out()}, {c.ref(0)}, {c.ref(1)}, {c.ref(2)}, {c.scratch()}, "
                                              f"{c.rows}, {n.attrs['n_heads']}, {n.attrs['n_kv_heads']}, "
                                              f"{n.attrs['head_dim']}, {c.pos}{attention_extras(n)});",
-                        isa=_isa, scratch=_i8kv_scratch, macs=_attention_macs,
+                        isa=_isa, scratch=lambda n, isa=_isa: _i8kv_scratch(n, isa), macs=_attention_macs,
                         deps=("kv_write_i8.c",) + (("attention_i8kv_dsp_pair.c",) if _isa == "dsp" else ()),
                         overlap=by_chunks(0, lambda n: _rows(n) * n.attrs["n_kv_heads"], "token rows, then n_kv_heads: "
                                           "a query part is read whole before its output part is written"),

@@ -118,10 +118,12 @@ class _Chip:
             cache = n.inputs[0]
             k0, k1 = self.rows[Role.K]
             width = k1 - k0
-            if cache.dtype is DType.I8:  # --kv-cache int8: a record of head_dim values and a 4-byte scale per KV head
+            if cache.dtype is DType.I8:  # --kv-cache int8: a record of head_dim values and a scale per KV head
+                from slmc.reference.kv_int8 import SCALE_BYTES
+
                 kv = n.inputs[1].shape[-1]  # type: ignore[union-attr]
-                hd = kv // ((cache.shape[-1] - kv) // 4)  # type: ignore[union-attr]
-                width = width // hd * (hd + 4)
+                hd = kv // ((cache.shape[-1] - kv) // SCALE_BYTES)  # type: ignore[union-attr]
+                width = width // hd * (hd + SCALE_BYTES)
             state = rb.g.add_state(cache.name, (cache.shape[0], width), cache.dtype)  # type: ignore[union-attr]
             rb.map[id(cache)] = state
             rb.copy(n, types=[state.type])

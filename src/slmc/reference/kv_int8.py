@@ -3,10 +3,11 @@ computes the same bits). Every step is integer arithmetic or one float32 operati
 order, so the twin is bit-exact against the C given the same inputs, on every target (IEEE float32 with
 contraction off; no libm call: the kernels' exp is their own polynomial, written out here too).
 
-The cache state is int8 [seq_len, n_kv_heads * (head_dim + 4)]: per position and KV head one record of
-head_dim int8 values and the record's float32 scale (4 bytes, little-endian), so a record's values and scale
-are read together. Quantization as q8's: scale = max|x| / 127, q = x / scale rounded half to even (an
-all-zero head: scale 0, zeros)."""
+The cache state is int8 [seq_len, n_kv_heads * (head_dim + 2)]: per position and KV head one record of
+head_dim int8 values and the record's scale as binary16 (2 bytes, little-endian; SCALE_BYTES), so a record's
+values and scale are read together. Quantization as q8's: scale = max|x| / 127 in float32, q = x / scale
+rounded half to even (an all-zero head: scale 0, zeros); the scale is stored rounded to binary16 (numpy's
+float32 -> float16, nearest even: slmc_i8kv_half) and read back exactly, so attention uses the rounded scale."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 f32 = np.float32
+SCALE_BYTES = 2  # a record's scale: binary16 (SLMC_I8KV_SCALE)
 LOG2E = f32(1.44269504)
 # 2^f on (-1, 0]: degree 4, c0 = 1 exactly (relative error under 4e-6); attention_i8kv.c's I8KV_C1..C4
 EXP2_POLY = (f32(0.6930635571479797), f32(0.23945681750774384), f32(0.05322372913360596),
@@ -33,14 +35,16 @@ def quantize_heads(x: np.ndarray, hd: int) -> tuple[np.ndarray, np.ndarray]:
 
 def pack(q: np.ndarray, s: np.ndarray, hd: int) -> np.ndarray:
     rows = q.shape[0]
-    rec = np.concatenate([q.reshape(rows, -1, hd), s.astype("<f4").reshape(rows, -1, 1).view(np.int8)], axis=2)
+    with np.errstate(over="ignore"):
+        half = s.astype(f32).astype("<f2")
+    rec = np.concatenate([q.reshape(rows, -1, hd), half.reshape(rows, -1, 1).view(np.int8)], axis=2)
     return rec.reshape(rows, -1)
 
 
 def unpack(cache: np.ndarray, hd: int) -> tuple[np.ndarray, np.ndarray]:
-    """int8 [T, n_kv * (hd + 4)] -> values int8 [T, n_kv, hd], scales f32 [T, n_kv]."""
-    rec = cache.reshape(cache.shape[0], -1, hd + 4)
-    return rec[:, :, :hd], np.ascontiguousarray(rec[:, :, hd:]).view("<f4")[:, :, 0].astype(f32)
+    """int8 [T, n_kv * (hd + 2)] -> values int8 [T, n_kv, hd], scales f32 [T, n_kv] (binary16, exact in float32)."""
+    rec = cache.reshape(cache.shape[0], -1, hd + SCALE_BYTES)
+    return rec[:, :, :hd], np.ascontiguousarray(rec[:, :, hd:]).view("<f2")[:, :, 0].astype(f32)
 
 
 def kv_write(cache: np.ndarray, x: np.ndarray, pos: int, hd: int) -> np.ndarray:

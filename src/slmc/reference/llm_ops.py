@@ -128,7 +128,7 @@ def kv_write(ins: list[Any], a: dict[str, Any]) -> list[np.ndarray]:
     cache, x, pos = ins
     p = int(pos[0])
     if cache.dtype == np.int8:  # int8 storage: records of head_dim values and a scale (kv_write_i8.c)
-        return [kv_int8.kv_write(cache, x, p, x.shape[1] // ((cache.shape[1] - x.shape[1]) // 4))]
+        return [kv_int8.kv_write(cache, x, p, x.shape[1] // ((cache.shape[1] - x.shape[1]) // kv_int8.SCALE_BYTES))]
     if cache.dtype == np.uint16:  # fp16 storage: binary16 bits, rounded to nearest even like kv_write_f16.c
         with np.errstate(over="ignore"):
             x = x.astype(f32).astype(np.float16).view(np.uint16)

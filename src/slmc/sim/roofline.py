@@ -66,7 +66,9 @@ def roofline(row: dict, cfg: DecoderConfig, flash_bytes_per_s: float, positions:
     flash_s = row.get("estimated_flash_seconds_per_token") or 0.0
     flash_bytes = flash_s * flash_bytes_per_s
     kv_elem = 2 if row["program"] == "slmc" else 4       # slmc's fp16 KV cache on the RP2350; llama2.c fp32
-    sram = (row["weights_bytes"] - flash_bytes) + kv_bytes_read(cfg, positions, kv_elem)
+    read = row.get("weights_read_per_step")             # what a token reads (tables one row), where a row says
+    weights = read["flash"] + read["sram"] if read else row["weights_bytes"]
+    sram = (weights - flash_bytes) + kv_bytes_read(cfg, positions, kv_elem)
     mem_cycles = sram / SRAM_BYTES_PER_CYCLE + flash_s * CLOCK_HZ
     mac_cycles = macs * best.cycles_per_mac if best else None
     roof = (mac_cycles or 0.0) + mem_cycles

@@ -190,7 +190,8 @@ def bind_and_plan(built: Built, config: CompileConfig, progress: Progress) -> Pl
     if target.cores:  # the splittable kernels through their parallel wrappers, with a scratch slice per core
         from slmc.codegen.parallel import parallelize
 
-        binding, _ = parallelize(graphs, binding, target.cores)
+        cluster = target.engines.cluster if target.engines is not None else None
+        binding, _ = parallelize(graphs, binding, target.cores, cluster.min_split_elements if cluster else 0)
     progress("planning memory")
     scratch = {id(n): binding[id(n)].scratch(n) for g in graphs for n in g.nodes if id(n) in binding}
     contracts = None

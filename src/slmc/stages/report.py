@@ -46,6 +46,7 @@ def build_report(fitted: Fitted, p: Planned, project: Project, source: Source, p
         memory={"weights_in": "flash+sram" if p.weights.ram_blob else "flash", **{m.memory: m.as_dict() for m in p.memory}}
         if p.memory else None,
         weights_sram_bytes=p.weights.ram_bytes if p.weights.ram_blob else None,
+        weights_read_per_step=_weights_read(p) if p.llm is not None else None,
         model_seq_len=source.seq_len if decoder and whole and model.config.seq_len != source.seq_len else None,
         tokenizer="tokenizer" + source.tokenizer.suffix if source.tokenizer is not None and whole else None,
         batch=_batch(p) if p.llm is not None and p.llm.batch else None,
@@ -111,6 +112,16 @@ def _decoder_facts(model: DecoderModel, fit_notes: tuple[str, ...]) -> DecoderFa
     c = model.config
     return DecoderFacts(2 * c.n_layers * c.n_heads * c.head_dim, _model_config(model), model.n_params(), model.source,
                         (*model.notes, *fit_notes))
+
+
+def _weights_read(p: Planned) -> dict:
+    """The constant bytes a decode step reads, where they sit (a table one row per token row of the step:
+    codegen/weights.py); the flash term of the ESTIMATE (toolchain/profile.py) reads `flash`."""
+    from slmc.codegen.weights import read_bytes_per_step
+
+    rows = p.llm.rows if p.llm is not None and p.llm.batch else 1
+    return dict(flash=read_bytes_per_step(p.weights, p.graphs[:1], "flash", rows),
+                sram=read_bytes_per_step(p.weights, p.graphs[:1], "ram", rows))
 
 
 def _kv_cache(config: CompileConfig) -> str:

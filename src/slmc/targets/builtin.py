@@ -70,6 +70,10 @@ def _rp2350_cluster(isa: str, macs_per_cycle: float) -> Cluster:
         # source: the datasheet's SRAM8/SRAM9 (4 KB each, the "scratch" banks the SDK gives each core's stack);
         # parallel_harts.c gives each further core a 4 KB stack, counted in the SRAM fit (toolchain/harts.py)
         core_stack_bytes=4 * KB,
+        # measured (benchmarks/rp2350_cores.py, stories260K q8 on two M33s, exact counts): split, the 64-element
+        # RMSNorms took 0.91x and the RoPEs of 64 and 32 elements 0.59x-0.61x of their serial instructions on the
+        # critical path, before the fork/joins: these cheap element-wise steps stay on core 0 below 128 elements
+        min_split_elements=128,
     )
 
 

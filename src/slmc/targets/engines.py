@@ -21,6 +21,7 @@ class Cluster:
     l1_bytes_per_cycle: float         # what all cores together load from L1 per cycle
     pj_per_mac: float                 # energy of one MAC on a core, operand loads included
     core_stack_bytes: int = 0         # each core but the first: its own stack, counted in the SRAM fit
+    min_split_elements: int = 0       # RMSNorm and RoPE split only from this many elements a row (codegen/parallel.py)
 
 
 @dataclass(frozen=True)

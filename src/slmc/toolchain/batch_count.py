@@ -44,8 +44,12 @@ def count_batch(project: Path, target: Target, rep: dict, args: list[str]) -> tu
     out: dict = dict(counter=counts.counter, step_calls=len(calls), step_instructions=instr,
                      instructions_per_token=instr / generated if generated else None,
                      instructions_per_step=instr / len(calls) if calls else None)
-    in_flash = rep.get("weights_bytes", 0) - (rep.get("weights_sram_bytes") or 0)
-    out["weight_bytes_per_token"] = rep.get("weights_bytes", 0) * len(calls) / generated if generated else None
+    from slmc.toolchain.profile import flash_read_bytes
+
+    in_flash = flash_read_bytes(rep)  # per step: every matrix byte once, a table's row per row of the step
+    read = rep.get("weights_read_per_step")
+    step_bytes = read["flash"] + read["sram"] if read is not None else rep.get("weights_bytes", 0)
+    out["weight_bytes_per_token"] = step_bytes * len(calls) / generated if generated else None
     out.update(estimate(target, cycles / generated if cycles is not None and generated else None,
                         in_flash * len(calls) / generated if generated else 0.0))
     return res, out

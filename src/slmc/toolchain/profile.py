@@ -101,10 +101,22 @@ def unread_expert_bytes(rep: dict) -> float:
     return ex["all_experts_bytes"] - (0 if ex["slots"] else ex["top_k"] * ex["layers"] * per_expert)
 
 
+def flash_read_bytes(rep: dict) -> float:
+    """The weight bytes a decode step reads from flash: report.json's `weights_read_per_step.flash` (every byte of a
+    matrix, one row per token row of a table read by rows: RoPE's cos/sin, untied embeddings, learned positions),
+    or for a report without it, every weight byte not copied to SRAM; less the experts a token does not read."""
+    read = rep.get("weights_read_per_step")
+    if read is not None:
+        flash = read["flash"]
+    else:
+        flash = rep.get("weights_bytes", 0) - (rep.get("weights_sram_bytes") or 0)
+    return flash - unread_expert_bytes(rep)
+
+
 def estimate(target: Target, rep: dict, cycles_per_token: float | None) -> dict:
     """Estimated cycles and tokens/s: compute at the target's clock, plus (where the target gives a
-    flash read rate and the weights sit in flash) one read of every weight byte per token through a
-    cache far smaller than the weights, not overlapped with compute."""
+    flash read rate and the weights sit in flash) the weight bytes a token reads from flash read once
+    per token through a cache far smaller than the weights, not overlapped with compute."""
     model = MODELS.get(target.cycle_model)
     out: dict = dict(estimated_cycles_per_token=cycles_per_token, estimated_tokens_per_s=None,
                      estimate_basis=None)
@@ -116,12 +128,15 @@ def estimate(target: Target, rep: dict, cycles_per_token: float | None) -> dict:
         weights_in = rep.get("memory", {}).get("weights_in", "flash")
         rate = target.flash.read_bytes_per_s if target.flash else None
         if rate and weights_in.startswith("flash"):
-            in_sram = rep.get("weights_sram_bytes", 0)
-            stall = (rep.get("weights_bytes", 0) - in_sram - unread_expert_bytes(rep)) / rate
+            in_sram = rep.get("weights_sram_bytes") or 0
+            flash = flash_read_bytes(rep)
+            stall = flash / rate
             seconds += stall
             out["estimated_flash_seconds_per_token"] = stall
-            basis.append(f"plus every weight byte read once per token from flash at {rate / 1e6:g} MB/s"
-                         + (f" ({in_sram:,} B of them copied to SRAM at boot and read there)" if in_sram else ""))
+            out["estimated_flash_bytes_per_token"] = flash
+            basis.append(f"plus the {flash:,.0f} weight bytes a token reads from flash (tables one row), read once "
+                         f"per token at {rate / 1e6:g} MB/s"
+                         + (f" ({in_sram:,} B of weights copied to SRAM at boot and read there)" if in_sram else ""))
         out["estimated_tokens_per_s"] = 1.0 / seconds
         basis.append(f"at {target.clock_hz / 1e6:g} MHz")
     out["estimate_basis"] = ", ".join(basis)

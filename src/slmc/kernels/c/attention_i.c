@@ -125,11 +125,11 @@ static inline __attribute__((always_inline)) void att_head(
     static __attribute__((noinline)) void NAME(int16_t *out, const int16_t *q, const int16_t *kc, const int16_t *vc, \
                                                int32_t *sc, const int32_t *lut, int n, int n_heads, int rep, \
                                                int pos, int window, uint32_t c, uint32_t t_cap, int q_shift, \
-                                               int32_t q_max, int o_shift, int kv_dim) { \
+                                               int32_t q_max, int o_shift, int kv_dim, int h0, int h1) { \
         int32_t qa[16], na[16]; \
         for (int i = 0; i < n; i++) { \
             int last = pos + i, first = window > 0 && last >= window ? last - window + 1 : 0; \
-            for (int h = 0; h < n_heads; h++) \
+            for (int h = h0; h < h1; h++) \
                 att_head(out + ((size_t)i * n_heads + h) * HD, q + ((size_t)i * n_heads + h) * HD, \
                          kc + (h / rep) * HD, vc + (h / rep) * HD, sc, qa, na, lut, kv_dim, first, last, c, 0, t_cap, \
                          q_shift, q_max, o_shift, NULL, 0, 0, 0, 0, 0, HD, 0, 0); \
@@ -139,21 +139,25 @@ SLMC_ATT_FAST(att_heads8, 8)
 SLMC_ATT_FAST(att_heads16, 16)
 #undef SLMC_ATT_FAST
 
-void slmc_attention_i(int16_t *out, const int16_t *q, const int16_t *kc, const int16_t *vc, void *scratch,
-                      const int32_t *lut, int n, int n_heads, int n_kv_heads, int head_dim, int pos, int seq_len,
-                      int64_t c, int t_shift, int64_t t_cap, int q_shift, int q_max, int f_out, int f_v, int window,
-                      const int32_t *tanh_lut, int64_t cap_m, int cap_shift, int64_t capq, int step_log2, int range) {
+/* query heads h0..h1-1 of every token row (each head reads only its own query and its KV head's columns): the
+ * serial kernel takes them all; a multi-core build (parallel_attention_i.c) gives each core a range, with its own
+ * scratch, and the bits are the serial kernel's */
+static inline __attribute__((always_inline)) void att_heads(
+    int16_t *out, const int16_t *q, const int16_t *kc, const int16_t *vc, void *scratch, const int32_t *lut, int n,
+    int n_heads, int n_kv_heads, int head_dim, int pos, int seq_len, int64_t c, int t_shift, int64_t t_cap, int q_shift,
+    int q_max, int f_out, int f_v, int window, const int32_t *tanh_lut, int64_t cap_m, int cap_shift, int64_t capq,
+    int step_log2, int range, int h0, int h1) {
     int32_t *sc = (int32_t *)scratch, *num = sc + seq_len + (seq_len & 1), *qn = num + head_dim;
     int32_t qa[16], na[16]; /* unrolled sizes: locals, which gcc keeps in registers */
     int kv_dim = n_kv_heads * head_dim, rep = n_heads / n_kv_heads, o_shift = 15 + f_v - f_out;
     if (!tanh_lut && t_shift == 0 && (head_dim == 8 || head_dim == 16)) {
         (head_dim == 8 ? att_heads8 : att_heads16)(out, q, kc, vc, sc, lut, n, n_heads, rep, pos, window, (uint32_t)c,
-                                                   (uint32_t)t_cap, q_shift, q_max, o_shift, kv_dim);
+                                                   (uint32_t)t_cap, q_shift, q_max, o_shift, kv_dim, h0, h1);
         return;
     }
     for (int i = 0; i < n; i++) {
         int last = pos + i, first = window > 0 && last >= window ? last - window + 1 : 0;
-        for (int h = 0; h < n_heads; h++) {
+        for (int h = h0; h < h1; h++) {
             const int16_t *qh = q + (size_t)i * n_heads * head_dim + (size_t)h * head_dim;
             const int16_t *kh = kc + (h / rep) * head_dim, *vh = vc + (h / rep) * head_dim;
             int16_t *o = out + (size_t)i * n_heads * head_dim + (size_t)h * head_dim;
@@ -168,4 +172,21 @@ void slmc_attention_i(int16_t *out, const int16_t *q, const int16_t *kc, const i
 #undef SLMC_ATT_HEAD
         }
     }
+}
+
+void slmc_attention_i(int16_t *out, const int16_t *q, const int16_t *kc, const int16_t *vc, void *scratch,
+                      const int32_t *lut, int n, int n_heads, int n_kv_heads, int head_dim, int pos, int seq_len,
+                      int64_t c, int t_shift, int64_t t_cap, int q_shift, int q_max, int f_out, int f_v, int window,
+                      const int32_t *tanh_lut, int64_t cap_m, int cap_shift, int64_t capq, int step_log2, int range) {
+    att_heads(out, q, kc, vc, scratch, lut, n, n_heads, n_kv_heads, head_dim, pos, seq_len, c, t_shift, t_cap, q_shift,
+              q_max, f_out, f_v, window, tanh_lut, cap_m, cap_shift, capq, step_log2, range, 0, n_heads);
+}
+
+void slmc_attention_i_heads(int16_t *out, const int16_t *q, const int16_t *kc, const int16_t *vc, void *scratch,
+                            const int32_t *lut, int n, int n_heads, int n_kv_heads, int head_dim, int pos, int seq_len,
+                            int64_t c, int t_shift, int64_t t_cap, int q_shift, int q_max, int f_out, int f_v,
+                            int window, const int32_t *tanh_lut, int64_t cap_m, int cap_shift, int64_t capq,
+                            int step_log2, int range, int h0, int h1) {
+    att_heads(out, q, kc, vc, scratch, lut, n, n_heads, n_kv_heads, head_dim, pos, seq_len, c, t_shift, t_cap, q_shift,
+              q_max, f_out, f_v, window, tanh_lut, cap_m, cap_shift, capq, step_log2, range, h0, h1);
 }

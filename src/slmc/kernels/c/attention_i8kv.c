@@ -1,7 +1,7 @@
 #include "slmc_kernels.h"
 
 /* Causal attention over the int8 KV cache (--kv-cache int8; kv_write_i8.c's records: head_dim int8 values and
- * a float32 scale per position and KV head), integer dot products on both sides of the softmax:
+ * a binary16 scale per position and KV head, converted to float exactly), integer dot products on both sides of the softmax:
  *   q.k  each query head quantized to int8 like a cache record (scale sq), an exact int32 dot product with
  *        each key; the score in units of log2(e): (float)dot * (sk * c2), c2 = (sq / sqrt(head_dim)) * log2(e)
  *        (with a soft-cap: slmc_i8kv_softcap((float)dot * (sk * c)) * log2(e), c = sq / sqrt(head_dim);
@@ -20,7 +20,7 @@ void slmc_i8kv_quantize(int8_t *q, float *scale, const float *x, int hd);
 
 void slmc_attention_i8kv(float *out, const float *q, const int8_t *kc, const int8_t *vc, float *scratch, int n,
                          int n_heads, int n_kv_heads, int hd, int pos, int window, float softcap) {
-    int kv_mul = n_heads / n_kv_heads, stride = pos + n, rec = hd + 4;
+    int kv_mul = n_heads / n_kv_heads, stride = pos + n, rec = hd + SLMC_I8KV_SCALE;
     size_t row = (size_t)n_kv_heads * rec;
     float *att = scratch;
     int8_t *qq = (int8_t *)(void *)(att + (size_t)kv_mul * stride);
@@ -41,8 +41,7 @@ void slmc_attention_i8kv(float *out, const float *q, const int8_t *kc, const int
             }
             for (int t = t0; t < len; t++) {
                 const int8_t *k = kc + (size_t)t * row + (size_t)kh * rec;
-                float sk;
-                memcpy(&sk, k + hd, 4);
+                float sk = slmc_i8kv_unhalf(k + hd);
                 for (int j = 0; j < kv_mul; j++) {
                     const int8_t *qj = qq + (size_t)j * hd;
                     int32_t dot = 0;
@@ -57,9 +56,8 @@ void slmc_attention_i8kv(float *out, const float *q, const int8_t *kc, const int
                 for (int t = t0; t < len; t++)
                     if (a[t] > mx) mx = a[t];
                 for (int t = t0; t < len; t++) {
-                    float e = slmc_i8kv_exp2(a[t] - mx), sv;
+                    float e = slmc_i8kv_exp2(a[t] - mx), sv = slmc_i8kv_unhalf(v0 + (size_t)t * row + hd);
                     sum += e;
-                    memcpy(&sv, v0 + (size_t)t * row + hd, 4);
                     a[t] = e * sv;
                     if (a[t] > wmax) wmax = a[t];
                 }

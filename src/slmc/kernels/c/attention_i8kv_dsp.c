@@ -4,7 +4,8 @@
 /* attention_i8kv.c for the Cortex-M33 (Armv8-M DSP extension), bit-identical to it: its integer sums are
  * exact in any order, and its float steps are attention_i8kv.c's single operations in the same order
  * (slmc_i8kv_exp2 and slmc_i8kv_softcap are slmc_kernels.h's, shared). head_dim is a multiple of 4, so a record is
- * whole words and its scale word-aligned (arena buffers are 16-byte aligned):
+ * whole words and its binary16 scale; a record starts at an even byte (hd + 2 bytes each), so its words are read by
+ * single LDRs, which the M33 does unaligned (never LDRD/LDM), and its scale by LDRH and VCVTB (exact):
  *   q.k  the query head quantized once and kept as sign-extended halfword pairs (q0,q2), (q1,q3), what
  *        SXTB16 and SXTB16 ROR #8 make of a key word: two SMLADs add a word's 4 products; the scores'
  *        maximum is kept on the way;
@@ -39,11 +40,20 @@ static inline uint32_t i8kv_hi(uint32_t a, uint32_t b) {
     return r;
 }
 
-/* record words and scales, word-aligned (head_dim % 4 == 0), read as what they hold */
-typedef uint32_t __attribute__((may_alias)) i8kv_u32;
-typedef float __attribute__((may_alias)) i8kv_f32;
-static inline uint32_t i8kv_w(const int8_t *p) { return *(const i8kv_u32 *)__builtin_assume_aligned(p, 4); }
-static inline float i8kv_f(const int8_t *p) { return *(const i8kv_f32 *)__builtin_assume_aligned(p, 4); }
+/* record words (2-byte aligned: single LDRs, unaligned where a record starts at 2 mod 4) and binary16 scales */
+typedef uint32_t __attribute__((may_alias, aligned(2))) i8kv_u32;
+static inline uint32_t i8kv_w(const int8_t *p) { return *(const i8kv_u32 *)__builtin_assume_aligned(p, 2); }
+static inline float i8kv_f(const int8_t *p) {
+#if defined(__ARM_FP) && defined(__GNUC__)
+    uint16_t h;
+    float f;
+    memcpy(&h, p, 2);
+    __asm__("vmov %0, %1\n\tvcvtb.f32.f16 %0, %0" : "=t"(f) : "r"((uint32_t)h));
+    return f;
+#else
+    return slmc_i8kv_unhalf(p);
+#endif
+}
 
 /* SXTB16 of x rotated right by 8 in one instruction (gcc 12 does not fold the rotation) */
 static inline uint32_t i8kv_odd(uint32_t x) {
@@ -155,13 +165,17 @@ __attribute__((noinline)) static void i8kv_values2(float *oa, float *ob, const u
  * heads in one pass each; built where this guard holds) */
 #if defined(__ARM_FEATURE_DSP) && defined(__thumb2__) && defined(__ARM_FP) && defined(__GNUC__)
 #define I8KV_PAIRS 1
-void slmc_i8kv_dsp_pairs(float *o, const float *q, const int8_t *kc, const int8_t *vc, float *att, uint32_t *wq,
-                         int n_kv_heads, int stride, int t0, int count, int qm, float sqrt_hd);
+void slmc_i8kv_dsp_pairs(float *o, const float *q, const int8_t *kc, const int8_t *vc, float *att, int n_kv_heads,
+                         int stride, int t0, int count, int qm, float sqrt_hd, int kh0, int kh1);
 #endif
 
-void slmc_attention_i8kv_dsp(float *out, const float *q, const int8_t *kc, const int8_t *vc, float *scratch, int n,
-                             int n_heads, int n_kv_heads, int hd, int pos, int window, float softcap) {
-    int kv_mul = n_heads / n_kv_heads, stride = pos + n, rec = hd + 4, words = hd / 4;
+/* KV heads kh0..kh1-1 (and their query heads) of every token row: each KV head's outputs depend on its own
+ * query heads and cache columns only, so a multi-core build (parallel_attention_i8kv_dsp.c) gives each core
+ * a range of them with its own scratch, and the bits are the serial kernel's. */
+void slmc_attention_i8kv_dsp_heads(float *out, const float *q, const int8_t *kc, const int8_t *vc, float *scratch, int n,
+                                   int n_heads, int n_kv_heads, int hd, int pos, int window, float softcap, int kh0,
+                                   int kh1) {
+    int kv_mul = n_heads / n_kv_heads, stride = pos + n, rec = hd + SLMC_I8KV_SCALE, words = hd / 4;
     size_t row = (size_t)n_kv_heads * rec;
     float *att = scratch;
     int8_t *qq = (int8_t *)(void *)(att + (size_t)kv_mul * stride);
@@ -174,12 +188,12 @@ void slmc_attention_i8kv_dsp(float *out, const float *q, const int8_t *kc, const
         int qm = count <= 516 ? 32767 : (int)(2147483647 / (127 * (int64_t)count));
 #ifdef I8KV_PAIRS
         if (hd == 8 && kv_mul == 2 && !(softcap > 0.0f)) { /* every KV head of token row s */
-            slmc_i8kv_dsp_pairs(out + (size_t)s * n_heads * hd, q + (size_t)s * n_heads * hd, kc, vc, att, wq,
-                                n_kv_heads, stride, t0, count, qm, sqrt_hd);
+            slmc_i8kv_dsp_pairs(out + (size_t)s * n_heads * hd, q + (size_t)s * n_heads * hd, kc, vc, att,
+                                n_kv_heads, stride, t0, count, qm, sqrt_hd, kh0, kh1);
             continue;
         }
 #endif
-        for (int kh = 0; kh < n_kv_heads; kh++) {
+        for (int kh = kh0; kh < kh1; kh++) {
             const float *q0 = q + (size_t)s * n_heads * hd + (size_t)kh * kv_mul * hd;
             float *o0 = out + (size_t)s * n_heads * hd + (size_t)kh * kv_mul * hd;
             const int8_t *k0 = kc + (size_t)kh * rec, *v0 = vc + (size_t)kh * rec;
@@ -228,4 +242,10 @@ void slmc_attention_i8kv_dsp(float *out, const float *q, const int8_t *kc, const
             }
         }
     }
+}
+
+void slmc_attention_i8kv_dsp(float *out, const float *q, const int8_t *kc, const int8_t *vc, float *scratch, int n,
+                             int n_heads, int n_kv_heads, int hd, int pos, int window, float softcap) {
+    slmc_attention_i8kv_dsp_heads(out, q, kc, vc, scratch, n, n_heads, n_kv_heads, hd, pos, window, softcap, 0,
+                                  n_kv_heads);
 }

@@ -11,8 +11,8 @@ static inline uint32_t i8kv_lo(uint32_t a, uint32_t b) {
     return r;
 }
 
-typedef uint32_t __attribute__((may_alias)) i8kv_u32;
-static inline uint32_t i8kv_w(const int8_t *p) { return *(const i8kv_u32 *)__builtin_assume_aligned(p, 4); }
+typedef uint32_t __attribute__((may_alias, aligned(2))) i8kv_u32;
+static inline uint32_t i8kv_w(const int8_t *p) { return *(const i8kv_u32 *)__builtin_assume_aligned(p, 2); }
 
 static inline uint32_t i8kv_odd(uint32_t x) {
     uint32_t r;
@@ -27,9 +27,10 @@ static inline uint32_t i8kv_odd(uint32_t x) {
  * head's scratch (2 * count floats of the pair's 2 * stride). The float steps are i8kv_scores' and the softmax
  * loop's own single operations in their order (IEEE products commute), so the bits are the same:
  *   i8kv_scores2  per position: key words unpacked once for both heads, 2 x 4 SMLAD, the scores
- *        (float)dot * (sk * c2) and their maxima (VMAXNM): 29 instructions for 2 x 8 MACs (42 in i8kv_scores);
+ *        (float)dot * (sk * c2) and their maxima (VMAXNM): 31 instructions for 2 x 8 MACs, the binary16 scale
+ *        by LDRH, VMOV, VCVTB;
  *   i8kv_softmax2  per position: slmc_i8kv_exp2 for both heads, paired VMOVs for the exponent add, the sums and
- *        w = e * sv with their maxima: 43 instructions (50).
+ *        w = e * sv with their maxima: 45 instructions with the scale's conversion.
  * The row stride and the loop end sit in s14/s15 (no core register is left for them). */
 #if defined(__ARM_FEATURE_DSP) && defined(__thumb2__) && defined(__ARM_FP) && defined(__GNUC__)
 struct i8kv_pair {
@@ -70,7 +71,9 @@ __attribute__((naked, noinline)) static void i8kv_scores2(float *att, const int8
         "sxtb16 r12, r3, ror #8\n\t"
         "smlad  lr, r7, r12, lr\n\t"
         "smlad  r2, r11, r12, r2\n\t"
-        "vldr   s4, [r1, #8]\n\t"
+        "ldrh   r3, [r1, #8]\n\t"
+        "vmov   s4, r3\n\t"
+        "vcvtb.f32.f16 s4, s4\n\t"
         "vmov   s2, s3, lr, r2\n\t"
         "vmov   r3, s14\n\t"
         "add    r1, r1, r3\n\t"
@@ -141,8 +144,10 @@ __attribute__((naked, noinline)) static void i8kv_softmax2(float *att, const int
         "add    r6, r6, r4, lsl #23\n\t"
         "add    r7, r7, r5, lsl #23\n\t"
         "vmov   s4, s5, r6, r7\n\t"
-        "vldr   s6, [r1]\n\t"
+        "ldrh   r4, [r1]\n\t"
         "add    r1, r1, r12\n\t"
+        "vmov   s6, r4\n\t"
+        "vcvtb.f32.f16 s6, s6\n\t"
         "vmul.f32 s0, s4, s6\n\t"
         "vmul.f32 s1, s5, s6\n\t"
         "vstmia r0!, {s0, s1}\n\t"
@@ -276,7 +281,7 @@ static inline __attribute__((always_inline)) float i8kv_quantize8(uint32_t *pair
 
 /* The pair of query heads over KV head kh for token row s (see above), then p.v as i8kv_values2. */
 static inline __attribute__((always_inline)) void i8kv_heads_pair(float *o0, const float *q0, const int8_t *k0,
-                                                                  const int8_t *v0, float *att, uint32_t *wq,
+                                                                  const int8_t *v0, float *att,
                                                                   size_t row, int kv_mul, int stride, int t0,
                                                                   int count, int qm, float sqrt_hd) {
     struct i8kv_pair P;
@@ -298,8 +303,10 @@ static inline __attribute__((always_inline)) void i8kv_heads_pair(float *o0, con
             inv[h] = live ? (float)qm / wm[h] : 0.0f;
             f[h] = live ? (wm[h] / (float)qm) / sums[h] : 0.0f;
         }
-        /* the int16 weights, word 2k + h holding head h's (wq[t0 + 2k], wq[t0 + 2k + 1]) */
-        uint32_t *wd = wq;
+        /* the int16 weights, word 2k + h holding head h's (wq[t0 + 2k], wq[t0 + 2k + 1]), written over the scores
+         * they come from: a step reads 4 floats (16 bytes) and writes 2 words (8 bytes) behind them, so no score is
+         * overwritten before it is read, and the pair needs no scratch of its own */
+        uint32_t *wd = (uint32_t *)(void *)a;
         const float *ap = a, *ae = a + 2 * (count & ~1);
         if (ap < ae) { /* per two positions: VLDM, 4 x (VMUL, VADD, VCVT), 2 paired VMOVs, 2 PKHBT, STRD: 20 */
             register float f0 __asm__("s0"), f1 __asm__("s1"), f2 __asm__("s2"), f3 __asm__("s3");
@@ -335,16 +342,17 @@ static inline __attribute__((always_inline)) void i8kv_heads_pair(float *o0, con
             wd[1] = (uint32_t)(int32_t)(ap[1] * inv[1] + 0.5f);
         }
         float *oh = o0 + (size_t)j * 8;
-        i8kv_values2_hd8(oh, oh + 8, wq, v0 + (size_t)t0 * row, row, count, f[0], f[1]);
+        i8kv_values2_hd8(oh, oh + 8, (const uint32_t *)(void *)a, v0 + (size_t)t0 * row, row, count, f[0], f[1]);
     }
 }
 
-/* token row s of attention_i8kv_dsp.c (o and q at the row's first head): every KV head's pair of query heads */
-void slmc_i8kv_dsp_pairs(float *o, const float *q, const int8_t *kc, const int8_t *vc, float *att, uint32_t *wq,
-                         int n_kv_heads, int stride, int t0, int count, int qm, float sqrt_hd) {
-    size_t rec = 12, row = (size_t)n_kv_heads * rec;
-    for (int kh = 0; kh < n_kv_heads; kh++)
-        i8kv_heads_pair(o + (size_t)kh * 16, q + (size_t)kh * 16, kc + (size_t)kh * rec, vc + (size_t)kh * rec, att, wq,
-                        row, 2, stride, t0, count, qm, sqrt_hd);
+/* token row s of attention_i8kv_dsp.c (o and q at the row's first head): KV heads kh0..kh1-1, each with its pair of
+ * query heads */
+void slmc_i8kv_dsp_pairs(float *o, const float *q, const int8_t *kc, const int8_t *vc, float *att,
+                         int n_kv_heads, int stride, int t0, int count, int qm, float sqrt_hd, int kh0, int kh1) {
+    size_t rec = 8 + SLMC_I8KV_SCALE, row = (size_t)n_kv_heads * rec;
+    for (int kh = kh0; kh < kh1; kh++)
+        i8kv_heads_pair(o + (size_t)kh * 16, q + (size_t)kh * 16, kc + (size_t)kh * rec, vc + (size_t)kh * rec, att, row,
+                        2, stride, t0, count, qm, sqrt_hd);
 }
 #endif

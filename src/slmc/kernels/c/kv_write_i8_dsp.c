@@ -3,9 +3,10 @@
 /* kv_write_i8.c on the Cortex-M33 (FPv5), bit-identical to it: a record per new row and KV head, head_dim int8
  * values by slmc_i8kv_quantize's single operations in its order (scale = max|x| / 127, the maximum from 0.0f by
  * VMAXNM, its compare for every non-NaN value; q = (x / scale + 1.5 * 2^23) - 1.5 * 2^23, truncated; a zero scale
- * gives zeros), then the scale. head_dim 8 (stories260K) in asm, straight-line: one VLDM, the 8 values packed
- * into two words by BFI and stored by STRD, about 70 instructions a record against kv_write_i8.c's 200 (gcc 12
- * sends each int8 through the stack); other head_dims the portable loop. */
+ * gives zeros), then the scale as binary16 (slmc_i8kv_half). head_dim 8 (stories260K) in asm, straight-line: one
+ * VLDM, the 8 values packed into two words by BFI and stored by two STRs (a record of 10 bytes may start at 2 mod 4:
+ * the M33 stores unaligned words), about 90 instructions a record with the half conversion against kv_write_i8.c's
+ * 200 (gcc 12 sends each int8 through the stack); other head_dims the portable loop. */
 static void kvd_quantize(int8_t *q, float *scale, const float *x, int hd) {
     float amax = 0.0f;
     for (int i = 0; i < hd; i++) {
@@ -20,10 +21,11 @@ static void kvd_quantize(int8_t *q, float *scale, const float *x, int hd) {
     }
 }
 
-/* one record of 8: the two value words and the scale at r (records are word-aligned: 12 bytes each) */
+/* one record of 8: the two value words and the scale at r (10 bytes: at least 2-byte aligned) */
 static inline __attribute__((always_inline)) void kvd_record8(int8_t *r, const float *x) {
 #if defined(__ARM_FEATURE_DSP) && defined(__thumb2__) && defined(__ARM_FP) && defined(__GNUC__)
     register uint32_t p0 __asm__("r2"), p1 __asm__("r3");
+    register float sc __asm__("s9");
     uint32_t t0, t1;
     __asm__ volatile("vldmia %[x], {s0-s7}\n\t"
             "vmov.f32 s8, %[z]\n\t"
@@ -36,7 +38,6 @@ static inline __attribute__((always_inline)) void kvd_record8(int8_t *r, const f
             "vabs.f32 s10, s6\n\t" "vmaxnm.f32 s8, s8, s10\n\t"
             "vabs.f32 s10, s7\n\t" "vmaxnm.f32 s8, s8, s10\n\t"
             "vdiv.f32 s9, s8, %[c127]\n\t"
-            "vstr   s9, [%[r], #8]\n\t"
             "vcmp.f32 s9, #0\n\t"
             "vmrs   APSR_nzcv, fpscr\n\t"
             "bne    1f\n\t"
@@ -59,20 +60,23 @@ static inline __attribute__((always_inline)) void kvd_record8(int8_t *r, const f
             "bfi    %[p1], %[t0], #16, #8\n\t"
             "bfi    %[p1], %[t1], #24, #8\n"
             "2:\n\t"
-            "strd   %[p0], %[p1], [%[r]]"
-            : [p0] "=&r"(p0), [p1] "=&r"(p1), [t0] "=&r"(t0), [t1] "=&r"(t1)
+            "str    %[p0], [%[r]]\n\t"
+            "str    %[p1], [%[r], #4]"
+            : [p0] "=&r"(p0), [p1] "=&r"(p1), [t0] "=&r"(t0), [t1] "=&r"(t1), [sc] "=&t"(sc)
             : [x] "r"(x), [r] "r"(r), [z] "t"(0.0f), [c127] "t"(127.0f), [mg] "t"(12582912.0f)
-            : "memory", "cc", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10");
+            : "memory", "cc", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s10");
+    uint16_t h = slmc_i8kv_half(sc);
 #else
     float scale;
     kvd_quantize(r, &scale, x, 8);
-    memcpy(r + 8, &scale, 4);
+    uint16_t h = slmc_i8kv_half(scale);
 #endif
+    memcpy(r + 8, &h, 2);
 }
 
 /* n new rows land at row pos; x is [n][n_kv_heads * hd] */
 void slmc_kv_write_i8_dsp(int8_t *cache, const float *x, int pos, int n, int n_kv_heads, int hd) {
-    int rec = hd + 4;
+    int rec = hd + SLMC_I8KV_SCALE;
     for (int s = 0; s < n; s++)
         for (int kh = 0; kh < n_kv_heads; kh++) {
             int8_t *r = cache + ((size_t)(pos + s) * n_kv_heads + kh) * rec;
@@ -82,7 +86,8 @@ void slmc_kv_write_i8_dsp(int8_t *cache, const float *x, int pos, int n, int n_k
             } else {
                 float scale;
                 kvd_quantize(r, &scale, xh, hd);
-                memcpy(r + hd, &scale, 4);
+                uint16_t h = slmc_i8kv_half(scale);
+                memcpy(r + hd, &h, 2);
             }
         }
 }

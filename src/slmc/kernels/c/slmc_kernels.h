@@ -171,6 +171,46 @@ static inline float slmc_i8kv_softcap(float score, float cap) {
     return (y < 0.0f ? -r : r) * cap;
 }
 
+/* --kv-cache int8's record: head_dim int8 values, then their scale as IEEE binary16 (SLMC_I8KV_SCALE bytes,
+ * little-endian, not aligned). float -> half rounds to nearest even (subnormal halves below 2^-14, infinity from
+ * 65520 up, NaN keeps its top payload bits or 0x7c01: numpy's float32 -> float16, the twin's); half -> float is
+ * exact. Integer code, the same bits on every target (kv_write_f16.c's conversion). */
+#define SLMC_I8KV_SCALE 2
+static inline uint16_t slmc_i8kv_half(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax >= 0x38800000u && ax < 0x477ff000u)
+        return (uint16_t)(sign | ((ax + 0x0fffu + ((ax >> 13) & 1u) - 0x38000000u) >> 13));
+    if (ax >= 0x7f800000u) {
+        uint32_t h = 0x7c00u + (ax > 0x7f800000u ? ((ax & 0x7fffffu) >> 13) : 0u);
+        return (uint16_t)(sign | (h == 0x7c00u && ax > 0x7f800000u ? 0x7c01u : h));
+    }
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);
+    if (ax <= 0x33000000u) return (uint16_t)sign;
+    uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u, sh = 126u - e;
+    uint32_t q = m >> sh, rem = m & ((1u << sh) - 1u), half = 1u << (sh - 1u);
+    if (rem > half || (rem == half && (q & 1u))) q++;
+    return (uint16_t)(sign | q);
+}
+
+static inline float slmc_i8kv_unhalf(const int8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, x;
+    if (e == 0x1fu) x = sign | 0x7f800000u | (m << 13);
+    else if (e) x = sign | ((e + 112u) << 23) | (m << 13);
+    else if (!m) x = sign;
+    else { /* subnormal: m * 2^-24, normalised */
+        e = 113u;
+        while (!(m & 0x400u)) m <<= 1, e--;
+        x = sign | (e << 23) | ((m & 0x3ffu) << 13);
+    }
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
 /* the value fits the output type: the importer proved its range */
 static inline void slmc_stt(void *p, int t, size_t i, int64_t v) {
     switch (t) {
