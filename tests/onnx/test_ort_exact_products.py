@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,22 +28,14 @@ from onnx import TensorProto, helper, numpy_helper
 from slmc.driver import CompileOptions, compile_model, run_graph
 from slmc.ir.numerics import BLOCKED, M1, N1, mlas_sgemm_path
 
+sys.path.append(str(Path(__file__).parent))
+from test_ort_numerics import exact_host  # noqa: E402  (onnxruntime's x86-64 AVX2/FMA kernels: the orders reproduced)
+
 rt = pytest.importorskip("onnxruntime")
 
 F = TensorProto.FLOAT
 TOOLS = {"cortex-m33": ("arm-none-eabi-gcc", "qemu-system-arm"), "rv32imac": ("riscv64-unknown-elf-gcc",
                                                                               "qemu-system-riscv32")}
-
-
-def _x86_fma() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx2" in flags and " fma" in flags
-
-
-exact_host = pytest.mark.skipif(not _x86_fma(), reason="the orders reproduced are onnxruntime's x86-64 AVX/FMA kernels'")
 
 
 def _session(m: onnx.ModelProto) -> "rt.InferenceSession":

@@ -63,12 +63,9 @@ __attribute__((target("avx512f"))) static void q8s_groups512(int8_t *q, float *s
     }
 }
 
-static int q8s_path(void) { /* 1: AVX-512 (SLMC_NO_AVX512 in the environment turns it off); asked once */
+static int q8s_path(void) { /* 1: AVX-512 (slmc_x86_avx512f); asked once */
     static int path = -1;
-    if (path < 0) {
-        __builtin_cpu_init();
-        path = !getenv("SLMC_NO_AVX512") && __builtin_cpu_supports("avx512f");
-    }
+    if (path < 0) path = slmc_x86_avx512f();
     return path;
 }
 #endif

@@ -60,12 +60,9 @@ __attribute__((target("avx512f"))) static int slmc_argmax512(const float *x, int
     return at;
 }
 
-static int slmc_argmax_path(void) { /* 1: AVX-512 (SLMC_NO_AVX512 in the environment turns it off); asked once */
+static int slmc_argmax_path(void) { /* 1: AVX-512 (slmc_x86_avx512f); asked once */
     static int path = -1;
-    if (path < 0) {
-        __builtin_cpu_init();
-        path = !getenv("SLMC_NO_AVX512") && __builtin_cpu_supports("avx512f");
-    }
+    if (path < 0) path = slmc_x86_avx512f();
     return path;
 }
 #endif

@@ -223,4 +223,14 @@ static inline void slmc_stt(void *p, int t, size_t i, int64_t v) {
     default: ((int64_t *)p)[i] = v;
     }
 }
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <stdlib.h>
+/* 1 where the CPU has AVX-512F and SLMC_NO_AVX512 is not in the environment (the tests turn the path off with it);
+   the x86-64 kernels with an AVX-512 path ask once each */
+static inline int slmc_x86_avx512f(void) {
+    __builtin_cpu_init();
+    return !getenv("SLMC_NO_AVX512") && __builtin_cpu_supports("avx512f");
+}
+#endif
+
 #endif

@@ -97,13 +97,9 @@ SW_512 static int swiglu512(float *out, const float *g, const float *u, int coun
     return i;
 }
 
-static int swiglu_path(void) { /* 1: AVX-512 (SLMC_NO_AVX512 in the environment turns it off); asked once */
+static int swiglu_path(void) { /* 1: AVX-512 (slmc_x86_avx512f) with an expf equal to libm's; asked once */
     static int path = -1;
-    if (path < 0) {
-        __builtin_cpu_init();
-        path = !getenv("SLMC_NO_AVX512") && __builtin_cpu_supports("avx512f") &&
-               sw_exp_matches_libm();
-    }
+    if (path < 0) path = slmc_x86_avx512f() && sw_exp_matches_libm();
     return path;
 }
 #endif
