@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Callable
 
 from slmc.cquote import c_comment, comment
 from slmc.ir import Graph, Node
@@ -38,6 +39,21 @@ def _al(x: int) -> int:
 
 def _ptr(off: int) -> str:
     return f"(float *)(slmc_l1 + {off})"
+
+
+def stream_loop(n: str, r: int, load: Callable[[str, str, str, str], list[str]], double: bool) -> list[str]:
+    """The head of a loop over n rows in tiles of r (a0 the tile's first row, na its rows, t its index) whose
+    tiles come by DMA: double-buffered, the next tile's transfers start before this one's wait (the first
+    tile's are the caller's); otherwise each tile's transfers start and are waited for.
+    `load(buf, start, count, chan)`: one tile's transfers."""
+    L = [f"    for (int a0 = 0, t = 0; a0 < {n}; a0 += {r}, t++) {{",
+         f"        const int na = {n} - a0 < {r} ? {n} - a0 : {r};"]
+    if double:
+        return L + [f"        if (a0 + {r} < {n}) {{",
+                    f"            const int nb = {n} - a0 - {r} < {r} ? {n} - a0 - {r} : {r};",
+                    *("            " + x for x in load("(t + 1) & 1", f"a0 + {r}", "nb", "(t + 1) & 1")),
+                    "        }", "        slmc_dma_wait(t & 1);"]
+    return L + [*("        " + x for x in load("0", "a0", "na", "0")), "        slmc_dma_wait(0);"]
 
 
 def matmul_loops(t: TiledOp, node: Node, c: CallContext) -> str:
@@ -93,15 +109,7 @@ def matmul_loops(t: TiledOp, node: Node, c: CallContext) -> str:
         L += [f"    if ({o_total} > 0) {{",
               *("        " + x for x in load(outer, f"t_{outer}[0]", "0", f"{o_total} < {o_tile} ? {o_total} : {o_tile}", "0")),
               "    }"]
-    L += [f"    for (int a0 = 0, t = 0; a0 < {o_total}; a0 += {o_tile}, t++) {{",
-          f"        const int na = {o_total} - a0 < {o_tile} ? {o_total} - a0 : {o_tile};"]
-    if double:
-        L += [f"        if (a0 + {o_tile} < {o_total}) {{",
-              f"            const int nb = {o_total} - a0 - {o_tile} < {o_tile} ? {o_total} - a0 - {o_tile} : {o_tile};",
-              *("            " + x for x in load(outer, f"t_{outer}[(t + 1) & 1]", f"a0 + {o_tile}", "nb", "(t + 1) & 1")),
-              "        }", "        slmc_dma_wait(t & 1);"]
-    else:
-        L += [*("        " + x for x in load(outer, f"t_{outer}[0]", "a0", "na", "0")), "        slmc_dma_wait(0);"]
+    L += stream_loop(str(o_total), o_tile, lambda buf, a, n, ch: load(outer, f"t_{outer}[{buf}]", a, n, ch), double)
     cur = f"t_{outer}[t & 1]" if double else f"t_{outer}[0]"
     L += [f"        for (int b0 = 0; b0 < {i_total}; b0 += {i_tile}) {{",
           f"            const int nb = {i_total} - b0 < {i_tile} ? {i_total} - b0 : {i_tile};"]
@@ -191,15 +199,7 @@ def row_loops(t: TiledOp, node: Node, c: CallContext, spec: KernelSpec) -> str:
                 f"({count}) * {rb}, ({count}) * {rb}, ({count}) * {rb});" for k, src, lvl, rb in srcs]
     if double:
         L += ["    if (rows > 0) {", *("        " + x for x in load("0", "0", f"rows < {R} ? rows : {R}", "0")), "    }"]
-    L += [f"    for (int a0 = 0, t = 0; a0 < rows; a0 += {R}, t++) {{",
-          f"        const int na = rows - a0 < {R} ? rows - a0 : {R};"]
-    if double:
-        L += [f"        if (a0 + {R} < rows) {{",
-              f"            const int nb = rows - a0 - {R} < {R} ? rows - a0 - {R} : {R};",
-              *("            " + x for x in load("(t + 1) & 1", f"a0 + {R}", "nb", "(t + 1) & 1")),
-              "        }", "        slmc_dma_wait(t & 1);"]
-    else:
-        L += [*("        " + x for x in load("0", "a0", "na", "0")), "        slmc_dma_wait(0);"]
+    L += stream_loop("rows", R, load, double)
     L += ["        " + spec.emit(node, TileCtx(c, refs, "t_o", "na")),  # type: ignore[arg-type]
           f"        slmc_dma_start(3, (uint8_t *){c.out()} + (size_t)a0 * {s.out_row_bytes}, {s.out_level}, t_o, 0, 1, "
           f"na * {s.out_row_bytes}, na * {s.out_row_bytes}, na * {s.out_row_bytes});",

@@ -12,7 +12,7 @@ of the tile on its node over the trailing axes (`ChunkTiles.plane`).
 
 from __future__ import annotations
 
-from slmc.codegen.tiled import TileCtx
+from slmc.codegen.tiled import TileCtx, stream_loop
 from slmc.ir import Node, Value
 from slmc.ir.types import TensorType
 from slmc.kernels.registry import CallContext, KernelSpec
@@ -87,15 +87,7 @@ def chunk_loops(t, node: Node, c: CallContext, spec: KernelSpec) -> str:  # type
                  f"({it} *)(slmc_l1 + {offs[f'in{k}'][-1]})}};")
     if double:
         L += ["    " + x for x in load("0", "0", str(min(N, R)), "0")]
-    L += [f"    for (int a0 = 0, t = 0; a0 < {N}; a0 += {R}, t++) {{",
-          f"        const int na = {N} - a0 < {R} ? {N} - a0 : {R};"]
-    if double:
-        L += [f"        if (a0 + {R} < {N}) {{",
-              f"            const int nb = {N} - a0 - {R} < {R} ? {N} - a0 - {R} : {R};",
-              *("            " + x for x in load("(t + 1) & 1", f"a0 + {R}", "nb", "(t + 1) & 1")),
-              "        }", "        slmc_dma_wait(t & 1);"]
-    else:
-        L += [*("        " + x for x in load("0", "a0", "na", "0")), "        slmc_dma_wait(0);"]
+    L += stream_loop(str(N), R, load, double)
     L += [*("        " + x for x in body),
           f"        slmc_dma_start(3, (uint8_t *){c.out()} + (size_t)a0 * {orb}, {s.out_level}, t_o, 0, 1, "
           f"na * {orb}, na * {orb}, na * {orb});",
