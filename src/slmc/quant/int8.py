@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from slmc.errors import SlmcError
-from slmc.quant.q8 import Q8Tensor, ensure_q8
+from slmc.quant.q8 import Q8Tensor, ensure_q8, pack_rows, unpack_rows
 
 MARGIN = 1.25
 EXP2_LUT = np.round(2.0 ** (-np.arange(257) / 256) * 2 ** 15).astype(np.int32)  # 2^(-i/256), Q15
@@ -103,18 +103,10 @@ class Formats:
 def pack_rows4(q: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """linear_i8_rv32.c's blob order (the "rows4" order of quant/q8.py, multipliers kept int32): rows in
     blocks of four, [block][k/4][row][4 bytes], multipliers [block][group][row]; leftover rows row-major."""
-    n, k = q.shape
-    ng, b = m.shape[1], n // 4 * 4
     if m.size and (m.min() < 0 or m.max() >= 2 ** MULT_BITS):  # linear_i8_rv32.c's group-4 path relies on it
         raise SlmcError(f"an int8 multiplier lies outside [0, 2^{MULT_BITS})", "re-quantize the model with -q int8")
-    qb = q[:b].reshape(b // 4, 4, k // 4, 4).transpose(0, 2, 1, 3).reshape(b, k)
-    mb = m[:b].reshape(b // 4, 4, ng).transpose(0, 2, 1).reshape(b, ng)
-    return np.concatenate([qb, q[b:]]), np.concatenate([mb, m[b:]])
+    return pack_rows(q, m, 4)
 
 
 def unpack_rows4(q: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n, k = q.shape
-    ng, b = m.shape[1], n // 4 * 4
-    qb = q[:b].reshape(b // 4, k // 4, 4, 4).transpose(0, 2, 1, 3).reshape(b, k)
-    mb = m[:b].reshape(b // 4, ng, 4).transpose(0, 2, 1).reshape(b, ng)
-    return np.concatenate([qb, q[b:]]), np.concatenate([mb, m[b:]])
+    return unpack_rows(q, m, 4)

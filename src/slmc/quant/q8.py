@@ -72,42 +72,40 @@ def ensure_q8(w: "np.ndarray | Q8Tensor", preferred: int = PREFERRED_GROUP) -> Q
     return quantize_rows(w, group_for(w.shape[1], preferred))
 
 
-# "rows4": the blob layout of linear_q8_dsp.c (Cortex-M33). Rows go in blocks of four; inside a block the
-# weights are word-interleaved, [block][k/4][row][4 bytes], so one LDM brings four rows' next 4 weights,
-# and the scales are [block][group][row], so one VLDM brings four rows' scales of a group. Rows left over
-# after the last full block follow row-major. The values are the same; only their order changes.
-def pack_rows4(q: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+# Interleaved row blocks: rows go in blocks of r, inside a block word-interleaved, [block][k/4][row][4 bytes], and
+# the scales (or int8's multipliers) [block][group][row]; rows left over after the last full block follow
+# row-major. The values are the same; only their order changes.
+# "rows4" (r = 4): the blob layout of linear_q8_dsp.c (Cortex-M33): one LDM brings four rows' next 4 weights, one
+# VLDM four rows' scales of a group; "rows16" (r = 16): linear_q8_rows16.c's (a batched x86-64 host step), one
+# 64-byte vector holds 16 rows' next 4 weights.
+def pack_rows(q: np.ndarray, s: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
     n, k = q.shape
-    ng, b = s.shape[1], n // 4 * 4
+    ng, b = s.shape[1], n // r * r
     assert k % 4 == 0, k
-    qb = q[:b].reshape(b // 4, 4, k // 4, 4).transpose(0, 2, 1, 3).reshape(b, k)
-    sb = s[:b].reshape(b // 4, 4, ng).transpose(0, 2, 1).reshape(b, ng)
-    return np.concatenate([qb, q[b:]]), np.concatenate([sb, s[b:]]).astype(np.float32)
+    qb = q[:b].reshape(b // r, r, k // 4, 4).transpose(0, 2, 1, 3).reshape(b, k)
+    sb = s[:b].reshape(b // r, r, ng).transpose(0, 2, 1).reshape(b, ng)
+    return np.concatenate([qb, q[b:]]), np.concatenate([sb, s[b:]])
+
+
+def unpack_rows(q: np.ndarray, s: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+    n, k = q.shape
+    ng, b = s.shape[1], n // r * r
+    qb = q[:b].reshape(b // r, k // 4, r, 4).transpose(0, 2, 1, 3).reshape(b, k)
+    sb = s[:b].reshape(b // r, ng, r).transpose(0, 2, 1).reshape(b, ng)
+    return np.concatenate([qb, q[b:]]), np.concatenate([sb, s[b:]])
+
+
+def pack_rows4(q: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return pack_rows(q, s.astype(np.float32), 4)
 
 
 def unpack_rows4(q: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n, k = q.shape
-    ng, b = s.shape[1], n // 4 * 4
-    qb = q[:b].reshape(b // 4, k // 4, 4, 4).transpose(0, 2, 1, 3).reshape(b, k)
-    sb = s[:b].reshape(b // 4, ng, 4).transpose(0, 2, 1).reshape(b, ng)
-    return np.concatenate([qb, q[b:]]), np.concatenate([sb, s[b:]]).astype(np.float32)
+    return unpack_rows(q, s.astype(np.float32), 4)
 
 
-# "rows16": the order of linear_q8_rows16.c (a batched host step): pack_rows4's order with blocks of 16 rows,
-# [block][k/4][row][4 bytes], so one 64-byte vector holds 16 rows' next 4 weights; scales [block][group][row];
-# rows after the last block row-major. The values are the same; only their order changes.
 def pack_rows16(q: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n, k = q.shape
-    ng, b = s.shape[1], n // 16 * 16
-    assert k % 4 == 0, k
-    qb = q[:b].reshape(b // 16, 16, k // 4, 4).transpose(0, 2, 1, 3).reshape(b, k)
-    sb = s[:b].reshape(b // 16, 16, ng).transpose(0, 2, 1).reshape(b, ng)
-    return np.concatenate([qb, q[b:]]), np.concatenate([sb, s[b:]]).astype(np.float32)
+    return pack_rows(q, s.astype(np.float32), 16)
 
 
 def unpack_rows16(q: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n, k = q.shape
-    ng, b = s.shape[1], n // 16 * 16
-    qb = q[:b].reshape(b // 16, k // 4, 16, 4).transpose(0, 2, 1, 3).reshape(b, k)
-    sb = s[:b].reshape(b // 16, ng, 16).transpose(0, 2, 1).reshape(b, ng)
-    return np.concatenate([qb, q[b:]]), np.concatenate([sb, s[b:]]).astype(np.float32)
+    return unpack_rows(q, s.astype(np.float32), 16)
