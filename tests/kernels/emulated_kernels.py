@@ -36,3 +36,13 @@ def run_harness(target: str, tmp_path: Path, harness: str, kernels: list[str], e
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-2000:]
     return out
+
+
+def run_host_harness(tmp_path: Path, harness: str, kernels: list[str], env: dict[str, str] | None = None) -> str:
+    """Build `harness` (C source) with the kernels (file names in kernels/c) for this host, exact float semantics as
+    the host target builds them, and run it with `env` added to the environment: its stdout."""
+    (tmp_path / "check.c").write_text(harness)
+    subprocess.run(["cc", "-O2", "-std=c99", "-ffp-contract=off", f"-I{C_DIR}", "-o", str(tmp_path / "check"),
+                    str(tmp_path / "check.c"), *(str(C_DIR / k) for k in kernels), "-lm"], check=True)
+    return subprocess.run([str(tmp_path / "check")], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}).stdout

@@ -8,13 +8,14 @@ kernel, with the numpy reference)."""
 
 from __future__ import annotations
 
-import os
 import platform
-import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from slmc.kernels.registry import C_DIR
+sys.path.append(str(Path(__file__).parent))
+from emulated_kernels import run_host_harness  # noqa: E402  (beside the tests)
 
 HARNESS = r"""#include <stdio.h>
 #include <stdint.h>
@@ -64,11 +65,7 @@ int main(void) {
 @pytest.mark.parametrize("env", [{}, {"SLMC_NO_AVX512": "1"}, {"SLMC_NO_AVX2": "1"},
                                  {"SLMC_NO_AVX2": "1", "SLMC_NO_SSE2": "1"}], ids=["avx512", "avx2", "sse2", "plain"])
 def test_attention_f32_x86_is_bit_identical_to_attention_f32(tmp_path, env):
-    (tmp_path / "check.c").write_text(HARNESS)
-    subprocess.run(["cc", "-O2", "-std=c99", "-ffp-contract=off", f"-I{C_DIR}", "-o", str(tmp_path / "check"),
-                    str(tmp_path / "check.c"), str(C_DIR / "attention_f32.c"), str(C_DIR / "attention_f32_x86.c"), "-lm"],
-                   check=True)
-    out = subprocess.run([str(tmp_path / "check")], capture_output=True, text=True, env={**os.environ, **env}).stdout
+    out = run_host_harness(tmp_path, HARNESS, ["attention_f32.c", "attention_f32_x86.c"], env)
     assert "cases 3000 bad 0" in out, out
 
 

@@ -5,13 +5,14 @@ zeros and all-zero groups."""
 
 from __future__ import annotations
 
-import os
 import platform
-import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from slmc.kernels.registry import C_DIR
+sys.path.append(str(Path(__file__).parent))
+from emulated_kernels import run_host_harness  # noqa: E402  (beside the tests)
 
 HARNESS = r"""#include <stdio.h>
 #include <stdint.h>
@@ -53,9 +54,5 @@ int main(void) {
 @pytest.mark.parametrize("env", [{}, {"SLMC_NO_AVX512": "1"}], ids=["avx512", "sse2"])
 def test_quantize_q8_sse2_is_bit_identical_to_quantize_q8(tmp_path, env):
     """groups of a multiple of 16 take its AVX-512 path where the CPU has one (SLMC_NO_AVX512: the SSE2 loop)"""
-    (tmp_path / "check.c").write_text(HARNESS)
-    subprocess.run(["cc", "-O2", "-std=c99", "-ffp-contract=off", f"-I{C_DIR}", "-o", str(tmp_path / "check"),
-                    str(tmp_path / "check.c"), str(C_DIR / "quantize_q8.c"), str(C_DIR / "quantize_q8_sse2.c"), "-lm"],
-                   check=True)
-    out = subprocess.run([str(tmp_path / "check")], capture_output=True, text=True, env={**os.environ, **env}).stdout
+    out = run_host_harness(tmp_path, HARNESS, ["quantize_q8.c", "quantize_q8_sse2.c"], env)
     assert "cases 4000 bad 0" in out, out

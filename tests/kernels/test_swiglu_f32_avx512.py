@@ -9,10 +9,15 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from slmc.kernels.registry import C_DIR
+
+sys.path.append(str(Path(__file__).parent))
+from emulated_kernels import run_host_harness  # noqa: E402  (beside the tests)
 
 HARNESS = r"""#include <stdio.h>
 #include <stdlib.h>
@@ -58,10 +63,7 @@ int main(void) {
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="an x86-64 path")
 @pytest.mark.parametrize("env", [{}, {"SLMC_NO_AVX512": "1"}], ids=["avx512", "loop"])
 def test_swiglu_f32_avx512_is_bit_identical_to_the_loop(tmp_path, env):
-    (tmp_path / "check.c").write_text(HARNESS)
-    subprocess.run(["cc", "-O2", "-std=c99", "-ffp-contract=off", f"-I{C_DIR}", "-o", str(tmp_path / "check"),
-                    str(tmp_path / "check.c"), str(C_DIR / "swiglu_f32.c"), "-lm"], check=True)
-    out = subprocess.run([str(tmp_path / "check")], capture_output=True, text=True, env={**os.environ, **env}).stdout
+    out = run_host_harness(tmp_path, HARNESS, ["swiglu_f32.c"], env)
     assert "cases 20000 bad 0" in out, out
 
 

@@ -29,13 +29,11 @@ from slmc.driver import CompileOptions, compile_model, run_graph
 from slmc.ir.numerics import BLOCKED, M1, N1, mlas_sgemm_path
 
 sys.path.append(str(Path(__file__).parent))
-from test_ort_numerics import exact_host  # noqa: E402  (onnxruntime's x86-64 AVX2/FMA kernels: the orders reproduced)
+from test_ort_numerics import TOOLS, exact_host  # noqa: E402  (onnxruntime's x86-64 AVX2/FMA kernels: the orders reproduced)
 
 rt = pytest.importorskip("onnxruntime")
 
 F = TensorProto.FLOAT
-TOOLS = {"cortex-m33": ("arm-none-eabi-gcc", "qemu-system-arm"), "rv32imac": ("riscv64-unknown-elf-gcc",
-                                                                              "qemu-system-riscv32")}
 
 
 def _session(m: onnx.ModelProto) -> "rt.InferenceSession":
