@@ -1,7 +1,8 @@
 """Many sequences at once (issue 19): `slmc compile --batch B` and main_batch.c's continuous batching.
 
     python benchmarks/batching.py     # measures, stores results.json["batching"], rewrites docs/BENCHMARKS.md
-    python benchmarks/batching.py --host-only   # the host tables only (the M33 kernel table, MCU parts, schedule as stored)
+    python benchmarks/batching.py --host-only   # the host tables only (the M33 kernel table, MCU parts, schedule as stored;
+                                                # batch_logits.py's part, exact rp2350-arm counts included, is measured)
 
 Host: a stories15M-shaped decoder (random weights, seed 0), q8, compiled with --batch B for B = 1, 2, 4, 8, 16;
 2B requests ([BOS, k], k = 2, 3, ...) of 96 positions each; aggregate generated tokens/s of the whole run
@@ -171,9 +172,10 @@ def measure(log=print) -> dict:
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         import batch_kernels
+        import batch_logits
 
-        return dict(kernels=batch_kernels.measure(), host=host(tmp, log), rp2350=rp2350(tmp, log),
-                    siracusa=rp2350(tmp, log, "siracusa-like"), schedule=schedule(tmp))
+        return dict(kernels=batch_kernels.measure(), host=host(tmp, log), logits=batch_logits.measure(tmp, _slmc, log),
+                    rp2350=rp2350(tmp, log), siracusa=rp2350(tmp, log, "siracusa-like"), schedule=schedule(tmp))
 
 
 def _mcu_table(rp: dict, out: list[str]) -> None:
@@ -260,6 +262,9 @@ def render(res: dict | None) -> list[str]:
         out.append(f"| {r['batch']} | {r['sequences']} | {r['steps']:,} | {r['tokens_per_s']:,.0f} | "
                    f"**{r['tokens_per_s'] / one['tokens_per_s']:.2f}** | "
                    + (f"{cpu:,.0f} | **{cpu / c1:.2f}** |" if cpu and c1 else "– | – |"))
+    import batch_logits
+
+    out += batch_logits.render(res.get("logits"), (res.get("kernels") or {}).get("host"))
     for key in ("rp2350", "siracusa"):
         if res.get(key):
             _mcu_table(res[key], out)
@@ -308,9 +313,10 @@ def _goals(res: dict) -> list[str]:
            "and per-group float rescale on two vector ports; attention over each row's own cache "
            f"{p['attention']}%, whose 8 slots (K and V of 6 layers, 10.6 MB at 96 positions) come from L3 or memory "
            f"every step, where one slot's 1.3 MB stays in L2; main.c's argmax over 32,000 logits {p['argmax']}%, the quantizer {p['quantizer']}%, "
-           f"RMSNorm {p['rmsnorm']}%, SwiGLU {p['swiglu']}%). 4x needs B=8 at {ms1 / 4:.3f} ms per token or less. Not "
-           "done: skipping the classifier for a prompt chunk's rows other than its last (these requests' prompts "
-           "are 2 tokens, so it would not show here)." if cpu8 else "**Goals.** Host: not measured."]
+           f"RMSNorm {p['rmsnorm']}%, SwiGLU {p['swiglu']}%). 4x needs B=8 at {ms1 / 4:.3f} ms per token or less. These "
+           "requests' prompts are 2 tokens, so skipping the classifier for a prompt chunk's rows other than its last "
+           "(slmc_step_rows) hardly shows here; the prompt-heavy table above measures it." if cpu8
+           else "**Goals.** Host: not measured."]
     if rp4 is not None:
         out.append(
             f"RP2350 B=4 at least 2.5x B=1: **{'met' if rp4 >= 2.5 else 'not met'}** ({rp4:.2f}x). With 4 slots the "
@@ -340,10 +346,12 @@ def main() -> None:
         if not stored:
             raise SystemExit("batching.py --host-only: no stored batching results to keep (run it without --host-only once)")
         import batch_kernels
+        import batch_logits
 
         with tempfile.TemporaryDirectory() as t:
             kernels = {**(stored.get("kernels") or {}), "host": batch_kernels.host(Path(t))}
             res = {**stored, "kernels": kernels, "host": host(Path(t))}
+            res["logits"] = batch_logits.measure(Path(t), _slmc)  # reuses host()'s B=8 build
     else:
         res = measure()
 

@@ -141,6 +141,7 @@ def run_batch(project: Path, steps: int, temperature: float, top_p: float, seed:
             tokens_per_s=run.rows / seconds if seconds else None,
             generated_tokens_per_s=run.generated / seconds if seconds else None,
             target=rep["target"], batch=rep["batch"]["slots"], steps=run.steps, rows=run.rows, generated=run.generated,
+            logit_rows=int(run.stats.get("logit_rows", run.rows)),  # rows that ran the classifier (slmc_step_rows)
             seconds=seconds, schedule=[list(r) for r in run.schedule], **counts)))
     else:
         for s in run.sequences:

@@ -90,6 +90,8 @@ class _Function:
         self.subst: dict[int, str] = {}
         self.scratch_subst: dict[int, str] = {}
         self.attr_subst: dict[tuple[int, str], str] = {}   # (id(node), attribute) -> C
+        # a batched step: the rows whose logits are not wanted skip the nodes after the blocks (codegen/batch_api.py)
+        self.want = _want_rows(graph, self._ident)
 
     def _ident(self, name: str) -> str:
         return self._names.add(name)
@@ -139,6 +141,8 @@ class _Function:
                 ps.append(f"const {v.dtype.c} *{self.params[id(v)]}")
         if self.graph.dynamic_rows:
             ps.append("int n")
+        if self.want is not None:
+            ps.append(f"const unsigned char *{self.want.param}")
         ps += [f"{v.dtype.c} *{self.params[id(v)]}" for v in self.graph.outputs]
         return f"static void slmc_graph_{c_ident(self.graph.name)}({', '.join(ps) or 'void'})"
 
@@ -150,6 +154,8 @@ class _Function:
             return [self._copy_out(o, node.inputs[0]) for o in node.outputs  # type: ignore[arg-type]
                     if id(o) in outs and o.nbytes]
         lines = ["    " + self.hooks[node.name]] if node.name in self.hooks else []
+        if self.want is not None and node is self.want.first:
+            lines += self.want.lines(self.expr)
         if label is not None:
             ins = ", ".join(str(v.type) for v in node.inputs if v is not None)
             outs_t = ", ".join(str(v.type) for v in node.outputs)
@@ -167,6 +173,16 @@ class _Function:
             decls.append(f"    {root.dtype.c} *const {name} = ({root.dtype.c} *)(slmc_arena + {off}); /* {root.type} */")
         decls += [f"    void *const {name} = slmc_arena + {off};" for name, off in self.scratches.values()]
         return decls + ([""] if decls else []) + calls
+
+
+def _want_rows(graph: Graph, ident):
+    from slmc.passes.batch import batched
+
+    if not batched(graph):
+        return None
+    from slmc.codegen.batch_api import WantRows
+
+    return WantRows.of(graph, ident("want"))
 
 
 _PROTO = re.compile(r"^((?:void|int|float|int32_t)\s+slmc_\w+\([^)]*\))\s*\{", re.M | re.S)

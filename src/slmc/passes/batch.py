@@ -22,6 +22,8 @@ Rules, decided from the graph and the kernel registry (KernelSpec.batch), not fr
   uses it for several rows, where the single-sequence kernels load it once per row.
 - Anything else (a node with no per-row form, or whose kernels do not declare themselves row-wise) stops the
   pass with an error naming the operator.
+After the pass, `logits_tail` finds the nodes after the blocks whose outputs only become the logits (the final
+norm, its quantizer, the classifier): a row that wants no logits skips them (slmc_step_rows, codegen/batch_api.py).
 """
 
 from __future__ import annotations
@@ -113,14 +115,53 @@ def run(graph: Graph, rows: int, slots: int | None = None) -> Graph:
     return verify(rb.run(step), after="the batching pass")
 
 
+def batched(graph: Graph) -> bool:
+    """A step graph this pass wrote: rows of any sequence (tokens, pos, slot per row)."""
+    return graph.dynamic_rows and [v.name for v in graph.inputs] == ["tokens", "pos", "slot"]
+
+
+def logits_tail(graph: Graph) -> tuple[list[Node], list[Value]]:
+    """The nodes after the last decoder block whose outputs become only the logits (the final norm, its quantizer,
+    the classifier), and the row values they read from before them (the residual stream): a row whose logits
+    nobody reads can skip these nodes (slmc_step_rows, codegen/batch_api.py). Decided from the graph: the longest
+    run of nodes at the end that lie outside the blocks (layer None), are row-wise and not per-row (read no
+    position, slot or cache), and whose every output goes only to later nodes of the run or out of the graph as
+    the logits. Every node's rows are independent, so its wanted rows, moved to the front in order, compute the
+    bits they compute among all rows. Empty when the run would read something other than rows of activations."""
+    rows = graph.inputs[0].shape[0]
+    outs = {id(v) for v in graph.outputs}
+    tail: list[Node] = []
+    inside: set[int] = set()
+    for n in reversed(graph.nodes):
+        acts = [v for v in n.inputs if v is not None and v.kind is not ValueKind.CONST]
+        ok = (n.layer is None and "base_op" not in n.attrs and row_wise(n)
+              and all(v.shape and v.shape[0] == rows and _root(v).kind is ValueKind.TEMP for v in acts)
+              and all(o.shape and o.shape[0] == rows and o.kind is ValueKind.TEMP
+                      and (o.users or id(o) in outs) and all(id(u) in inside for u in o.users) for o in n.outputs))
+        if not ok:
+            break
+        tail.insert(0, n)
+        inside.add(id(n))
+    made = {id(o) for n in tail for o in n.outputs}
+    reads = [v for n in tail for v in n.inputs
+             if v is not None and v.kind is not ValueKind.CONST and id(v) not in made]
+    boundary = list({id(v): v for v in reads}.values())
+    if not tail or any(v.producer is None for v in boundary):
+        return [], []
+    return tail, boundary
+
+
 def explain(graph: Graph, rows: int) -> list[str]:
     """report.json's lines on what a batched step graph shares across rows and what it runs per row."""
     per_row_ops = {k.op: k.batch[3:] for k in REGISTRY if k.batch.startswith("of:")}  # per-row op -> its kernel's op
     shared = sorted({n.op for n in graph.nodes if n.op not in per_row_ops})
     per_row = sorted({f"{per_row_ops[n.op]} -> {n.op}" for n in graph.nodes if n.op in per_row_ops})
     multi = sorted({n.op for n in graph.nodes if n.attrs.get("shared_rows")})
+    tail = [n.op for n in logits_tail(graph)[0]]
     return [f"one call runs up to {rows} rows, each of any sequence: {', '.join(shared)} are row-wise with weights "
             "shared by every row (one read of each weight per call)"
             + (f"; {', '.join(multi)} run multi-row kernels that load and widen each weight once for several rows"
                if multi else ""),
-            f"per row, at the row's own position and KV slot, read in place: {', '.join(per_row)}"]
+            f"per row, at the row's own position and KV slot, read in place: {', '.join(per_row)}"] + (
+        [f"after the blocks, only the rows that want logits run {', '.join(tail)} (slmc_step_rows; main.c asks for "
+         "the rows it samples); the others skip them"] if tail else [])

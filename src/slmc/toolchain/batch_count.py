@@ -1,8 +1,9 @@
 """Exact instruction counts of a batched run (main_batch.c) on an emulated target, per generated token.
 
 The counters of toolchain/count.py find a model call where main calls the model; here that call is
-slmc_step, so the code map names it as the call to watch. Every slmc_step call reads each weight once for all
-its rows: weight bytes per generated token = weights read per call x calls / tokens generated. The estimate
+slmc_step_rows (slmc_step with the rows that want logits), so the code map names it as the call to watch. Every
+call reads each weight once for all its rows: weight bytes per generated token = weights read per call x calls /
+tokens generated (a call whose rows want no logits skips the classifier, but is charged its weights all the same). The estimate
 adds, where the target streams weights from flash at a known rate, those bytes' read time to the cycles of
 the target's cycle model at its clock (as toolchain/profile.py does for one token per call).
 """
@@ -27,7 +28,7 @@ def count_batch(project: Path, target: Target, rep: dict, args: list[str]) -> tu
 
     elf = build(project)
     syms = symbols(elf, target.tool_prefix)
-    code = replace(code_map(elf, project / MAP_MCU, target, syms), decode=syms.address("slmc_step"), prefill=None)
+    code = replace(code_map(elf, project / MAP_MCU, target, syms), decode=syms.address("slmc_step_rows"), prefill=None)
     try:
         res, counts = run_unicorn(target, elf, code, args, lambda t: None)
     except SlmcError:

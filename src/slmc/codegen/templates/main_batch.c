@@ -5,10 +5,12 @@
  * rows) and, in the rows left, prompt chunks of the others in order of arrival; a
  * sequence leaves on BOS or after `-n` positions, and its slot takes the next request. Every row computes
  * what it computes when its sequence runs alone (main_llm.c), so each sequence's ids are those of a single
- * run with the same seed. No malloc: the requests, slots and logits are the static arrays below (counted by
- * slmc's fit check, targets/fit.py: main_batch_buffers).
+ * run with the same seed. Only the rows that are sampled (a decode row, the last row of a prompt) ask for
+ * logits (slmc_step_rows): the others skip the final norm and the classifier. No malloc: the requests, slots and
+ * logits are the static arrays below (counted by slmc's fit check, targets/fit.py: main_batch_buffers).
  * Arguments: -n positions per sequence, prompt included  -t temperature  -p top-p  -s seed
  *            -f FILE (one request per line: its prompt ids, comma-separated, fed as given)  -i id,id,... (one)
+ *            -a 1: logits for every row (slmc_step_rows with want NULL), to measure what the skip saves
  * Events, one line each:
  *   A <seq> <slot> <step>                       sequence <seq> (0, 1, ... in file order) admitted before <step>
  *   R <step> <seq> <pos> <rows>                 <rows> rows of <seq> from position <pos> in step <step>
@@ -16,7 +18,7 @@
  *   D <seq> <positions> <admitted> <done> <s>   finished after step <done>; <s>: seconds since the start (host)
  *   X <seq> <message>                           this request is refused; the others go on
  *   S <key> <value>                             statistics at the end
- * On an MCU target it runs under semihosting like main_llm.c; main calls slmc_step directly, which is where
+ * On an MCU target it runs under semihosting like main_llm.c; main calls slmc_step_rows directly, which is where
  * the instruction counters (toolchain/count.py) find the model calls. */
 #ifdef SLMC_HOST
 #define _POSIX_C_SOURCE 199309L
@@ -49,6 +51,7 @@ static float logits[SLMC_ROWS * SLMC_VOCAB_SIZE];
 static float probs[SLMC_VOCAB_SIZE];
 static int sort_idx[SLMC_VOCAB_SIZE];
 static int row_tok[SLMC_ROWS], row_pos[SLMC_ROWS], row_slot[SLMC_ROWS];
+static unsigned char row_want[SLMC_ROWS];
 
 static FILE *src_file;
 static const char *src_text;
@@ -100,6 +103,7 @@ int main(int argc, char **argv) {
     float temperature = 0.0f, topp = 0.9f;
     unsigned long long seed = 42;
     const char *path = NULL;
+    int all_logits = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "-n")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-t")) temperature = (float)atof(argv[i + 1]);
@@ -107,6 +111,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-s")) seed = strtoull(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "-f")) path = argv[i + 1];
         else if (!strcmp(argv[i], "-i")) src_text = argv[i + 1];
+        else if (!strcmp(argv[i], "-a")) all_logits = atoi(argv[i + 1]) != 0;
         else { fprintf(stderr, "E unknown argument %s\n", argv[i]); return 2; }
     }
     if (steps <= 0 || steps > SLMC_SEQ_LEN) steps = SLMC_SEQ_LEN;
@@ -117,7 +122,7 @@ int main(int argc, char **argv) {
     slmc_reset();
     double t0 = now_s();
     int step = 0, seqs = 0, eof = 0, active = 0;
-    long rows = 0, generated = 0;
+    long rows = 0, generated = 0, logit_rows = 0;
     for (;;) {
         /* read ahead while a request buffer is free: the rest wait in the input */
         while (!eof && n_free > 0) {
@@ -149,8 +154,9 @@ int main(int argc, char **argv) {
             printf("A %d %d %d\n", pool[r].seq, k, step);
         }
         if (!active) break;
-        /* this step's rows: a decode row for each sequence past its prompt, then prompt chunks by arrival */
-        int n = 0, first[SLMC_BATCH], count[SLMC_BATCH];
+        /* this step's rows: a decode row for each sequence past its prompt, then prompt chunks by arrival;
+         * out[k]: where the logits of slot k's sampled row land (the wanted rows' logits are packed in row order) */
+        int n = 0, m = 0, count[SLMC_BATCH], out[SLMC_BATCH];
         for (int k = 0; k < SLMC_BATCH; k++) count[k] = 0;
         /* with fewer rows than slots, the decode rows start from a slot that moves on every step: each takes its turn */
         int start = SLMC_ROWS < SLMC_BATCH ? step % SLMC_BATCH : 0;
@@ -158,10 +164,11 @@ int main(int argc, char **argv) {
             int k = (start + j) % SLMC_BATCH;
             Slot *s = &slots[k];
             if (s->req == NONE || s->pos < pool[s->req].len) continue;
-            first[k] = n;
             count[k] = 1;
-            row_tok[n] = s->token; row_pos[n] = s->pos; row_slot[n] = k;
+            row_tok[n] = s->token; row_pos[n] = s->pos; row_slot[n] = k; row_want[n] = 1;
+            out[k] = all_logits ? n : m;
             n++;
+            m++;
         }
         for (;;) {
             int best = NONE;
@@ -174,16 +181,21 @@ int main(int argc, char **argv) {
             Slot *s = &slots[best];
             int c = pool[s->req].len - s->pos;
             if (c > SLMC_ROWS - n) c = SLMC_ROWS - n;
-            first[best] = n;
             count[best] = c;
             for (int j = 0; j < c; j++) {
-                row_tok[n] = pool[s->req].ids[s->pos + j]; row_pos[n] = s->pos + j; row_slot[n] = best;
+                row_tok[n] = pool[s->req].ids[s->pos + j]; row_pos[n] = s->pos + j; row_slot[n] = best; row_want[n] = 0;
                 n++;
             }
+            if (s->pos + c >= pool[s->req].len) { /* the prompt's last row: its logits give the first token */
+                row_want[n - 1] = 1;
+                out[best] = all_logits ? n - 1 : m;
+                m++;
+            }
         }
-        int rc = slmc_step(row_tok, row_pos, row_slot, n, logits);
-        if (rc != SLMC_OK) { fprintf(stderr, "E slmc_step failed with %d at step %d\n", rc, step); return 2; }
+        int rc = slmc_step_rows(row_tok, row_pos, row_slot, n, all_logits ? NULL : row_want, logits);
+        if (rc != SLMC_OK) { fprintf(stderr, "E slmc_step_rows failed with %d at step %d\n", rc, step); return 2; }
         rows += n;
+        logit_rows += all_logits ? n : m;
         /* each sequence moves on by its rows; the last row of one past its prompt is sampled */
         for (int k = 0; k < SLMC_BATCH; k++) {
             if (!count[k]) continue;
@@ -192,7 +204,7 @@ int main(int argc, char **argv) {
             printf("R %d %d %d %d\n", step, q->seq, s->pos, count[k]);
             s->pos += count[k];
             if (s->pos < q->len) { s->token = q->ids[s->pos]; continue; }
-            int next = slmc_sample(logits + (size_t)(first[k] + count[k] - 1) * SLMC_VOCAB_SIZE, SLMC_VOCAB_SIZE,
+            int next = slmc_sample(logits + (size_t)out[k] * SLMC_VOCAB_SIZE, SLMC_VOCAB_SIZE,
                                    temperature, topp, &s->rng, probs, sort_idx);
             int done = next == 1 || s->pos >= steps; /* BOS ends a story, as in llama2.c */
             if (next != 1) { printf("G %d %d\n", q->seq, next); generated++; }
@@ -208,7 +220,8 @@ int main(int argc, char **argv) {
         step++;
     }
     double dt = now_s() - t0;
-    printf("S sequences %d\nS steps %d\nS rows %ld\nS generated %ld\n", seqs, step, rows, generated);
+    printf("S sequences %d\nS steps %d\nS rows %ld\nS generated %ld\nS logit_rows %ld\n", seqs, step, rows, generated,
+           logit_rows);
 #ifdef SLMC_HOST
     printf("S seconds %.6f\n", dt);
 #else
