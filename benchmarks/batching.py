@@ -284,6 +284,51 @@ PERF_B8 = dict(products=55, attention=23, argmax=3, quantizer=3, rmsnorm=1, swig
 BEFORE = {1: 1265, 8: 3318}
 
 
+# stories260K's MACs a token: wq, wk, wv, wo, w1, w3 of its 5 layers and the classifier read rows of k = 64 (one group
+# of 64); w2 reads k = 172 in groups of 4 (the shapes of the M33 kernel table, batch_kernels.SHAPES)
+MACS_260K = {(64, 172, 64): 5 * (4096 + 2048 + 2048 + 4096 + 11008 + 11008) + 32768, (172, 64, 4): 5 * 11008}
+SMLAD_FLOOR = 0.5   # cycles per MAC on the Cortex-M33: SMLAD does two 16-bit MACs in one cycle
+
+
+def _rp2350_bound(res: dict) -> str:
+    """Why B=4 cannot reach 2.5x B=1 on this chip: the compute per row that batching cannot share, from the rows
+    measured here and the M33 kernel table (cycles per MAC of the products at 1 and 4 rows)."""
+    rp = {r["batch"]: r for r in res["rp2350"]["rows"]}
+    km = {(r["k"], r["m"], r["group"], r["rows"]): r for r in res["kernels"]["m33"]}
+    from slmc.targets import get_target
+
+    tg = get_target(res["rp2350"]["target"])
+    hz, flash_cpb = tg.clock_hz, tg.clock_hz / tg.flash.read_bytes_per_s  # flash cycles per byte (= per q8 MAC)
+    t1, t4 = (1 / rp[b]["estimated_tokens_per_s"] for b in (1, 4))
+    f1, f4 = (rp[b]["estimated_flash_seconds_per_token"] for b in (1, 4))
+    p1 = sum(n * km[(*s, 1)]["single_cycles_per_mac"] for s, n in MACS_260K.items()) / hz
+    p4 = sum(n * min(km[(*s, 4)]["single_cycles_per_mac"], km[(*s, 4)]["rows_cycles_per_mac"])
+             for s, n in MACS_260K.items()) / hz
+    floor = sum(MACS_260K.values()) * SMLAD_FLOOR / hz
+    rest = t4 - f4 - p4
+    big = [r for r in res["kernels"]["m33"] if r["k"] >= 288]  # stories15M's shapes, 1 and 4 rows
+    big1 = sum(r["single_cycles_per_mac"] for r in big if r["rows"] == 1) / sum(r["rows"] == 1 for r in big)
+    big4 = sum(r["rows_cycles_per_mac"] for r in big if r["rows"] == 4) / sum(r["rows"] == 4 for r in big)
+    ceiling = t1 / (floor + rest + f4)
+    ms = lambda s: f"{1e3 * s:.2f} ms"  # noqa: E731
+    return (f"With 4 slots the weights in flash are read once per step for 4 rows, so the flash time per token falls "
+            f"from {ms(f1)} to {ms(f4)}, but the compute per token does not fall ({ms(t1 - f1)} at B=1, {ms(t4 - f4)} "
+            f"at B=4). 2.5x needs B=4 at {ms(t1 / 2.5)} a token, i.e. {ms(t1 / 2.5 - f4)} of compute after its flash. "
+            f"The products are {ms(p1)} of it ({sum(MACS_260K.values()):,} MACs a token at the kernel table's "
+            "1-row cycles per MAC; stories260K's rows are short, k = 64 in one group, and w2's groups are 4 wide, "
+            "where the float rescale per group and output, which sharing cannot cut, and the set-up per pair of rows "
+            "cost more than the unpacking saves, so linear_q8_dsp_rows.c hands them to linear_q8_dsp.c); the rest, "
+            f"{ms(rest)} a token, is per row whatever B is: attention over each row's own cache, SwiGLU's expf, the "
+            "norms, RoPE and the q8 activation quantizer. Even with every product of B=4 at the Cortex-M33's floor "
+            f"(SMLAD, two MACs a cycle: {ms(floor)}) B=4 would reach {ceiling:.2f}x. With the compute per row unchanged, "
+            "(C + F) / (C + F/4) >= 2.5 needs the flash time F at least 4 times the compute C, i.e. 80% of B=1's "
+            f"time; here it is {f1 / t1:.0%}. So on this chip and model the goal is out of batching's reach. A model "
+            f"whose weights all stream from flash reads a q8 byte per MAC at {tg.flash.read_bytes_per_s / 1e6:g} MB/s, "
+            f"{flash_cpb:.0f} cycles per MAC against its products' ~{big1:.2f} (stories15M's shapes, kernel table), so "
+            f"even with nothing else per row, 2.5x needs the 4-row kernel at {(big1 + flash_cpb) / 2.5 - flash_cpb / 4:.2f} "
+            f"cycles per MAC or less; linear_q8_dsp_rows.c takes {big4:.2f}.")
+
+
 def _goals(res: dict) -> list[str]:
     """What the figures above say about issue 19's goals, from the measured run."""
     h = {r["batch"]: r for r in res["host"]["rows"]}
@@ -319,20 +364,13 @@ def _goals(res: dict) -> list[str]:
            else "**Goals.** Host: not measured."]
     if rp4 is not None:
         out.append(
-            f"RP2350 B=4 at least 2.5x B=1: **{'met' if rp4 >= 2.5 else 'not met'}** ({rp4:.2f}x). With 4 slots the "
-            "weights in flash are read once per step for 4 rows, so the flash time per token falls about 4x, but "
-            "the compute per token does not fall: stories260K's rows are short (k = 64, one group of 64) and w2's "
-            "groups are 4 wide, where the float rescale per group and output, which sharing cannot cut, and the "
-            "set-up per pair of rows cost more than the unpacking saved, so linear_q8_dsp_rows.c hands them to "
-            "linear_q8_dsp.c (on stories15M's shapes it saves 9-16% of the cycles per MAC, table above: 13 "
-            "registers hold 2 token rows x 2 weight rows at most); and half of the compute is per row whatever B "
-            "is: attention over each row's own cache (30% of the instructions: a division per score and per "
-            "probability, expf, and every fp16 cache value converted in integer arithmetic on each read), "
-            "SwiGLU's expf, the norms and the q8 activation quantizer. 2.5x would need the compute per token "
-            "below 3.8 ms (570K cycles), less than that per-row work alone.")
+            f"RP2350 B=4 at least 2.5x B=1: **{'met' if rp4 >= 2.5 else 'not met'}** ({rp4:.2f}x). "
+            + _rp2350_bound(res))
     if res.get("siracusa"):
+        s1 = next(r for r in res["siracusa"]["rows"] if r["batch"] == 1)
         out.append("siracusa-like: one RV32 core without an FPU; linear_q8_rv32.c has no multi-row form yet, and "
-                   "with weights read at 300 MB/s (0.06 ms per token of 30 ms) there is little to share: the "
+                   f"the weights a token reads from flash take {1e3 * s1['estimated_flash_seconds_per_token']:.2f} ms "
+                   f"of its {1e3 / s1['estimated_tokens_per_s']:.0f} ms at B=1, so there is little to share: the "
                    "soft-float rescale per group and output, per row, dominates, so B does not change the rate.")
     return out
 
