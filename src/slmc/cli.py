@@ -36,8 +36,8 @@ def _compile(model: Path, target: str, numerics: str, out: Path, prefill_chunk: 
 
     if numerics not in NUMERICS:
         raise SlmcError(f"unknown numerics '{numerics}'", f"use -q one of {', '.join(NUMERICS)}")
-    if weights_sram not in ("auto", "off"):
-        raise SlmcError(f"unknown --weights-sram '{weights_sram}'", "use --weights-sram auto or off")
+    if weights_sram not in ("auto", "boot", "off"):
+        raise SlmcError(f"unknown --weights-sram '{weights_sram}'", "use --weights-sram auto, boot or off")
     input_path(model, "model", folder_ok=True)
     input_path(tokenizer, "--tokenizer")
     input_path(expert_predictor, "--expert-predictor")
@@ -68,7 +68,8 @@ def compile(model: Path = typer.Argument(..., help="llama2.c .bin, HuggingFace L
             kv_cache: Optional[str] = typer.Option(None, "--kv-cache", help="fp32 | fp16 | int8 storage of the KV cache "
                                                    "(default: fp32, or fp16 where fp32 does not fit the target's SRAM)"),
             weights_sram: str = typer.Option("auto", "--weights-sram", help="auto: where weights stream from flash, "
-                                             "copy as many as the free SRAM holds at boot | off"),
+                                             "copy as many as the free SRAM holds at boot, and on the RP2350 DMA the rest into two "
+                                             "staging buffers one product ahead | boot: the boot copy only | off"),
             chips: int = typer.Option(1, "--chips", help="partition over N chips: OUT/chip0..chipN-1 + manifest.json"),
             fan_in: int = typer.Option(2, "--fan-in", "--reduce-fanin", help="fan-in of the chips' hierarchical all-reduce"),
             mem: Optional[str] = typer.Option(None, "--mem", help="resize memory levels, e.g. L1=64KiB,L2=1MiB "
@@ -141,7 +142,9 @@ def _print_compiled(out: Path, rep: CompileReport | ChipsManifest) -> None:
         err.print(f"fits {rep.target}: SRAM {mem['sram']['used']:,} of {mem['sram']['capacity']:,} B "
                   f"(margin {mem['sram']['margin']:,}), flash {mem['flash']['used']:,} of {mem['flash']['capacity']:,} B "
                   f"(margin {mem['flash']['margin']:,}); weights in {mem['weights_in']}"
-                  + (f" ({rep.weights_sram_bytes:,} B copied to SRAM at boot)" if rep.weights_sram_bytes else ""),
+                  + (f" ({rep.weights_sram_bytes:,} B copied to SRAM at boot)" if rep.weights_sram_bytes else "")
+                  + (f"; {len(rep.staging['products'])} products' flash matrices ({rep.staging['bytes_per_step']:,} B a "
+                     f"token) DMA-staged through 2 x {rep.staging['buffer_bytes']:,} B of SRAM" if rep.staging else ""),
                   highlight=False)
     for note in rep.notes:
         if note.startswith("the KV cache is stored as fp16"):

@@ -29,7 +29,8 @@ class CompileOptions:
     context: int | None = None          # positions the KV cache holds; None: the model's, or what fits
     kv_cache: str | None = None         # "fp32" | "fp16" | "int8" storage; None: fp32, or fp16 where fp32 does not fit SRAM
     dvfs: tuple = ()                    # OppSteps (codegen/pico.py): an RP2350 build that calls slmc_set_opp
-    weights_sram: str = "auto"          # "auto": weights streamed from flash fill the SRAM left over; "off"
+    weights_sram: str = "auto"          # "auto": weights streamed from flash fill the SRAM left over (and on the RP2350
+    #                                     the rest is DMA-staged one product ahead); "boot": the boot copy only; "off"
     chips: int = 1                      # > 1: partition over this many chips (plan/partition.py)
     fan_in: int = 2                     # of the chips' hierarchical all-reduce
     mem: str | None = None              # --mem L1=64KiB,L2=1MiB: resize the target's memory levels
@@ -75,6 +76,7 @@ class CompileConfig:
     expert_routing: str = "router"
     expert_predictor: Path | None = None
     onnx_convention: str = "auto"  # frontend/onnx_convention.py
+    weight_staging: bool = False  # RP2350: flash-resident matrices DMA-staged one product ahead (codegen/stage_plan.py)
 
     @property
     def partitioned(self) -> bool:
@@ -128,7 +130,8 @@ def resolve_config(opts: CompileOptions) -> CompileConfig:
         # memory sharing needs the kernels' own loop order: not with --cores, whose wrappers run parts of a
         # kernel at the same time on several cores
         sharing=opts.memory_sharing == "on" and not target.cores,
-        engine=opts.engine, dvfs=tuple(opts.dvfs), weights_to_sram=opts.weights_sram == "auto",
+        engine=opts.engine, dvfs=tuple(opts.dvfs), weights_to_sram=opts.weights_sram in ("auto", "boot"),
+        weight_staging=opts.weights_sram == "auto",
         layer_loop=opts.layer_loop, batch=opts.batch or 0, batch_rows=opts.batch_rows or opts.batch or 0,
         batch_rows_asked=opts.batch_rows is not None, expert_slots=opts.expert_slots or 0,
         expert_prefetch=opts.expert_prefetch, expert_routing=opts.expert_routing,

@@ -39,12 +39,13 @@ def test_stories260k_q8_fits_rp2350_with_the_margin_in_the_report(tmp_path):
 
 
 def test_weights_fill_the_free_sram_of_rp2350(tmp_path):
-    """By default the weights that would stream from flash every token fill the SRAM the plan leaves free:
-    copied at boot as initialised data (weights_ram.bin), the rest stays in flash."""
+    """The weights that would stream from flash every token fill the SRAM the plan leaves free: copied at boot
+    as initialised data (weights_ram.bin), the rest stays in flash (--weights-sram boot: the boot copy alone;
+    the default also DMA-stages the rest, tests/cluster/test_weight_staging.py)."""
     from slmc.stages.fit import SRAM_RESERVE
 
     ckpt = shared_path("models/stories260K/stories260K.bin")
-    rep = compile_model(CompileOptions(ckpt, "rp2350-arm", "q8", tmp_path / "o"))
+    rep = compile_model(CompileOptions(ckpt, "rp2350-arm", "q8", tmp_path / "o", weights_sram="boot"))
     mem, moved = rep["memory"], rep["weights_sram_bytes"]
     assert mem["weights_in"] == "flash+sram" and mem["sram"]["needs"]["weights copied to SRAM"] == moved
     assert (tmp_path / "o" / "weights_ram.bin").stat().st_size >= moved > 170_000

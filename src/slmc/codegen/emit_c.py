@@ -90,6 +90,7 @@ class _Function:
         self.subst: dict[int, str] = {}
         self.scratch_subst: dict[int, str] = {}
         self.attr_subst: dict[tuple[int, str], str] = {}   # (id(node), attribute) -> C
+        self.staging: dict = {}                           # id(node) -> its DMA staging calls (codegen/staging.py)
         # a batched step: the rows whose logits are not wanted skip the nodes after the blocks (codegen/batch_api.py)
         self.want = _want_rows(graph, self._ident)
 
@@ -160,7 +161,13 @@ class _Function:
             ins = ", ".join(str(v.type) for v in node.inputs if v is not None)
             outs_t = ", ".join(str(v.type) for v in node.outputs)
             lines.append("    " + comment(f"{c_comment(label)}: {node.op}({ins}) -> {outs_t}"))
-        return lines + ["    " + self.binding[id(node)].emit(node, _Ctx(self, node))]
+        st = self.staging.get(id(node))
+        if st is None:
+            return lines + ["    " + self.binding[id(node)].emit(node, _Ctx(self, node))]
+        kept, self.subst = self.subst, {**self.subst, **st.subst}  # its matrix read from a staging buffer
+        call = self.binding[id(node)].emit(node, _Ctx(self, node))
+        self.subst = kept
+        return lines + ["    " + x for x in (*st.before, call, *st.after)]
 
     def body(self, calls: list[str] | None = None) -> list[str]:
         """Declarations of the named buffers, then `calls` (default: every node in order) and the copy-outs."""
@@ -199,10 +206,11 @@ def prototypes(spec_files: list[str], sources: dict[str, str]) -> list[str]:
 def emit_model(graphs: list[Graph], plan: MemoryPlan, weights: WeightsLayout, binding: dict[int, KernelSpec],
                kernel_protos: list[str], banner: str, llm: LlmInfo | None,
                hooks: dict[str, str] | None = None, layer_loop: bool = True,
-               notes: list[str] | None = None) -> tuple[str, str]:
+               notes: list[str] | None = None, staging: dict[int, dict] | None = None) -> tuple[str, str]:
     """Returns (model.h, model.c). `hooks`: statements to run before named nodes (codegen/pico.py).
     `layer_loop`: a decoder's layers as one loop over a per-layer table where the C allows (codegen/layers.py);
-    False writes every layer out. `notes`: where given, gets a line for each graph whose layers stay unrolled."""
+    False writes every layer out. `notes`: where given, gets a line for each graph whose layers stay unrolled.
+    `staging`: id(graph) -> its nodes' DMA staging calls (codegen/staging.py)."""
     banner = comment(banner, BANNER_CHARS)  # it names the model's file
     h = [banner, "#ifndef SLMC_MODEL_H", "#define SLMC_MODEL_H", "#include <stdint.h>", "",
          f"#define SLMC_ARENA_BYTES {plan.arena_bytes}", f"#define SLMC_WEIGHTS_BYTES {len(weights.blob)}"]
@@ -221,7 +229,8 @@ def emit_model(graphs: list[Graph], plan: MemoryPlan, weights: WeightsLayout, bi
     table = LayerTable(count, "SLMC_N_LAYERS" if llm is not None and llm.n_layers == count else str(count))
     used: set[int] = set()
     for g in graphs:
-        fn, body = _function(g, plan, weights, binding, arrays, hooks, llm, found.get(id(g)), table, notes)
+        fn, body = _function(g, plan, weights, binding, arrays, hooks, llm, found.get(id(g)), table, notes,
+                             (staging or {}).get(id(g)))
         used |= fn.used
         funcs += [comment(f"{c_comment(g.name)}: {_io_list(g.inputs)} -> {_io_list(g.outputs, 'logits' if llm else '')}"),
                   # an integer-only build keeps its graph a function of its own: toolchain/floatcheck.py reads it
@@ -263,7 +272,8 @@ def emit_model(graphs: list[Graph], plan: MemoryPlan, weights: WeightsLayout, bi
 
 def _function(g: Graph, plan: MemoryPlan, weights: WeightsLayout, binding: dict[int, KernelSpec],
               arrays: dict[tuple[int, ...], str], hooks: dict[str, str] | None, llm: LlmInfo | None,
-              lay: "Layers | str | None", table: LayerTable, notes: list[str] | None) -> tuple["_Function", list[str]]:
+              lay: "Layers | str | None", table: LayerTable, notes: list[str] | None,
+              staging: dict | None = None) -> tuple["_Function", list[str]]:
     """The graph's step function (its _Function and body): with its layers as one loop where they can be."""
     outs = ("logits",) if llm is not None else ()
     if isinstance(lay, Layers):
@@ -279,6 +289,7 @@ def _function(g: Graph, plan: MemoryPlan, weights: WeightsLayout, binding: dict[
     if isinstance(lay, str) and notes is not None and marked and max(marked) > 0:
         notes.append(unrolled_note(g.name, max(marked) + 1, lay))
     fn = _Function(g, plan, weights, binding, arrays, hooks, outs)
+    fn.staging = staging or {}
     return fn, fn.body()
 
 

@@ -124,6 +124,7 @@ class CompileReport(_JsonView):
     memory: dict | None = _opt()          # the fit, per memory of the target (targets/fit.py)
     weights_sram_bytes: int | None = _opt()
     weights_read_per_step: dict | None = _opt()  # {"flash": B, "sram": B} a decode step reads (tables one row)
+    staging: dict | None = _opt()         # RP2350: the DMA-staged products and their buffers (codegen/stage_plan.py)
     model_seq_len: int | None = _opt()    # the model's context, where the KV cache holds fewer positions
     tokenizer: str | None = _opt()        # its file name in the output folder
     batch: dict | None = _opt()           # --batch: slots, rows per step, what batches and why (passes/batch.py)

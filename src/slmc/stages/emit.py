@@ -59,9 +59,16 @@ def emit_project(p: Planned, config: CompileConfig) -> Project:
 
         hooks = opp_calls(p.graphs[0], config.dvfs)
     notes: list[str] = []  # emit_model's: why a graph's layers stay unrolled
+    stage_decls, staging, stage_files = [], None, {}
+    if p.staging is not None:  # DMA staging of the flash-resident matrices (codegen/staging.py)
+        from slmc.codegen import staging as st
+
+        stage_decls, stage_files = st.declarations(p.staging), st.hal_files()
+        staging = {id(p.graphs[0]): st.stage_calls(p.staging, p.graphs[0], p.weights)}
     model_h, model_c = emit_model(p.graphs, p.plan, p.weights, p.binding,
-                                  par_decls + prototypes(files, sources) + list(p.tiled_decls), banner(config, p.built),
-                                  p.llm, hooks, config.layer_loop, notes)
+                                  par_decls + prototypes(files, sources) + list(p.tiled_decls) + stage_decls,
+                                  banner(config, p.built), p.llm, hooks, config.layer_loop and staging is None, notes,
+                                  staging)
     if chip is not None:
         from slmc.codegen.chips import chip_h
 
@@ -72,7 +79,8 @@ def emit_project(p: Planned, config: CompileConfig) -> Project:
 
     main = "main_graph.c" if p.llm is None else "main_batch.c" if p.llm.batch else "main_llm.c"
     return Project("", model_h, model_c, p.weights, files, main,
-                   {**rp2350_files(target, files, dvfs), **par_extra}, ("slmc_hal_log.c",) if dvfs else (),
+                   {**rp2350_files(target, files, dvfs, bool(stage_files)), **par_extra, **stage_files},
+                   (("slmc_hal_log.c",) if dvfs else ()) + tuple(f for f in stage_files if f == "slmc_stage.c"),
                    (("SLMC_DVFS",) if dvfs else ()) + par_defines + expert_dma, len(hooks), tuple(notes))
 
 

@@ -152,12 +152,31 @@ def weights_to_sram(p: Planned, config: CompileConfig) -> Planned:
     if (not config.weights_to_sram or p.llm is None or config.placed or sram is None or target.flash is None
             or not target.flash.read_bytes_per_s):
         return p
-    from slmc.codegen.pico import HAL_LOG_BYTES
+    from slmc.codegen.pico import HAL_LOG_BYTES, PLATFORMS
     from slmc.codegen.weights import layout_weights, weights_for_sram
 
     reserve = SRAM_RESERVE + (HAL_LOG_BYTES if config.dvfs else 0)
-    chosen = weights_for_sram(p.weights, p.graphs, sram.margin - reserve)
-    if not chosen:
+    staging = None
+    if config.weight_staging and target.name in PLATFORMS and not p.llm.batch:  # DMA one product ahead (codegen/stage_plan.py)
+        from slmc.codegen.stage_plan import plan_sram, restage
+
+        chosen, staging = plan_sram(p.weights, p.graphs, sram.margin - reserve)
+    else:
+        chosen = weights_for_sram(p.weights, p.graphs, sram.margin - reserve)
+    if not chosen and staging is None:
         return p
     weights = layout_weights(p.graphs, chosen)
-    return replace(p, weights=weights, memory=memory_needs(target, p.plan, weights, p.llm))
+    if staging is not None:
+        staging = restage(weights, p.graphs, frozenset(sp.node for sp in staging.products))
+    return replace(p, weights=weights, memory=_with_staging(memory_needs(target, p.plan, weights, p.llm), staging),
+                   staging=staging)
+
+
+def _with_staging(memory, staging):
+    """The fit with the two staging buffers as a need of the SRAM."""
+    if staging is None:
+        return memory
+    from slmc.targets.fit import Need
+
+    return tuple(replace(m, needs=(*m.needs, Need("weight staging buffers (DMA)", 2 * staging.buffer_bytes)))
+                 if m.memory == "sram" else m for m in memory)

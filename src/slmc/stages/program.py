@@ -24,6 +24,7 @@ from slmc.targets.fit import MemoryFit, main_llm_buffers, memory_fit
 
 if TYPE_CHECKING:
     from slmc.plan.partition import PartitionPlan
+    from slmc.codegen.stage_plan import Staging
 
 Progress = Callable[[str], None]
 
@@ -47,6 +48,7 @@ class Planned:
     tiled_decls: tuple[str, ...] = ()
     levels: dict | None = None             # report.json's `levels`
     planner_seconds: dict | None = None    # per level; wall-clock, so console only
+    staging: Staging | None = None         # set by stages/fit.py's weights_to_sram: the DMA-staged products
 
     @property
     def graphs(self) -> list[Graph]:

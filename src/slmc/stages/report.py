@@ -47,6 +47,7 @@ def build_report(fitted: Fitted, p: Planned, project: Project, source: Source, p
         if p.memory else None,
         weights_sram_bytes=p.weights.ram_bytes if p.weights.ram_blob else None,
         weights_read_per_step=_weights_read(p) if p.llm is not None else None,
+        staging=p.staging.as_dict() if p.staging is not None else None,
         model_seq_len=source.seq_len if decoder and whole and model.config.seq_len != source.seq_len else None,
         tokenizer="tokenizer" + source.tokenizer.suffix if source.tokenizer is not None and whole else None,
         batch=_batch(p) if p.llm is not None and p.llm.batch else None,

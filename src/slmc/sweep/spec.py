@@ -63,7 +63,7 @@ AXES: dict[str, Axis] = {a.name: a for a in (
     Axis("seq", "prefill_chunk", int, minimum=0),
     Axis("mode", "mode", str, ("decode", "prefill")),
     Axis("memory_sharing", "memory_sharing", str, ("on", "off")),
-    Axis("weights_sram", "weights_sram", str, ("auto", "off")),
+    Axis("weights_sram", "weights_sram", str, ("auto", "boot", "off")),
     Axis("engine", "engine", str),
     Axis("batch", "batch", int, minimum=1, maximum=64),
     Axis("opp", "", str),

@@ -86,10 +86,44 @@ def _estimate(rep: dict, prof: dict, dec: list[dict]) -> dict | None:
     fj = t.engines.cluster.fork_join_cycles
     cycles = prof["estimated_cycles_per_token"] - saved + forks * fj
     flash = prof.get("estimated_flash_seconds_per_token", 0.0)
-    return dict(critical_path_cycles_per_token=cycles, fork_join_cycles=fj, forks_per_token=forks,
-                flash_seconds_per_token=flash, estimated_tokens_per_s=1.0 / (cycles / t.clock_hz + flash),
-                basis="ESTIMATE: the profile's cycles less the shares beside the busiest (at their kernel's cycles per "
-                      f"instruction), plus {fj} cycles a fork/join (ASSUMED), plus the flash term after the compute")
+    out = dict(critical_path_cycles_per_token=cycles, fork_join_cycles=fj, forks_per_token=forks,
+               flash_seconds_per_token=flash, estimated_tokens_per_s=1.0 / (cycles / t.clock_hz + flash),
+               basis="ESTIMATE: the profile's cycles less the shares beside the busiest (at their kernel's cycles per "
+                     f"instruction), plus {fj} cycles a fork/join (ASSUMED), plus the flash term after the compute")
+    staging = rep.get("staging")
+    if staging and t.flash is not None and t.flash.read_bytes_per_s and all(o["estimated_cycles"] is not None
+                                                                            for o in prof["ops"]):
+        from slmc.toolchain.staged_estimate import staged_estimate
+
+        st = staged_estimate(_critical_ops(prof, dec, fj), prof["estimated_cycles_per_token"]
+                             - sum(o["estimated_cycles"] for o in prof["ops"]), staging, t.clock_hz,
+                             t.flash.read_bytes_per_s, max(0.0, prof.get("estimated_flash_bytes_per_token", 0.0)
+                                                           - staging["bytes_per_step"]))
+        out.update(estimated_tokens_per_s=1.0 / st["seconds"], flash_stall_seconds_per_token=st["stall_seconds"]
+                   + st["in_place_flash_seconds"], estimated_tokens_per_s_not_overlapped=out["estimated_tokens_per_s"],
+                   basis=out["basis"].replace(", plus the flash term after the compute", "") + " (per operator), with " + st["basis"])
+    return out
+
+
+def _critical_ops(prof: dict, dec: list[dict], fj: float) -> list[tuple[str, float]]:
+    """Each operator's cycles per token on the critical path: its cycles less its sites' shares beside the
+    busiest (at its cycles per instruction), plus a fork/join per split call. Operators that share a name
+    (the quantizer's) share their sites' saving in proportion to their cycles."""
+    adjust: dict[str, float] = {}
+    total: dict[str, list[float]] = {}
+    for o in prof["ops"]:
+        c = total.setdefault(o["name"], [0.0, 0.0])
+        c[0] += o["estimated_cycles"]
+        c[1] += o["instructions"]
+    for r in dec:
+        if not r["calls"] or r["node"] not in total:
+            continue
+        cyc, ins = total[r["node"]]
+        cpi = cyc / ins if ins else 1.0
+        adjust[r["node"]] = adjust.get(r["node"], 0.0) - (r["work"] - r["span"]) / r["calls"] * cpi \
+            + (fj if sum(r["core_instructions"][1:]) > 0 else 0)
+    return [(o["name"], o["estimated_cycles"] + adjust.get(o["name"], 0.0) * (
+        o["estimated_cycles"] / total[o["name"]][0] if total[o["name"]][0] else 0.0)) for o in prof["ops"]]
 
 
 def cluster_lines(cl: dict, engines: dict | None = None) -> list[str]:

@@ -55,6 +55,8 @@ def _kind(obj: str) -> str:
     name = Path(obj).name
     if name == "model.o":
         return "model"
+    if name == "slmc_stage.o":  # the DMA staging HAL's stand-in copy (codegen/staging.py): the DMA engine's work
+        return "stage"
     if name in MAIN_OBJECTS:
         return "main"
     if Path(obj).parent.name == "kernels" and not obj.startswith("/"):
@@ -125,6 +127,8 @@ class Counts:
     calls: list[Call]
     main_instructions: int              # between one model call's return and the next call: sampling, printing
     total_instructions: int | None      # the whole program, start-up included, where known
+    staging_instructions: int | None = None  # the emulated DMA copies (slmc_stage.o's copy loop), in none of the
+                                             # above: the RP2350's DMA engine moves those bytes, not a core
 
     def decode_calls(self) -> list[Call]:
         return [c for c in self.calls if c.graph == "decode"]

@@ -86,7 +86,13 @@ def summarize(counts: Counts, rep: dict, target: Target, mix: Counts | None = No
         tokens_per_s=None,  # measured speed means nothing on an emulator; see estimated_tokens_per_s
         ops=rows,
     )
-    prof.update(estimate(target, rep, None if pro_c is None or None in cycles else (pro_c + sum(cycles)) / steps))
+    have = pro_c is not None and None not in cycles
+    prof.update(estimate(target, rep, (pro_c + sum(cycles)) / steps if have else None,  # type: ignore[operator]
+                         [(r["name"], r["estimated_cycles"]) for r in rows] if have else None,
+                         pro_c / steps if have else 0.0))  # type: ignore[operator]
+    if counts.staging_instructions is not None and rep.get("staging"):
+        # per position: every model call (a prompt position too) runs its copies; none of it in the counts above
+        prof["staging_copy_instructions_per_token"] = counts.staging_instructions / max(1, len(counts.calls))
     return prof
 
 
@@ -113,10 +119,13 @@ def flash_read_bytes(rep: dict) -> float:
     return flash - unread_expert_bytes(rep)
 
 
-def estimate(target: Target, rep: dict, cycles_per_token: float | None) -> dict:
+def estimate(target: Target, rep: dict, cycles_per_token: float | None,
+             op_cycles: list[tuple[str, float]] | None = None, prologue_cycles: float = 0.0) -> dict:
     """Estimated cycles and tokens/s: compute at the target's clock, plus (where the target gives a
     flash read rate and the weights sit in flash) the weight bytes a token reads from flash read once
-    per token through a cache far smaller than the weights, not overlapped with compute."""
+    per token through a cache far smaller than the weights, not overlapped with compute; in a build that
+    DMA-stages its flash matrices (report.json's `staging`) and given each operator's cycles (`op_cycles`,
+    in order, per token), those bytes overlap the compute (toolchain/staged_estimate.py)."""
     model = MODELS.get(target.cycle_model)
     out: dict = dict(estimated_cycles_per_token=cycles_per_token, estimated_tokens_per_s=None,
                      estimate_basis=None)
@@ -130,11 +139,25 @@ def estimate(target: Target, rep: dict, cycles_per_token: float | None) -> dict:
         if rate and weights_in.startswith("flash"):
             in_sram = rep.get("weights_sram_bytes") or 0
             flash = flash_read_bytes(rep)
-            stall = flash / rate
-            seconds += stall
-            out["estimated_flash_seconds_per_token"] = stall
+            staging = rep.get("staging")
             out["estimated_flash_bytes_per_token"] = flash
-            basis.append(f"plus the {flash:,.0f} weight bytes a token reads from flash (tables one row), read once "
+            if staging and op_cycles is not None:
+                from slmc.toolchain.staged_estimate import staged_estimate
+
+                st = staged_estimate(op_cycles, prologue_cycles, staging, target.clock_hz, rate,
+                                     max(0.0, flash - staging["bytes_per_step"]))
+                seconds = st["seconds"]
+                out["estimated_flash_seconds_per_token"] = flash / rate
+                out["estimated_flash_stall_seconds_per_token"] = st["stall_seconds"] + st["in_place_flash_seconds"]
+                # the same counts with the flash read after the compute, as an unstaged build is estimated
+                out["estimated_tokens_per_s_not_overlapped"] = 1.0 / (cycles_per_token / target.clock_hz + flash / rate)
+                basis.append(st["basis"] + (f" ({in_sram:,} B of weights copied to SRAM at boot)" if in_sram else ""))
+            else:
+                stall = flash / rate
+                seconds += stall
+                out["estimated_flash_seconds_per_token"] = stall
+                out["estimated_flash_stall_seconds_per_token"] = stall
+                basis.append(f"plus the {flash:,.0f} weight bytes a token reads from flash (tables one row), read once "
                          f"per token at {rate / 1e6:g} MB/s"
                          + (f" ({in_sram:,} B of weights copied to SRAM at boot and read there)" if in_sram else ""))
         out["estimated_tokens_per_s"] = 1.0 / seconds

@@ -95,7 +95,8 @@ def run_qemu_gdb(target: Target, elf: Path, code: CodeMap, args: list[str],
         reader.start()
         try:
             sock = _connect(sock_path, proc)
-            counts, code_rc = _drive(Remote(sock), code, call_sites(code, instructions(elf, target.tool_prefix)))
+            insns = instructions(elf, target.tool_prefix)
+            counts, code_rc = _drive(Remote(sock), code, call_sites(code, insns), stage_copy(elf, target, insns))
             sock.close()
             rc = proc.wait(timeout=30)
         except BaseException:
@@ -133,6 +134,21 @@ def call_sites(code: CodeMap, insns: list[Insn]) -> dict[int, str]:
     return sites
 
 
+def stage_copy(elf: Path, target: Target, insns: list[Insn]) -> tuple[set[int], set[int]]:
+    """The entry and the returns of the emulated DMA copy (slmc_stage.c's slmc_stage_start), where a staged
+    build has one: what runs between them is the DMA engine's work, not the core's (codegen/staging.py)."""
+    from slmc.toolchain.elf import symbols
+
+    syms = symbols(elf, target.tool_prefix)
+    if "slmc_stage_start" not in syms.by_name:
+        return set(), set()
+    at = syms.by_name["slmc_stage_start"]
+    size = syms.sizes[syms.names.index("slmc_stage_start")]
+    rets = {i.address for i in insns if at <= i.address < at + size
+            and (i.mnemonic in ("ret", "c.ret") or (i.mnemonic in ("jr", "c.jr") and i.operands == "ra"))}
+    return ({at}, rets) if rets else (set(), set())
+
+
 class _Breakpoints:
     """Breakpoints QEMU holds. Every insertion or removal flushes QEMU's translated code, and the
     cost is the re-translation after the next continue: so the stop's own breakpoint is lifted
@@ -158,22 +174,37 @@ class _Breakpoints:
         self.lifted = a
 
 
-def _drive(r: Remote, code: CodeMap, sites: dict[int, str]) -> tuple[Counts, int | None]:
+def _drive(r: Remote, code: CodeMap, sites: dict[int, str],
+           stage: tuple[set[int], set[int]] = (set(), set())) -> tuple[Counts, int | None]:
     """Boundaries as in count.py: a model call starts at slmc_decode/slmc_prefill's entry when main
     called it; an operator starts one instruction after its call site in model.c (at the kernel's
     entry, where the Unicorn counter switches); the call ends at its return address in main."""
     r.send("qSupported")
     minstret = _minstret_regnum(r)
-    bps = _Breakpoints(r, {code.decode, *([code.prefill] if code.prefill is not None else []), *sites})
+    bps = _Breakpoints(r, {code.decode, *([code.prefill] if code.prefill is not None else []), *sites, *stage[0],
+                           *stage[1]})
     bounds = Boundaries(code)
     calls: list[Call] = []
     main_n, last, seg = 0, None, None   # seg: the open Segment; None outside model calls
+    copied, copy_from = 0, None         # the emulated DMA copies' instructions, left out of every segment
     while True:
         stop = r.send("c")
         if stop[:1] in ("W", "X"):
-            return Counts("qemu-gdb", calls, main_n, None), (int(stop[1:3], 16) if stop[0] == "W" else 1)
+            return (Counts("qemu-gdb", calls, main_n, None, copied if stage[0] else None),
+                    (int(stop[1:3], 16) if stop[0] == "W" else 1))
         pc, n = r.reg(_PC), r.reg(minstret)
         bps.lift(pc)
+        if pc in stage[0]:
+            copy_from = n
+            continue
+        if pc in stage[1]:
+            if copy_from is not None:
+                d = (n - copy_from) & 0xFFFFFFFF
+                copied += d
+                if last is not None:
+                    last = (last + d) & 0xFFFFFFFF
+            copy_from = None
+            continue
         if pc in sites:
             if bounds.ret is None:
                 continue

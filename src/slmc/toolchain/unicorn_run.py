@@ -127,8 +127,15 @@ def run_unicorn(target: Target, elf: Path, code: CodeMap, args: list[str], on_to
     gaps: list[dict[int, int]] = []
     segs: list[tuple[Call, list[tuple[str, dict[int, int]]]]] = []
     cur = [startup]
+    # the emulated DMA copies of a staged build (slmc_stage.o): counted apart, not as the cores' work
+    stage_ranges = [(s, e) for s, e, k in zip(code.starts, code.ends, code.kinds) if k == "stage"]
+    staged: dict[int, int] = {}
 
     def on_block(_m, addr, size, _u):
+        if stage_ranges and any(s <= addr < e for s, e in stage_ranges):
+            k = (addr << 16) | size
+            staged[k] = staged.get(k, 0) + 1
+            return
         if addr in watch:
             ev = bounds.at(addr, m.reg_read(RA))
             if ev is not None:
@@ -215,4 +222,4 @@ def run_unicorn(target: Target, elf: Path, code: CodeMap, args: list[str], on_to
         calls.append(call)
     main_n = sum(table.total(g)[0] for g in gaps)
     total = table.total(startup)[0] + main_n + sum(c.instructions for c in calls) + (table.total(cur[0])[0] if segs else 0)
-    return res, Counts("unicorn", calls, main_n, total)
+    return res, Counts("unicorn", calls, main_n, total, table.total(staged)[0])
