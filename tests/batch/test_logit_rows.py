@@ -14,25 +14,19 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import run_slmc, shared_path
+from conftest import run_slmc
+
+sys.path.append(str(Path(__file__).parent))
+from test_batch import _compile, _model  # noqa: E402  (beside the tests)
 
 ROWS = 4
 VOCAB = 512
-
-
-def _model() -> Path:
-    return shared_path("models/stories260K/stories260K.bin")
-
-
-def _compile(out: Path, target: str, numerics: str, *extra: str) -> Path:
-    r = run_slmc("compile", _model(), "-t", target, "-q", numerics, *extra, "-o", out)
-    assert r.returncode == 0, r.stderr
-    return out
 
 
 def _prompts(lengths: list[int], seed: int = 0) -> list[str]:

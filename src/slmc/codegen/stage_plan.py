@@ -120,21 +120,6 @@ def _size(sp: StagedProduct) -> int:
     return _up(sp.runs[-1].dst + sp.runs[-1].nbytes, ALIGN)
 
 
-def _choose(layout: WeightsLayout, graphs: list[Graph], budget: int, products: set[int]) -> frozenset[str]:
-    """weights_for_sram's greedy, but what no product stages (norm weights, vectors) goes first: those a token
-    would still read in place from flash."""
-    readers = _readers(layout, graphs)
-    cands = [i for i, ops in readers.items() if not _row_table(ops) and not any(op.startswith("moe_experts") for op in ops)]
-    cands.sort(key=lambda i: (i in products, -layout.entries[i].nbytes))
-    chosen, left = set(), budget
-    for i in cands:
-        need = layout.entries[i].nbytes + ALIGN
-        if need <= left:
-            chosen.add(layout.entries[i].symbol)
-            left -= need
-    return frozenset(chosen)
-
-
 def _unstaged_flash(layout: WeightsLayout, graphs: list[Graph], in_ram: frozenset[str], staged: set[int]) -> int:
     """Bytes a step still reads from flash in place: every whole-read constant in flash no product stages."""
     readers = _readers(layout, graphs)
@@ -159,7 +144,7 @@ def plan_sram(layout: WeightsLayout, graphs: list[Graph], budget: int) -> tuple[
         left = budget - 2 * s - 2 * ALIGN
         if left < 0:
             break
-        in_ram = _choose(layout, graphs, left, in_products)
+        in_ram = weights_for_sram(layout, graphs, left, frozenset(in_products))  # what no product stages first
         # a product whose constants outgrow the buffers reads them in place (an fp32 classifier, say)
         staged = [sp for n, e in prods if (sp := _stage(layout, n, e, in_ram)) is not None and _size(sp) <= s]
         if not staged:

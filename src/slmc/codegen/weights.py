@@ -115,17 +115,19 @@ def read_bytes_per_step(layout: WeightsLayout, graphs: list[Graph], region: str 
     return total
 
 
-def weights_for_sram(layout: WeightsLayout, graphs: list[Graph], budget: int) -> frozenset[str]:
+def weights_for_sram(layout: WeightsLayout, graphs: list[Graph], budget: int,
+                     last: frozenset[int] = frozenset()) -> frozenset[str]:
     """The constants to copy into `budget` bytes of SRAM: every byte of a matrix is read once per token
     from flash, so any byte moved saves the same; tables read one row per token (token embeddings,
     RoPE's cos/sin, learned positions) are left in flash unless a matrix product reads them too (a tied
     classifier), and so are a mixture of experts' stacked experts (a byte is read only when its expert is
     chosen; with an expert cache, from its SRAM slots). Largest first, then the rest that still fit (the
-    gaps of alignment counted)."""
+    gaps of alignment counted). The entries in `last` (indices) come after all others (codegen/stage_plan.py: the
+    matrices DMA staging can serve)."""
     readers = _readers(layout, graphs)
     cands = sorted((i for i, ops in readers.items() if not _row_table(ops)
                     and not any(op.startswith("moe_experts") for op in ops)),
-                   key=lambda i: -layout.entries[i].nbytes)
+                   key=lambda i: (i in last, -layout.entries[i].nbytes))
     chosen, left = set(), budget
     for i in cands:
         need = layout.entries[i].nbytes + ALIGN
