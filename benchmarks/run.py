@@ -299,7 +299,9 @@ def profile_all(cases: list[Case], bins: list[l2c.Binary], notes: list[str]) -> 
             jobs.append((c, numerics, "slmc", f"{c.build_flags} (generated Makefile)", cmd, "slmc_decode",
                          parse_slmc(run_proc(cmd).stdout)[1]))
             for b in bins:
-                if b.numerics == numerics:
+                # -march=native builds: valgrind decodes no AVX-512 (SIGILL here), and section 2 compares no
+                # instructions for them
+                if b.numerics == numerics and b.build != l2c.FASTEST:
                     cmd = [str(b.path), *l2c.args(c.checkpoint(numerics), c.tokenizer, n)]
                     r = run_proc(cmd)
                     jobs.append((c, numerics, f"llama2.c {l2c.PROGRAMS[numerics]}.c", b.build, cmd, "forward",

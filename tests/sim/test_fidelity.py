@@ -102,6 +102,11 @@ def test_roofline_by_hand_for_stories260k():
     assert r["cycles_over_roofline"] == pytest.approx((1_000_000 + 0.004 * 150e6) / ((macs + att) / 2 + mem))
     fp = rl.roofline(dict(row, numerics="fp32", isa="rv32imac"), c, 37.5e6)
     assert fp["mac_cycles"] is None and fp["cycles_over_roofline"] is None   # no FPU: no float MAC
+    # a DMA-staged build waits 0.0005 s of its 0.004 s of flash reads: the bound overlaps them too
+    st = rl.roofline(dict(row, estimated_flash_stall_seconds_per_token=0.0005), c, 37.5e6)
+    sram_cycles = (300_000 - flash_bytes + kv) / 4
+    assert st["roofline_cycles"] == pytest.approx(max((macs + att) / 2 + sram_cycles, 0.004 * 150e6))
+    assert st["build_cycles"] == pytest.approx(1_000_000 + 0.0005 * 150e6)
 
 
 def test_psram_estimate_by_hand():
