@@ -149,8 +149,8 @@ def _print_compiled(out: Path, rep: CompileReport | ChipsManifest) -> None:
     for note in rep.notes:
         if note.startswith("the KV cache is stored as fp16"):
             err.print(f"note: {note}", highlight=False)
-    if rep.model_seq_len:
-        err.print(f"[yellow]note:[/] {rep.notes[-1]}", highlight=False)
+        elif rep.model_seq_len and note.startswith("the KV cache holds "):   # a context cut (stages/fit.py)
+            err.print(f"[yellow]note:[/] {note}", highlight=False)
     if rep.levels is not None:
         from slmc.report.levels_table import levels_summary
 
