@@ -1,6 +1,6 @@
 /* slmc_parallel_for (slmc_parallel.h) on three machines:
- * - the host: a pool of SLMC_CORES - 1 POSIX threads started at the first call, woken per call by
- *   a condition variable; the calling thread is core 0.
+ * - the host: a pool of SLMC_CORES - 1 POSIX threads started at the first call, which poll for a call
+ *   a while and then sleep on a condition variable; the calling thread is core 0.
  * - bare-metal RV32 (QEMU virt -smp N): hart 0 runs main; harts 1..N-1 were parked at reset by
  *   parallel_harts.c and sleep in WFI until par_init releases them. A call publishes the job,
  *   bumps a generation counter and raises each hart's machine software interrupt (CLINT MSIP);
@@ -179,6 +179,11 @@ void slmc_parallel_for(slmc_task_fn fn, void *ctx, int n_items, int site) {
 #elif !defined(__arm__) && SLMC_CORES > 1
 #include <pthread.h>
 
+/* The handoff polls first: a decode step forks and joins for every operator (tens of thousands a run), and
+ * a sleep and wake-up through the condition variable each time cost more than the work split. A thread
+ * polls the generation (a worker) or the count of busy workers (core 0) for PAR_SPINS rounds, then sleeps;
+ * the variables are written under the mutex too, so a sleeper is always woken. */
+#define PAR_SPINS 4000
 static pthread_mutex_t par_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t par_work = PTHREAD_COND_INITIALIZER, par_idle = PTHREAD_COND_INITIALIZER;
 static unsigned par_gen;
@@ -186,21 +191,35 @@ static int par_pending, par_n;
 static slmc_task_fn par_fn;
 static void *par_ctx;
 
+static void par_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 static void *par_worker(void *arg) {
     int core = (int)(intptr_t)arg;
     unsigned seen = 0;
     for (;;) {
-        pthread_mutex_lock(&par_mu);
-        while (par_gen == seen) pthread_cond_wait(&par_work, &par_mu);
-        seen = par_gen;
-        slmc_task_fn fn = par_fn;
-        void *ctx = par_ctx;
-        int n = par_n;
-        pthread_mutex_unlock(&par_mu);
-        run_range(fn, ctx, n, core);
-        pthread_mutex_lock(&par_mu);
-        if (--par_pending == 0) pthread_cond_signal(&par_idle);
-        pthread_mutex_unlock(&par_mu);
+        unsigned gen = __atomic_load_n(&par_gen, __ATOMIC_ACQUIRE);
+        for (int i = 0; gen == seen && i < PAR_SPINS; i++) {
+            par_relax();
+            gen = __atomic_load_n(&par_gen, __ATOMIC_ACQUIRE);
+        }
+        if (gen == seen) {
+            pthread_mutex_lock(&par_mu);
+            while ((gen = __atomic_load_n(&par_gen, __ATOMIC_ACQUIRE)) == seen) pthread_cond_wait(&par_work, &par_mu);
+            pthread_mutex_unlock(&par_mu);
+        }
+        seen = gen;
+        run_range(par_fn, par_ctx, par_n, core);   /* published before the generation (release, acquire) */
+        if (__atomic_sub_fetch(&par_pending, 1, __ATOMIC_ACQ_REL) == 0) {
+            pthread_mutex_lock(&par_mu);
+            pthread_cond_signal(&par_idle);
+            pthread_mutex_unlock(&par_mu);
+        }
     }
     return NULL;
 }
@@ -220,15 +239,19 @@ void slmc_parallel_for(slmc_task_fn fn, void *ctx, int n_items, int site) {
             pthread_detach(t);
         }
     }
+    par_fn = fn, par_ctx = ctx, par_n = n_items;
+    __atomic_store_n(&par_pending, SLMC_CORES - 1, __ATOMIC_RELAXED);
     pthread_mutex_lock(&par_mu);
-    par_fn = fn, par_ctx = ctx, par_n = n_items, par_pending = SLMC_CORES - 1;
-    par_gen++;
+    __atomic_store_n(&par_gen, par_gen + 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&par_work);
     pthread_mutex_unlock(&par_mu);
     run_range(fn, ctx, n_items, 0);
-    pthread_mutex_lock(&par_mu);
-    while (par_pending) pthread_cond_wait(&par_idle, &par_mu);
-    pthread_mutex_unlock(&par_mu);
+    for (int i = 0; __atomic_load_n(&par_pending, __ATOMIC_ACQUIRE) && i < PAR_SPINS; i++) par_relax();
+    if (__atomic_load_n(&par_pending, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&par_mu);
+        while (__atomic_load_n(&par_pending, __ATOMIC_ACQUIRE)) pthread_cond_wait(&par_idle, &par_mu);
+        pthread_mutex_unlock(&par_mu);
+    }
 }
 
 #else
